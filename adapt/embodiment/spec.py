@@ -1,0 +1,304 @@
+"""The embodiment spec: one YAML file that says everything the toolkit needs to know about a robot.
+
+Model heads are sized from it, data is checked against it, policies clip to its limits. A spec is
+validated in one pass that collects every problem (structure first, then cross-field rules, then the
+robot description itself) and raises a single `InvalidFileError` naming the file and each field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from adapt.errors import AdaptError, InvalidFileError, Problem, did_you_mean
+from adapt.resources import PACKAGE_SCHEME, bundled_files, resolve_package_path
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+CameraRole = Literal["primary", "secondary", "wrist", "overhead", "egocentric"]
+ActionKind = Literal["joint_position", "joint_delta", "ee_delta"]
+EE_DELTA_DIM = 6
+"""An end-effector delta per arm: xyz translation (m) + axis-angle rotation (rad), as robosuite's OSC_POSE."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Joint(_Strict):
+    """One actuated joint, in the order states and actions list them."""
+
+    name: str
+    """Joint name exactly as in the robot description."""
+    position: tuple[float, float]
+    """Allowed position range [lower, upper] in rad (m for prismatic); must lie within the description's."""
+    velocity: PositiveFloat
+    """Maximum speed in rad/s (m/s for prismatic); robot descriptions rarely carry it, so the spec does."""
+
+    @field_validator("position")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError(f"lower limit {value[0]} must be below upper limit {value[1]}")
+        return value
+
+
+class Gripper(_Strict):
+    """The gripper command appended after the joint (or end-effector) part of the action and state."""
+
+    kind: Literal["parallel", "suction", "dexterous"]
+    dim: PositiveInt = 1
+    """Command dimensions (1 for a parallel gripper; per hand for bimanual robots)."""
+    range: tuple[float, float] = (-1.0, 1.0)
+    """Command range [open, closed] as the controller takes it."""
+
+
+class Camera(_Strict):
+    """A camera stream; datasets must supply every camera the spec names."""
+
+    name: str
+    role: CameraRole
+    """What the model may assume about the view: `primary` (scene), `wrist`, `egocentric` (a human's head)..."""
+    height: PositiveInt
+    width: PositiveInt
+    fps: PositiveFloat
+
+
+class ProprioField(_Strict):
+    """A block of the proprioceptive state vector; the blocks concatenate in the listed order."""
+
+    name: str
+    dim: PositiveInt
+    unit: str
+    """Unit of the values, for people reading data (rad, m, m/s, normalized, ...)."""
+
+
+class ActionSpace(_Strict):
+    """What the policy outputs and how often."""
+
+    kind: ActionKind
+    """joint_position: absolute joint targets; joint_delta: joint increments; ee_delta: end-effector twists."""
+    dim: PositiveInt
+    """Total action dimensions: joints (or 6 per end effector for ee_delta) + gripper dims."""
+    control_hz: PositiveFloat
+    """Rate at which actions are executed."""
+    chunk: PositiveInt
+    """Actions predicted per model call (the action horizon)."""
+    relative: bool = False
+    """Train on actions relative to the current state and convert back at inference (joint_position only)."""
+
+
+class EmbodimentSpec(_Strict):
+    """A robot (or a video-only source such as a human) as the toolkit sees it."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+    """Identifier used as the key of this embodiment's model heads; lowercase letters, digits, '_' and '-'."""
+    video_only: bool = False
+    """A source with cameras but no state or actions (human video, another robot's recordings)."""
+    description: str | None = None
+    """MJCF or URDF file, relative to this spec file, or `package://<python package>/<path>`."""
+    joints: list[Joint] = []
+    end_effector: str | list[str] | None = None
+    """Body or site name of the end-effector frame; one per arm for bimanual robots."""
+    gripper: Gripper | None = None
+    cameras: Annotated[list[Camera], Field(min_length=1)]
+    proprio: list[ProprioField] = []
+    action: ActionSpace | None = None
+    normalization: Literal["mean_std", "quantile"] = "mean_std"
+    """How state and actions are normalized: z-score, or the q01/q99 range mapped to [-1, 1]."""
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this spec was loaded from (None when built in Python)."""
+        return self._source
+
+    @property
+    def end_effectors(self) -> list[str]:
+        if self.end_effector is None:
+            return []
+        return [self.end_effector] if isinstance(self.end_effector, str) else list(self.end_effector)
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+    @property
+    def state_dim(self) -> int:
+        """Length of the proprioceptive state vector (0 for video-only sources)."""
+        return sum(p.dim for p in self.proprio)
+
+    @property
+    def action_dim(self) -> int:
+        """Length of one action (0 for video-only sources)."""
+        return self.action.dim if self.action else 0
+
+    def expected_action_dim(self) -> int:
+        """Action length implied by the joints, end effectors and gripper for this action kind."""
+        assert self.action is not None
+        arm = EE_DELTA_DIM * len(self.end_effectors) if self.action.kind == "ee_delta" else len(self.joints)
+        return arm + (self.gripper.dim if self.gripper else 0)
+
+    def description_path(self) -> Path | None:
+        """The robot description file on disk, resolved against the spec file's folder."""
+        if self.description is None:
+            return None
+        if self.description.startswith(PACKAGE_SCHEME):
+            return resolve_package_path(self.description)
+        path = Path(self.description)
+        if not path.is_absolute() and self._source is not None:
+            path = self._source.parent / path
+        return path
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Plain data for YAML (fields left unset are omitted)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def load_embodiment(name_or_path: str | Path, *, check_description: bool = True) -> EmbodimentSpec:
+    """Load and fully validate a spec by bundled name (`panda`) or path to a YAML file.
+
+    Raises `InvalidFileError` listing every problem, or `AdaptError` when the file cannot be found.
+    """
+    path = _find_spec_file(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InvalidFileError(path, [Problem("", f"not valid YAML: {err}")]) from None
+    if not isinstance(raw, dict):
+        raise InvalidFileError(path, [Problem("", "expected a mapping of spec fields at the top level")])
+    return spec_from_dict(raw, source=path, check_description=check_description)
+
+
+def spec_from_dict(
+    raw: dict[str, Any], *, source: Path | None = None, check_description: bool = True
+) -> EmbodimentSpec:
+    """Validate plain data as a spec; `source` anchors relative description paths and error messages."""
+    try:
+        spec = EmbodimentSpec.model_validate(raw)
+    except ValidationError as err:
+        raise InvalidFileError(source, [_pydantic_problem(e) for e in err.errors()]) from None
+    spec._source = source.resolve() if source is not None else None
+    problems = _check_rules(spec)
+    if check_description and not problems and not spec.video_only:
+        from adapt.embodiment.kinematics import check_against_description
+
+        problems = check_against_description(spec)
+    if problems:
+        raise InvalidFileError(source, problems)
+    return spec
+
+
+def save_embodiment(spec: EmbodimentSpec, path: Path, header: str = "") -> None:
+    """Write a spec as YAML atomically (temp file + rename), with an optional comment header."""
+    from adapt.atomic import atomic_write_text
+
+    body = yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False, default_flow_style=None, width=100)
+    atomic_write_text(path, header + body)
+
+
+def bundled_embodiments() -> dict[str, Path]:
+    """Specs shipped with adapt, by name."""
+    return bundled_files("embodiments")
+
+
+def _find_spec_file(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise AdaptError(f"{path}: embodiment spec file not found")
+        return path
+    bundled = bundled_embodiments()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    raise AdaptError(
+        f"'{name_or_path}' is neither a spec file nor a bundled embodiment."
+        f"{did_you_mean(str(name_or_path), bundled)} Bundled: {', '.join(bundled)}"
+    )
+
+
+def _pydantic_problem(error: dict[str, Any]) -> Problem:
+    """Turn one pydantic error into a Problem with a dotted field path and a fix the user can apply."""
+    loc = [part for part in error["loc"] if not (isinstance(part, str) and "[" in part)]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        return Problem(
+            field, f"unknown field.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}"
+        )
+    if kind == "missing":
+        return Problem(field, "required field is missing; add it")
+    if kind == "literal_error":
+        return Problem(field, f"{error['input']!r} is not allowed; use one of {error['ctx']['expected']}")
+    return Problem(field, f"{error['msg']} (got {error['input']!r})")
+
+
+def _fields_at(loc: list[Any]) -> list[str]:
+    """Field names of the spec model reached by walking `loc` (skipping list indices)."""
+    model: type[BaseModel] = EmbodimentSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        candidates += [a for c in candidates for a in getattr(c, "__args__", ())]
+        model = next(c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
+    return list(model.model_fields)
+
+
+def _check_rules(spec: EmbodimentSpec) -> list[Problem]:
+    """Cross-field rules that pydantic's per-field checks cannot express."""
+    problems = _duplicates("joints", spec.joint_names) + _duplicates("cameras", [c.name for c in spec.cameras])
+    problems += _duplicates("proprio", [p.name for p in spec.proprio])
+    if spec.video_only:
+        for field in ("description", "end_effector", "gripper", "action"):
+            if getattr(spec, field) is not None:
+                problems.append(Problem(field, "a video_only spec has no robot; remove this field"))
+        for field in ("joints", "proprio"):
+            if getattr(spec, field):
+                problems.append(Problem(field, "a video_only spec has no robot; remove this field"))
+        return problems
+    for field in ("description", "end_effector", "action"):
+        if getattr(spec, field) is None:
+            problems.append(Problem(field, "required unless video_only: true; add it"))
+    if not spec.joints:
+        problems.append(Problem("joints", "required unless video_only: true; list the actuated joints in order"))
+    if not spec.proprio:
+        problems.append(Problem("proprio", "required unless video_only: true; list the state fields"))
+    if spec.action is not None and spec.end_effector is not None and spec.joints:
+        expected = spec.expected_action_dim()
+        if spec.action.dim != expected:
+            problems.append(Problem("action.dim", _action_dim_hint(spec, expected)))
+        if spec.action.relative and spec.action.kind != "joint_position":
+            problems.append(Problem("action.relative", "only joint_position actions can be made relative"))
+    for i, field in enumerate(spec.proprio):
+        if field.name in ("joint_position", "joint_velocity") and field.dim != len(spec.joints):
+            problems.append(Problem(f"proprio[{i}].dim", f"is {field.dim}; set it to {len(spec.joints)} (joints)"))
+    return problems
+
+
+def _action_dim_hint(spec: EmbodimentSpec, expected: int) -> str:
+    assert spec.action is not None
+    gripper = spec.gripper.dim if spec.gripper else 0
+    if spec.action.kind == "ee_delta":
+        arm = f"{len(spec.end_effectors)} end effector(s) x {EE_DELTA_DIM}"
+    else:
+        arm = f"{len(spec.joints)} joints"
+    return f"is {spec.action.dim} but {spec.action.kind} needs {arm} + {gripper} gripper = {expected}; set it to {expected}"
+
+
+def _duplicates(field: str, names: list[str]) -> list[Problem]:
+    seen: dict[str, int] = {}
+    problems = []
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(
+                Problem(f"{field}[{i}].name", f"duplicate name '{name}' (also {field}[{seen[name]}]); rename one")
+            )
+        seen.setdefault(name, i)
+    return problems
