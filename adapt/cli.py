@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adapt.errors import AdaptError
@@ -23,7 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-embodiment_app = typer.Typer(help="Describe robots: list, show, validate and draft embodiment specs.", no_args_is_help=True)
+embodiment_app = typer.Typer(
+    help="Describe robots: list, show, validate and draft embodiment specs.", no_args_is_help=True
+)
 app.add_typer(embodiment_app, name="embodiment")
 
 out = Console()
@@ -39,7 +42,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AdaptError as error:
-            err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -54,7 +57,11 @@ def embodiment_list() -> None:
     table = Table("name", "joints", "state", "action", "cameras")
     for name in bundled_embodiments():
         spec = load_embodiment(name, check_description=False)
-        action = f"{spec.action.kind} x{spec.action.dim} @ {spec.action.control_hz:g} Hz" if spec.action else "none (video only)"
+        action = (
+            f"{spec.action.kind} x{spec.action.dim} @ {spec.action.control_hz:g} Hz"
+            if spec.action
+            else "none (video only)"
+        )
         cameras = ", ".join(f"{c.name}({c.role})" for c in spec.cameras)
         table.add_row(name, str(len(spec.joints)), str(spec.state_dim), action, cameras)
     out.print(table)
@@ -62,7 +69,9 @@ def embodiment_list() -> None:
 
 @embodiment_app.command("show")
 @user_errors
-def embodiment_show(name_or_path: Annotated[str, typer.Argument(help="Bundled name (e.g. panda) or a spec YAML.")]) -> None:
+def embodiment_show(
+    name_or_path: Annotated[str, typer.Argument(help="Bundled name (e.g. panda) or a spec YAML.")],
+) -> None:
     """Show a spec as tables: joints and limits, end effector, gripper, cameras, state, action space."""
     from adapt.embodiment import load_embodiment
 
@@ -110,10 +119,14 @@ def embodiment_validate(
             spec = load_embodiment(path)
         except AdaptError as error:
             failed += 1
-            err.print(f"[red]FAIL[/] {error}", highlight=False)
+            err.print(f"[red]FAIL[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             continue
-        out.print(f"[green]ok[/]   {path}: {spec.name}, {len(spec.joints)} joints, "
-                  f"state {spec.state_dim}, action {spec.action_dim}", highlight=False)
+        out.print(
+            f"[green]ok[/]   {path}: {spec.name}, {len(spec.joints)} joints, "
+            f"state {spec.state_dim}, action {spec.action_dim}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if failed:
         raise typer.Exit(2)
 
@@ -123,7 +136,9 @@ def embodiment_validate(
 def embodiment_new(
     description: Annotated[str, typer.Option("--from", help="MJCF or URDF file, or package://<pkg>/<path>.")],
     name: Annotated[str, typer.Option(help="Name of the new embodiment (lowercase, digits, _ or -).")],
-    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the spec [default: NAME.yaml].")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the spec [default: NAME.yaml].")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Draft a complete, valid spec from a robot description; then edit cameras, gripper and rates."""
@@ -135,8 +150,12 @@ def embodiment_new(
         raise AdaptError(f"{out_file} already exists; pass --overwrite to replace it")
     spec, header = draft_spec(description, name, out_file)
     save_embodiment(spec, out_file, header)
-    out.print(f"wrote {out_file}: {len(spec.joints)} joints, end effector {spec.end_effectors}. "
-              "Edit the fields listed at its top, then run `adapt embodiment validate`.", highlight=False)
+    out.print(
+        f"wrote {out_file}: {len(spec.joints)} joints, end effector {spec.end_effectors}. "
+        "Edit the fields listed at its top, then run `adapt embodiment validate`.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

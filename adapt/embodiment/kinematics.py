@@ -60,7 +60,9 @@ def description_joints(model: mujoco.MjModel) -> dict[str, DescriptionJoint]:
         kind = kinds.get(model.jnt_type[i])
         if kind is not None:
             lower, upper = (float(v) for v in model.jnt_range[i])
-            joints[model.joint(i).name] = DescriptionJoint(model.joint(i).name, kind, bool(model.jnt_limited[i]), (lower, upper))
+            joints[model.joint(i).name] = DescriptionJoint(
+                model.joint(i).name, kind, bool(model.jnt_limited[i]), (lower, upper)
+            )
     return joints
 
 
@@ -82,22 +84,29 @@ def check_against_description(spec: EmbodimentSpec) -> list[Problem]:
         if found is None:
             hint = did_you_mean(joint.name, available)
             problems.append(
-                Problem(f"joints[{i}].name", f"joint '{joint.name}' is not in the description.{hint} "
-                        f"Its joints: {', '.join(available)}")
+                Problem(
+                    f"joints[{i}].name",
+                    f"joint '{joint.name}' is not in the description.{hint} Its joints: {', '.join(available)}",
+                )
             )
             continue
         lower, upper = joint.position
         if found.limited and (lower < found.range[0] - LIMIT_TOLERANCE or upper > found.range[1] + LIMIT_TOLERANCE):
             problems.append(
-                Problem(f"joints[{i}].position", f"[{lower}, {upper}] is wider than the description's "
-                        f"[{found.range[0]}, {found.range[1]}] for '{joint.name}'; narrow it to lie within")
+                Problem(
+                    f"joints[{i}].position",
+                    f"[{lower}, {upper}] is wider than the description's "
+                    f"[{found.range[0]}, {found.range[1]}] for '{joint.name}'; narrow it to lie within",
+                )
             )
     frames = frame_names(model)
     for frame in spec.end_effectors:
         if frame not in frames:
             problems.append(
-                Problem("end_effector", f"'{frame}' is neither a body nor a site of the description."
-                        f"{did_you_mean(frame, frames)}")
+                Problem(
+                    "end_effector",
+                    f"'{frame}' is neither a body nor a site of the description.{did_you_mean(frame, frames)}",
+                )
             )
     return problems
 

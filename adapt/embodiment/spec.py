@@ -7,6 +7,7 @@ robot description itself) and raises a single `InvalidFileError` naming the file
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -151,7 +152,7 @@ class EmbodimentSpec(_Strict):
             return resolve_package_path(self.description)
         path = Path(self.description)
         if not path.is_absolute() and self._source is not None:
-            path = self._source.parent / path
+            path = Path(os.path.normpath(self._source.parent / path))  # lexical: the folder may not exist yet
         return path
 
     def to_yaml_dict(self) -> dict[str, Any]:
@@ -184,10 +185,10 @@ def spec_from_dict(
         raise InvalidFileError(source, [_pydantic_problem(e) for e in err.errors()]) from None
     spec._source = source.resolve() if source is not None else None
     problems = _check_rules(spec)
-    if check_description and not problems and not spec.video_only:
+    if check_description and not spec.video_only and spec.description is not None:
         from adapt.embodiment.kinematics import check_against_description
 
-        problems = check_against_description(spec)
+        problems += check_against_description(spec)
     if problems:
         raise InvalidFileError(source, problems)
     return spec
@@ -228,9 +229,7 @@ def _pydantic_problem(error: dict[str, Any]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
-        return Problem(
-            field, f"unknown field.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}"
-        )
+        return Problem(field, f"unknown field.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}")
     if kind == "missing":
         return Problem(field, "required field is missing; add it")
     if kind == "literal_error":
@@ -289,7 +288,8 @@ def _action_dim_hint(spec: EmbodimentSpec, expected: int) -> str:
         arm = f"{len(spec.end_effectors)} end effector(s) x {EE_DELTA_DIM}"
     else:
         arm = f"{len(spec.joints)} joints"
-    return f"is {spec.action.dim} but {spec.action.kind} needs {arm} + {gripper} gripper = {expected}; set it to {expected}"
+    needs = f"{spec.action.kind} needs {arm} + {gripper} gripper = {expected}"
+    return f"is {spec.action.dim} but {needs}; set it to {expected}"
 
 
 def _duplicates(field: str, names: list[str]) -> list[Problem]:

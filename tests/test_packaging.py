@@ -1,0 +1,51 @@
+"""Packaging contracts: every package is listed, bundled files ship in the wheel, and CI runs exactly
+the README's commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "adapt").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+
+
+def test_wheel_ships_bundled_embodiments_and_recipes(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("adapt-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for spec in (ROOT / "embodiments").glob("*.yaml"):
+        assert f"adapt/bundled/embodiments/{spec.name}" in names
+    for recipe in (ROOT / "recipes").glob("*.yaml"):
+        assert f"adapt/bundled/recipes/{recipe.name}" in names
+
+
+def test_ci_runs_the_readme_setup_and_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text()
