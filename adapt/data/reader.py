@@ -1,0 +1,243 @@
+"""Read LeRobot datasets (codebase v2.0, v2.1 and v3.0) against an embodiment spec.
+
+Parquet columns are read once with pyarrow and kept in memory (30 minutes at 20 Hz is ~36k rows);
+frames are decoded on demand with decord's random access (`get_batch`), resized by the decoder.
+Every problem with the files is an `AdaptError` naming the file, episode and column; with
+`skip_bad=True` the episode is skipped instead, and the skip is counted in `skipped`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+
+log = logging.getLogger(__name__)
+SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")
+
+
+class FeatureMap(BaseModel):
+    """Which dataset feature feeds which spec input, where the names differ from the defaults.
+
+    Defaults: camera `c` <- `observation.images.c`, state <- `observation.state`, action <- `action`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    cameras: dict[str, str] = {}
+    """Spec camera name -> dataset video key."""
+    state: str = STATE_KEY
+    action: str = ACTION_KEY
+
+
+@dataclass
+class EpisodeData:
+    """One readable episode: its arrays in memory and where its frames are in which video."""
+
+    index: int
+    task: str
+    length: int
+    state: np.ndarray | None
+    action: np.ndarray | None
+    videos: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    """Spec camera name -> (mp4 file, index of the episode's first frame in that file)."""
+
+
+class LeRobotDataset:
+    """Episodes of a LeRobot dataset folder, mapped onto `spec`'s cameras, state and action."""
+
+    def __init__(self, root: Path, spec: EmbodimentSpec, mapping: FeatureMap | None = None, *, skip_bad: bool = False):
+        self.root, self.spec, self.mapping = Path(root), spec, mapping or FeatureMap()
+        info_path = self.root / "meta" / "info.json"
+        if not info_path.is_file():
+            raise AdaptError(f"{self.root}: not a LeRobot dataset (missing meta/info.json)")
+        self.info = json.loads(info_path.read_text())
+        self.version = self.info.get("codebase_version")
+        if self.version not in SUPPORTED_VERSIONS:
+            raise AdaptError(f"{info_path}: codebase_version {self.version!r} is not one of {SUPPORTED_VERSIONS}")
+        self.fps = float(self.info["fps"])
+        self.camera_keys = self._map_cameras()
+        features = self.info["features"]
+        self.has_state = self.mapping.state in features and not spec.video_only
+        self.has_action = self.mapping.action in features and not spec.video_only
+        self.skipped: list[tuple[int, str]] = []
+        self.episodes: list[EpisodeData] = []
+        for episode in self._read_episodes():
+            try:
+                self._check(episode)
+            except AdaptError as error:
+                if not skip_bad:
+                    raise
+                self.skipped.append((episode.index, str(error)))
+                log.warning("skipping %s", error)
+                continue
+            self.episodes.append(episode)
+        if not self.episodes:
+            raise AdaptError(f"{self.root}: no usable episodes ({len(self.skipped)} skipped)")
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({e.task for e in self.episodes})
+
+    def frames(self, episode: EpisodeData, camera: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""
+        path, first = episode.videos[camera]
+        reader = self._reader(path, size)
+        try:
+            return reader.get_batch(list(np.asarray(indices) + first)).asnumpy()
+        except Exception as error:  # decord raises its own DECORDError for damaged streams
+            raise AdaptError(f"{path}: cannot decode frames of episode {episode.index}: {error}") from None
+
+    # -- layout ---------------------------------------------------------------------------------------
+
+    def _map_cameras(self) -> dict[str, str]:
+        features = self.info["features"]
+        videos = [k for k, v in features.items() if v.get("dtype") in ("video", "image")]
+        unknown = set(self.mapping.cameras) - {c.name for c in self.spec.cameras}
+        if unknown:
+            raise AdaptError(f"camera mapping names {sorted(unknown)}, which spec '{self.spec.name}' does not have")
+        keys = {c.name: self.mapping.cameras.get(c.name, camera_key(c.name)) for c in self.spec.cameras}
+        missing = {name: key for name, key in keys.items() if key not in videos}
+        if missing:
+            raise AdaptError(
+                f"{self.root}: spec '{self.spec.name}' needs cameras {missing} (spec name: dataset key) but the "
+                f"dataset's video keys are {videos}; map them with FeatureMap(cameras={{...}}) / --camera NAME=KEY"
+            )
+        unused = sorted(set(videos) - set(keys.values()))
+        if unused:
+            log.warning("%s: dataset cameras %s are not used by spec '%s'", self.root, unused, self.spec.name)
+        return keys
+
+    def _read_episodes(self) -> list[EpisodeData]:
+        if self.version == "v3.0":
+            return self._read_v3()
+        return self._read_v2()
+
+    def _read_v3(self) -> list[EpisodeData]:
+        meta = pq.ParquetDataset(sorted((self.root / "meta" / "episodes").rglob("*.parquet"))).read().to_pylist()
+        tables: dict[Path, dict] = {}
+        episodes = []
+        for row in sorted(meta, key=lambda r: r["episode_index"]):
+            data_file = self.root / self.info["data_path"].format(
+                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+            if data_file not in tables:
+                tables[data_file] = self._columns(data_file)
+            columns = tables[data_file]
+            rows = columns["index"]
+            span = (rows >= row["dataset_from_index"]) & (rows < row["dataset_to_index"])
+            episode = self._episode(row["episode_index"], row["tasks"][0], int(span.sum()), columns, span, data_file)
+            for camera, key in self.camera_keys.items():
+                video = self.root / self.info["video_path"].format(
+                    video_key=key, chunk_index=row[f"videos/{key}/chunk_index"], file_index=row[f"videos/{key}/file_index"])
+                episode.videos[camera] = (video, round(row[f"videos/{key}/from_timestamp"] * self._video_fps(key)))
+            episodes.append(episode)
+        return episodes
+
+    def _read_v2(self) -> list[EpisodeData]:
+        meta = self.root / "meta"
+        rows = [json.loads(line) for line in (meta / "episodes.jsonl").read_text().splitlines() if line.strip()]
+        chunk = self.info.get("chunks_size", 1000)
+        episodes = []
+        for row in sorted(rows, key=lambda r: r["episode_index"]):
+            index = row["episode_index"]
+            data_file = self.root / self.info["data_path"].format(episode_chunk=index // chunk, episode_index=index)
+            columns = self._columns(data_file)
+            span = np.ones(len(columns["index"]), dtype=bool)
+            episode = self._episode(index, row["tasks"][0], int(span.sum()), columns, span, data_file)
+            for camera, key in self.camera_keys.items():
+                video = self.root / self.info["video_path"].format(
+                    episode_chunk=index // chunk, video_key=key, episode_index=index)
+                episode.videos[camera] = (video, 0)
+            episodes.append(episode)
+        return episodes
+
+    def _columns(self, path: Path) -> dict[str, np.ndarray]:
+        """Needed parquet columns as numpy; a missing file or column is an error naming it."""
+        if not path.is_file():
+            raise AdaptError(f"{path}: data file listed in the dataset metadata does not exist")
+        try:
+            table = pq.read_table(path)
+        except Exception as error:
+            raise AdaptError(f"{path}: unreadable parquet file: {error}") from None
+        needed = ["index"] + [self.mapping.state] * self.has_state + [self.mapping.action] * self.has_action
+        absent = [c for c in needed if c not in table.column_names]
+        if absent:
+            raise AdaptError(f"{path}: missing column(s) {absent}; columns present: {table.column_names}")
+        return {c: _to_numpy(table.column(c)) for c in needed}
+
+    def _episode(self, index, task, length, columns, span, data_file) -> EpisodeData:
+        arrays = {}
+        for name, key, has, dim in (("state", self.mapping.state, self.has_state, self.spec.state_dim),
+                                    ("action", self.mapping.action, self.has_action, self.spec.action_dim)):
+            values = columns[key][span].astype(np.float32) if has else None
+            if values is not None and (values.ndim != 2 or values.shape[1] != dim):
+                raise AdaptError(f"{data_file}: column '{key}' has {values.shape[1:]} dims per step but spec "
+                                 f"'{self.spec.name}' has {name} dim {dim}")
+            arrays[name] = values
+        return EpisodeData(index, task, length, arrays["state"], arrays["action"])
+
+    def _video_fps(self, key: str) -> float:
+        return float(self.info["features"][key].get("info", {}).get("video.fps", self.fps))
+
+    # -- checks and decoding -----------------------------------------------------------------------------
+
+    def _check(self, episode: EpisodeData) -> None:
+        """Values finite and every video long enough; run once per episode when the dataset opens."""
+        for name in ("state", "action"):
+            values = getattr(episode, name)
+            if values is not None and not np.isfinite(values).all():
+                step, dim = np.argwhere(~np.isfinite(values))[0]
+                raise AdaptError(f"{self.root}: episode {episode.index} {name} has NaN/inf at step {step}, dim {dim}")
+        for path, first in episode.videos.values():
+            frames = self._count_frames(path)
+            if first + episode.length > frames:
+                raise AdaptError(f"{path}: episode {episode.index} needs frames {first}..{first + episode.length - 1}"
+                                 f" but the video has {frames} (truncated?)")
+
+    def _count_frames(self, path: Path) -> int:
+        cache = self.__dict__.setdefault("_frame_counts", {})
+        if path not in cache:
+            cache[path] = len(_open_video(path))
+        return cache[path]
+
+    def _reader(self, path: Path, size: tuple[int, int]):
+        """decord readers, opened lazily in the process that decodes (DataLoader workers fork first)."""
+        readers = self.__dict__.setdefault("_readers", {})
+        if (path, size) not in readers:
+            readers[(path, size)] = _open_video(path, size)
+        return readers[(path, size)]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_readers"}
+
+
+def _open_video(path: Path, size: tuple[int, int] | None = None):
+    import decord
+
+    if not path.is_file():
+        raise AdaptError(f"{path}: video file listed in the dataset metadata does not exist")
+    try:
+        if size is None:
+            return decord.VideoReader(str(path), num_threads=1)
+        return decord.VideoReader(str(path), height=size[0], width=size[1], num_threads=1)
+    except Exception as error:
+        raise AdaptError(f"{path}: not a readable video (corrupt or truncated mp4?): {error}") from None
+
+
+def _to_numpy(column) -> np.ndarray:
+    """A parquet column as numpy: scalars as (n,), fixed or variable lists as (n, d)."""
+    import pyarrow as pa
+
+    column = column.combine_chunks()
+    if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        return values.reshape(len(column), -1) if len(column) else values.reshape(0, 0)
+    return column.to_numpy(zero_copy_only=False)
