@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +91,14 @@ class LeRobotDataset:
     def frames(self, episode: EpisodeData, camera: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""
         path, first = episode.videos[camera]
-        reader = self._reader(path, size)
+        reader = self._reader(path)
+        # decord's get_batch fails on repeated indices (padding repeats frames): decode each once, in order
+        unique, inverse = np.unique(np.asarray(indices), return_inverse=True)
         try:
-            return reader.get_batch(list(np.asarray(indices) + first)).asnumpy()
+            frames = reader.get_batch(list(unique + first)).asnumpy()
         except Exception as error:  # decord raises its own DECORDError for damaged streams
             raise AdaptError(f"{path}: cannot decode frames of episode {episode.index}: {error}") from None
+        return _resize(frames, size)[inverse]
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -127,7 +131,8 @@ class LeRobotDataset:
         episodes = []
         for row in sorted(meta, key=lambda r: r["episode_index"]):
             data_file = self.root / self.info["data_path"].format(
-                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+            )
             if data_file not in tables:
                 tables[data_file] = self._columns(data_file)
             columns = tables[data_file]
@@ -136,7 +141,10 @@ class LeRobotDataset:
             episode = self._episode(row["episode_index"], row["tasks"][0], int(span.sum()), columns, span, data_file)
             for camera, key in self.camera_keys.items():
                 video = self.root / self.info["video_path"].format(
-                    video_key=key, chunk_index=row[f"videos/{key}/chunk_index"], file_index=row[f"videos/{key}/file_index"])
+                    video_key=key,
+                    chunk_index=row[f"videos/{key}/chunk_index"],
+                    file_index=row[f"videos/{key}/file_index"],
+                )
                 episode.videos[camera] = (video, round(row[f"videos/{key}/from_timestamp"] * self._video_fps(key)))
             episodes.append(episode)
         return episodes
@@ -154,7 +162,8 @@ class LeRobotDataset:
             episode = self._episode(index, row["tasks"][0], int(span.sum()), columns, span, data_file)
             for camera, key in self.camera_keys.items():
                 video = self.root / self.info["video_path"].format(
-                    episode_chunk=index // chunk, video_key=key, episode_index=index)
+                    episode_chunk=index // chunk, video_key=key, episode_index=index
+                )
                 episode.videos[camera] = (video, 0)
             episodes.append(episode)
         return episodes
@@ -175,12 +184,16 @@ class LeRobotDataset:
 
     def _episode(self, index, task, length, columns, span, data_file) -> EpisodeData:
         arrays = {}
-        for name, key, has, dim in (("state", self.mapping.state, self.has_state, self.spec.state_dim),
-                                    ("action", self.mapping.action, self.has_action, self.spec.action_dim)):
+        for name, key, has, dim in (
+            ("state", self.mapping.state, self.has_state, self.spec.state_dim),
+            ("action", self.mapping.action, self.has_action, self.spec.action_dim),
+        ):
             values = columns[key][span].astype(np.float32) if has else None
             if values is not None and (values.ndim != 2 or values.shape[1] != dim):
-                raise AdaptError(f"{data_file}: column '{key}' has {values.shape[1:]} dims per step but spec "
-                                 f"'{self.spec.name}' has {name} dim {dim}")
+                raise AdaptError(
+                    f"{data_file}: column '{key}' has {values.shape[1:]} dims per step but spec "
+                    f"'{self.spec.name}' has {name} dim {dim}"
+                )
             arrays[name] = values
         return EpisodeData(index, task, length, arrays["state"], arrays["action"])
 
@@ -199,8 +212,10 @@ class LeRobotDataset:
         for path, first in episode.videos.values():
             frames = self._count_frames(path)
             if first + episode.length > frames:
-                raise AdaptError(f"{path}: episode {episode.index} needs frames {first}..{first + episode.length - 1}"
-                                 f" but the video has {frames} (truncated?)")
+                raise AdaptError(
+                    f"{path}: episode {episode.index} needs frames {first}..{first + episode.length - 1}"
+                    f" but the video has {frames} (truncated?)"
+                )
 
     def _count_frames(self, path: Path) -> int:
         cache = self.__dict__.setdefault("_frame_counts", {})
@@ -208,26 +223,40 @@ class LeRobotDataset:
             cache[path] = len(_open_video(path))
         return cache[path]
 
-    def _reader(self, path: Path, size: tuple[int, int]):
-        """decord readers, opened lazily in the process that decodes (DataLoader workers fork first)."""
-        readers = self.__dict__.setdefault("_readers", {})
-        if (path, size) not in readers:
-            readers[(path, size)] = _open_video(path, size)
-        return readers[(path, size)]
+    def _reader(self, path: Path):
+        """decord readers, opened lazily per process: a reader inherited through fork (DataLoader
+        workers) shares decoder threads with its parent and deadlocks, so each process opens its own."""
+        if self.__dict__.get("_readers_pid") != os.getpid():
+            self._readers, self._readers_pid = {}, os.getpid()
+        readers = self._readers
+        if path not in readers:
+            readers[path] = _open_video(path)
+        return readers[path]
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_readers"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid")}
 
 
-def _open_video(path: Path, size: tuple[int, int] | None = None):
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased bilinear resize of uint8 (n, H, W, 3) frames. Done here, not by decord's own
+    `VideoReader(height=, width=)`: that scaler returns wrongly sized buffers for some widths (16, 24, 48)."""
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _open_video(path: Path):
     import decord
 
     if not path.is_file():
         raise AdaptError(f"{path}: video file listed in the dataset metadata does not exist")
     try:
-        if size is None:
-            return decord.VideoReader(str(path), num_threads=1)
-        return decord.VideoReader(str(path), height=size[0], width=size[1], num_threads=1)
+        return decord.VideoReader(str(path), num_threads=1)
     except Exception as error:
         raise AdaptError(f"{path}: not a readable video (corrupt or truncated mp4?): {error}") from None
 

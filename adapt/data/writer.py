@@ -48,9 +48,15 @@ class DatasetWriter:
         self._tmp = self.root.with_name(f".{self.root.name}.partial")
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp.mkdir(parents=True)
-        self._videos = {c.name: _VideoStream(self._tmp / VIDEO_PATH.format(video_key=camera_key(c.name), chunk_index=0,
-                                                                            file_index=0), self.fps, crf, gop)
-                        for c in spec.cameras}
+        self._videos = {
+            c.name: _VideoStream(
+                self._tmp / VIDEO_PATH.format(video_key=camera_key(c.name), chunk_index=0, file_index=0),
+                self.fps,
+                crf,
+                gop,
+            )
+            for c in spec.cameras
+        }
         self._rows: list[pa.Table] = []
         self._episodes: list[dict] = []
         self._tasks: dict[str, int] = {}
@@ -70,16 +76,29 @@ class DatasetWriter:
         }
         for key, values in ((STATE_KEY, episode.state), (ACTION_KEY, episode.action)):
             if values is not None:
-                columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.astype(np.float32).ravel()), values.shape[1])
+                columns[key] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(values.astype(np.float32).ravel()), values.shape[1]
+                )
         self._rows.append(pa.table(columns))
-        row = {"episode_index": index, "tasks": [episode.task], "length": n, "data/chunk_index": 0,
-               "data/file_index": 0, "dataset_from_index": self._frames, "dataset_to_index": self._frames + n}
+        row = {
+            "episode_index": index,
+            "tasks": [episode.task],
+            "length": n,
+            "data/chunk_index": 0,
+            "data/file_index": 0,
+            "dataset_from_index": self._frames,
+            "dataset_to_index": self._frames + n,
+        }
         for camera, stream in self._videos.items():
             start = stream.frames / self.fps
             stream.write(episode.frames[camera])
             key = camera_key(camera)
-            row |= {f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0,
-                    f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": stream.frames / self.fps}
+            row |= {
+                f"videos/{key}/chunk_index": 0,
+                f"videos/{key}/file_index": 0,
+                f"videos/{key}/from_timestamp": start,
+                f"videos/{key}/to_timestamp": stream.frames / self.fps,
+            }
         self._episodes.append(row)
         self._frames += n
 
@@ -125,29 +144,48 @@ class DatasetWriter:
                 raise AdaptError(f"spec '{self.spec.name}' is video-only; episodes must not carry {name}")
             if not self.spec.video_only and (values is None or values.shape != (episode.length, dim)):
                 shape = None if values is None else values.shape
-                raise AdaptError(f"episode {name} must have shape ({episode.length}, {dim}) for "
-                                 f"'{self.spec.name}', got {shape}")
+                raise AdaptError(
+                    f"episode {name} must have shape ({episode.length}, {dim}) for '{self.spec.name}', got {shape}"
+                )
 
     def _info(self) -> dict:
         features: dict[str, dict] = {}
         for camera in self.spec.cameras:
             height, width = self._videos[camera.name].size or (camera.height, camera.width)
             features[camera_key(camera.name)] = {
-                "dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"],
-                "info": {"video.fps": self.fps, "video.codec": "h264", "video.pix_fmt": "yuv420p",
-                         "video.height": height, "video.width": width, "has_audio": False},
+                "dtype": "video",
+                "shape": [height, width, 3],
+                "names": ["height", "width", "channels"],
+                "info": {
+                    "video.fps": self.fps,
+                    "video.codec": "h264",
+                    "video.pix_fmt": "yuv420p",
+                    "video.height": height,
+                    "video.width": width,
+                    "has_audio": False,
+                },
             }
         if not self.spec.video_only:
-            features[STATE_KEY] = {"dtype": "float32", "shape": [self.spec.state_dim],
-                                   "names": [f"{p.name}_{i}" for p in self.spec.proprio for i in range(p.dim)]}
+            features[STATE_KEY] = {
+                "dtype": "float32",
+                "shape": [self.spec.state_dim],
+                "names": [f"{p.name}_{i}" for p in self.spec.proprio for i in range(p.dim)],
+            }
             features[ACTION_KEY] = {"dtype": "float32", "shape": [self.spec.action_dim], "names": None}
         for key in ("frame_index", "episode_index", "index", "task_index"):
             features[key] = {"dtype": "int64", "shape": [1], "names": None}
         features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
         return {
-            "codebase_version": CODEBASE_VERSION, "robot_type": self.spec.name, "total_episodes": len(self._episodes),
-            "total_frames": self._frames, "total_tasks": len(self._tasks), "chunks_size": 1000, "fps": self.fps,
-            "splits": {"train": f"0:{len(self._episodes)}"}, "data_path": DATA_PATH, "video_path": VIDEO_PATH,
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.spec.name,
+            "total_episodes": len(self._episodes),
+            "total_frames": self._frames,
+            "total_tasks": len(self._tasks),
+            "chunks_size": 1000,
+            "fps": self.fps,
+            "splits": {"train": f"0:{len(self._episodes)}"},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH,
             "features": features,
         }
 
@@ -165,7 +203,9 @@ class _VideoStream:
         import av
 
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise AdaptError(f"{self.path.parent.name}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+            raise AdaptError(
+                f"{self.path.parent.name}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
+            )
         if self._container is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.path), "w")
@@ -175,7 +215,9 @@ class _VideoStream:
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf), "g": str(self.gop), "preset": "veryfast"}
         if frames.shape[1:3] != self.size:
-            raise AdaptError(f"{self.path.parent.name}: frame size {frames.shape[1:3]} differs from earlier {self.size}")
+            raise AdaptError(
+                f"{self.path.parent.name}: frame size {frames.shape[1:3]} differs from earlier {self.size}"
+            )
         for frame in frames:
             for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 self._container.mux(packet)

@@ -1,0 +1,52 @@
+"""Turn a folder of mp4 files (people or another robot doing a task) into a video-only dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from adapt.data.episode import Episode
+from adapt.data.writer import DatasetWriter
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+def import_videos(
+    folder: Path, spec: EmbodimentSpec, task: str, out: Path, *, skip_bad: bool = False, progress: bool = False
+) -> tuple[Path, list[str]]:
+    """One episode per video file, sorted by name, decoded at the spec camera's resolution and resampled
+    to its fps. `spec` must be video-only with one camera. Returns the dataset and the skipped files."""
+    import decord
+
+    if not spec.video_only or len(spec.cameras) != 1:
+        raise AdaptError(f"import-videos needs a video-only spec with one camera; '{spec.name}' is not")
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise AdaptError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    camera = spec.cameras[0]
+    skipped = []
+    with DatasetWriter(out, spec) as writer:
+        for path in _maybe_progress(files, progress):
+            try:
+                reader = decord.VideoReader(str(path), height=camera.height, width=camera.width, num_threads=1)
+                step = reader.get_avg_fps() / camera.fps
+                indices = np.arange(0, len(reader), step).round().astype(int).clip(0, len(reader) - 1)
+                frames = reader.get_batch(list(indices)).asnumpy()
+            except Exception as error:  # decord raises DECORDError for unreadable files
+                if not skip_bad:
+                    raise AdaptError(f"{path}: not a readable video ({error}); pass --skip-bad to skip it") from None
+                skipped.append(f"{path.name}: {error}")
+                continue
+            writer.add(Episode(task=task, frames={camera.name: frames}))
+    return out, skipped
+
+
+def _maybe_progress(items: list, enabled: bool):
+    if not enabled:
+        return items
+    from rich.progress import track
+
+    return track(items, description="importing videos")

@@ -1,0 +1,193 @@
+"""Training windows: what the World Action Model sees for one sampled time t of one episode.
+
+A window holds `context` frames up to t and `future` frames after it (every `stride` steps), the state
+at t, the action chunk starting at t, the task text, and masks saying which parts exist: a
+video-only window has no state and no action; near an episode's end, future frames and actions are
+padded (repeating the last one) and masked out. Times are in the spec's control steps; when the
+dataset was recorded at another fps, indices are resampled to the nearest recorded frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from adapt.data.reader import EpisodeData, LeRobotDataset
+from adapt.data.stats import NormStats
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Shape of a training window."""
+
+    context: int = 2
+    """Frames up to and including t."""
+    future: int = 4
+    """Frames after t that the model predicts."""
+    stride: int = 4
+    """Control steps between consecutive frames of a window."""
+    height: int = 64
+    width: int = 64
+    """Resolution the frames are decoded to (the model's, not the dataset's)."""
+    idle_threshold: float | None = None
+    """Drop windows whose state moves less than this (max abs change over the action chunk)."""
+
+
+def joint_state_slice(spec: EmbodimentSpec) -> slice:
+    """Where the joint positions sit in the state vector (the `joint_position` proprio block)."""
+    start = 0
+    for field in spec.proprio:
+        if field.name == "joint_position":
+            return slice(start, start + field.dim)
+        start += field.dim
+    raise AdaptError(f"spec '{spec.name}': relative actions need a 'joint_position' proprio field")
+
+
+def to_model_actions(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """Actions as the model learns them: joint targets minus the current joints when `relative: true`.
+
+    `state` broadcasts against `actions` (one state for a chunk, or one per step).
+    """
+    if not (spec.action and spec.action.relative):
+        return actions
+    out = actions.copy()
+    out[..., : len(spec.joints)] -= state[..., joint_state_slice(spec)]
+    return out
+
+
+def from_model_actions(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """Inverse of `to_model_actions`: absolute joint targets for the robot."""
+    if not (spec.action and spec.action.relative):
+        return actions
+    out = actions.copy()
+    out[..., : len(spec.joints)] += state[..., joint_state_slice(spec)]
+    return out
+
+
+class WindowDataset(Dataset):
+    """Windows over every usable time step of every episode; items are dicts of tensors and a task string."""
+
+    def __init__(
+        self,
+        dataset: LeRobotDataset,
+        config: WindowConfig = WindowConfig(),
+        stats: NormStats | None = None,
+        *,
+        skip_bad: bool = False,
+    ):
+        self.dataset, self.config, self.stats, self.spec = dataset, config, stats, dataset.spec
+        self.chunk = self.spec.action.chunk if self.spec.action else 1
+        self.ratio = (
+            dataset.fps / min(c.fps for c in self.spec.cameras)
+            if self.spec.video_only
+            else dataset.fps / self.spec.action.control_hz
+        )
+        self.index = []
+        for e, episode in enumerate(dataset.episodes):
+            if self._steps(episode) <= config.stride:
+                problem = (
+                    f"{dataset.root}: episode {episode.index} has {self._steps(episode)} control steps, "
+                    f"shorter than a window (needs {config.stride + 1}); lower the stride or drop it"
+                )
+                if not skip_bad:
+                    raise AdaptError(problem)
+                dataset.skipped.append((episode.index, problem))
+                continue
+            self.index += [(e, t) for t in self._times(episode)]
+        if not self.index:
+            raise AdaptError(f"{dataset.root}: no window left to train on (idle filter too strict?)")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _steps(self, episode: EpisodeData) -> int:
+        return int(episode.length / self.ratio)
+
+    def _times(self, episode: EpisodeData) -> list[int]:
+        """Window start times: at least one future frame must exist; optionally only where the robot moves."""
+        last = self._steps(episode) - self.config.stride
+        times = list(range(max(last, 0)))
+        if self.config.idle_threshold is not None and episode.state is not None:
+            times = [t for t in times if self._motion(episode, t) >= self.config.idle_threshold]
+        return times
+
+    def _motion(self, episode: EpisodeData, t: int) -> float:
+        rows = self._rows(episode, np.arange(t, t + self.chunk))
+        return float(np.abs(episode.state[rows] - episode.state[rows[0]]).max())
+
+    def _rows(self, episode: EpisodeData, steps: np.ndarray) -> np.ndarray:
+        """Recorded frame indices for control steps, clamped into the episode."""
+        return np.clip(np.round(steps * self.ratio).astype(int), 0, episode.length - 1)
+
+    def __getitem__(self, i: int) -> dict:
+        e, t = self.index[i]
+        episode, cfg = self.dataset.episodes[e], self.config
+        steps = self._steps(episode)
+        context = t - cfg.stride * np.arange(cfg.context - 1, -1, -1)
+        future = t + cfg.stride * np.arange(1, cfg.future + 1)
+        times = np.concatenate([context, future])
+        frames = np.stack(
+            [
+                self.dataset.frames(episode, c.name, self._rows(episode, times), (cfg.height, cfg.width))
+                for c in self.spec.cameras
+            ]
+        )  # (cams, T, H, W, 3)
+        item = {
+            "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).contiguous(),  # (cams, T, 3, H, W) uint8
+            "context_mask": torch.from_numpy(context >= 0),
+            "future_mask": torch.from_numpy(future < steps),
+            "task": episode.task,
+            "embodiment": self.spec.name,
+        }
+        item |= self._state_and_action(episode, t, steps)
+        return item
+
+    def _state_and_action(self, episode: EpisodeData, t: int, steps: int) -> dict:
+        spec = self.spec
+        state = np.zeros(spec.state_dim, np.float32)
+        action = np.zeros((self.chunk, spec.action_dim), np.float32)
+        action_steps = t + np.arange(self.chunk)
+        action_mask = np.zeros(self.chunk, bool)
+        if episode.state is not None:
+            state = episode.state[self._rows(episode, np.array([t]))[0]]
+            if self.stats is not None:
+                state = self.stats.normalize(state, "state")
+        if episode.action is not None:
+            raw_state = episode.state[self._rows(episode, np.array([t]))[0]]
+            action = to_model_actions(spec, episode.action[self._rows(episode, action_steps)], raw_state)
+            if self.stats is not None:
+                action = self.stats.normalize(action, "action")
+            action_mask = action_steps < steps
+        return {
+            "state": torch.as_tensor(state, dtype=torch.float32),
+            "has_state": torch.tensor(episode.state is not None),
+            "action": torch.as_tensor(action, dtype=torch.float32),
+            "action_mask": torch.from_numpy(action_mask),
+            "has_action": torch.tensor(episode.action is not None),
+        }
+
+
+def window_loader(
+    windows: WindowDataset, batch_size: int = 16, workers: int = 2, shuffle: bool = True, seed: int = 0
+) -> DataLoader:
+    """A DataLoader that keeps training fed: worker processes decode, batches are pinned when CUDA is up.
+
+    Workers are spawned, not forked: decord (FFmpeg) state inherited through fork deadlocks the decoder.
+    """
+    return DataLoader(
+        windows,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        drop_last=False,
+        multiprocessing_context="spawn" if workers > 0 else None,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed),
+        prefetch_factor=4 if workers > 0 else None,
+    )

@@ -1,0 +1,290 @@
+"""Datasets: write -> read round trips (v3 and a hand-written v2.1), windows and masks, statistics,
+and every kind of bad input ending in an error that names the file/episode/column (or a counted skip)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from adapt.data import DatasetWriter, Episode, FeatureMap, LeRobotDataset
+from adapt.data.stats import NormStats, compute_stats
+from adapt.data.windows import WindowConfig, WindowDataset, from_model_actions, to_model_actions, window_loader
+from adapt.embodiment import load_embodiment, spec_from_dict
+from adapt.errors import AdaptError
+
+SIZE = 32
+
+
+def make_episode(spec, length: int, seed: int, task: str = "lift the cube") -> Episode:
+    """Frames whose brightness encodes the frame index (so decoded frames can be checked), random arrays."""
+    rng = np.random.default_rng(seed)
+    ramp = (np.arange(length) * 7 + seed * 40) % 200 + 20
+    frames = {
+        c.name: np.broadcast_to(ramp[:, None, None, None], (length, SIZE, SIZE, 3)).astype(np.uint8).copy()
+        for c in spec.cameras
+    }
+    if spec.video_only:
+        return Episode(task, frames)
+    state = rng.normal(size=(length, spec.state_dim)).astype(np.float32)
+    action = rng.normal(size=(length, spec.action_dim)).astype(np.float32)
+    return Episode(task, frames, state, action)
+
+
+@pytest.fixture
+def ur5e():
+    return load_embodiment("ur5e")
+
+
+@pytest.fixture
+def episodes(ur5e):
+    return [make_episode(ur5e, length, seed) for seed, length in enumerate((30, 41, 25))]
+
+
+@pytest.fixture
+def dataset_v3(tmp_path, ur5e, episodes):
+    with DatasetWriter(tmp_path / "v3", ur5e) as writer:
+        for episode in episodes:
+            writer.add(episode)
+    return tmp_path / "v3"
+
+
+def assert_round_trip(dataset, episodes, spec):
+    assert [e.length for e in dataset.episodes] == [e.length for e in episodes]
+    for read, written in zip(dataset.episodes, episodes, strict=True):
+        np.testing.assert_array_equal(read.state, written.state)
+        np.testing.assert_array_equal(read.action, written.action)
+        for camera in spec.cameras:
+            frames = dataset.frames(read, camera.name, np.arange(read.length), (SIZE, SIZE)).astype(int)
+            error = np.abs(frames - written.frames[camera.name])
+            assert error.max() <= 6 and error.mean() < 2  # H.264 at crf 18
+
+
+def test_v3_round_trip(dataset_v3, ur5e, episodes):
+    info = json.loads((dataset_v3 / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["total_frames"] == 96 and info["total_episodes"] == 3
+    dataset = LeRobotDataset(dataset_v3, ur5e)
+    assert dataset.tasks == ["lift the cube"]
+    assert_round_trip(dataset, episodes, ur5e)
+
+
+def write_v21(root, spec, episodes, fps=20):
+    """A LeRobot v2.1 dataset written independently of our writer: one parquet and one mp4 per episode."""
+    import av
+
+    (root / "meta").mkdir(parents=True)
+    features = {f"observation.images.{c.name}": {"dtype": "video", "shape": [SIZE, SIZE, 3]} for c in spec.cameras}
+    features |= {
+        "observation.state": {"dtype": "float32", "shape": [spec.state_dim]},
+        "action": {"dtype": "float32", "shape": [spec.action_dim]},
+    }
+    info = {
+        "codebase_version": "v2.1",
+        "fps": fps,
+        "chunks_size": 1000,
+        "features": features,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+    }
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    lines = [json.dumps({"episode_index": i, "tasks": [e.task], "length": e.length}) for i, e in enumerate(episodes)]
+    (root / "meta" / "episodes.jsonl").write_text("\n".join(lines))
+    for i, episode in enumerate(episodes):
+        data = root / f"data/chunk-000/episode_{i:06d}.parquet"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            pa.table(
+                {
+                    "index": np.arange(episode.length),
+                    "observation.state": list(episode.state),
+                    "action": list(episode.action),
+                }
+            ),
+            data,
+        )
+        for camera, frames in episode.frames.items():
+            video = root / f"videos/chunk-000/observation.images.{camera}/episode_{i:06d}.mp4"
+            video.parent.mkdir(parents=True, exist_ok=True)
+            with av.open(str(video), "w") as container:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.height = stream.width = SIZE
+                stream.pix_fmt, stream.options = "yuv420p", {"crf": "18"}
+                for frame in frames:
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                container.mux(stream.encode())
+
+
+def test_v21_round_trip(tmp_path, ur5e, episodes):
+    write_v21(tmp_path / "v21", ur5e, episodes)
+    dataset = LeRobotDataset(tmp_path / "v21", ur5e)
+    assert dataset.version == "v2.1"
+    assert_round_trip(dataset, episodes, ur5e)
+
+
+def test_camera_mapping_is_never_silent(tmp_path, ur5e, episodes, caplog):
+    renamed = spec_from_dict(
+        ur5e.model_dump()
+        | {
+            "name": "ur5e_front",
+            "cameras": [
+                {"name": "front", "role": "primary", "height": SIZE, "width": SIZE, "fps": 20},
+                {"name": "robot0_eye_in_hand", "role": "wrist", "height": SIZE, "width": SIZE, "fps": 20},
+                {"name": "side", "role": "secondary", "height": SIZE, "width": SIZE, "fps": 20},
+            ],
+        },
+        source=ur5e.source,
+    )
+    with DatasetWriter(tmp_path / "three", renamed) as writer:
+        for episode in episodes:
+            frames = episode.frames | {"front": episode.frames["agentview"], "side": episode.frames["agentview"]}
+            writer.add(Episode(episode.task, frames, episode.state, episode.action))
+    with pytest.raises(AdaptError, match=r"needs cameras \{'agentview': 'observation.images.agentview'\}"):
+        LeRobotDataset(tmp_path / "three", ur5e)
+    with caplog.at_level(logging.WARNING):
+        dataset = LeRobotDataset(
+            tmp_path / "three", ur5e, FeatureMap(cameras={"agentview": "observation.images.front"})
+        )
+    assert "observation.images.side" in caplog.text
+    assert dataset.episodes[0].videos["agentview"][0].parts[-3] == "observation.images.front"
+
+
+def test_corrupt_and_truncated_video(dataset_v3, ur5e):
+    video = dataset_v3 / "videos/observation.images.agentview/chunk-000/file-000.mp4"
+    content = video.read_bytes()
+    video.write_bytes(content[: len(content) // 2])
+    with pytest.raises(AdaptError, match="file-000.mp4"):
+        LeRobotDataset(dataset_v3, ur5e)
+    video.write_bytes(b"\x00" * 1000)
+    with pytest.raises(AdaptError, match="not a readable video"):
+        LeRobotDataset(dataset_v3, ur5e)
+
+
+def test_missing_column_named(dataset_v3, ur5e):
+    data = dataset_v3 / "data/chunk-000/file-000.parquet"
+    pq.write_table(pq.read_table(data).drop(["action"]), data)
+    with pytest.raises(AdaptError, match=r"file-000.parquet: missing column\(s\) \['action'\]"):
+        LeRobotDataset(dataset_v3, ur5e)
+
+
+def test_dims_disagreeing_with_spec_named(dataset_v3):
+    with pytest.raises(AdaptError, match="column 'observation.state' has \\(7,\\) dims per step but spec 'sawyer'"):
+        LeRobotDataset(dataset_v3, load_embodiment("sawyer"))
+
+
+def test_nan_named_or_skipped(tmp_path, ur5e, episodes):
+    episodes[1].action[5, 2] = np.nan
+    with DatasetWriter(tmp_path / "nan", ur5e) as writer:
+        for episode in episodes:
+            writer.add(episode)
+    with pytest.raises(AdaptError, match="episode 1 action has NaN/inf at step 5, dim 2"):
+        LeRobotDataset(tmp_path / "nan", ur5e)
+    dataset = LeRobotDataset(tmp_path / "nan", ur5e, skip_bad=True)
+    assert [e.index for e in dataset.episodes] == [0, 2] and len(dataset.skipped) == 1
+
+
+def test_short_episode_named_or_skipped(tmp_path, ur5e, episodes):
+    with DatasetWriter(tmp_path / "short", ur5e) as writer:
+        for episode in [*episodes, make_episode(ur5e, 3, seed=9)]:
+            writer.add(episode)
+    dataset = LeRobotDataset(tmp_path / "short", ur5e)
+    with pytest.raises(AdaptError, match="episode 3 has 3 control steps, shorter than a window"):
+        WindowDataset(dataset, WindowConfig(stride=4))
+    windows = WindowDataset(dataset, WindowConfig(stride=4), skip_bad=True)
+    assert len(dataset.skipped) == 1 and {e for e, _ in windows.index} == {0, 1, 2}
+
+
+def test_writer_refuses_wrong_dims_and_leaves_nothing(tmp_path, ur5e):
+    episode = make_episode(ur5e, 10, 0)
+    episode.state = episode.state[:, :5]
+    with pytest.raises(AdaptError, match=r"state must have shape \(10, 7\)"), DatasetWriter(tmp_path / "x", ur5e) as w:
+        w.add(episode)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_windows_shapes_and_masks(dataset_v3, ur5e):
+    dataset = LeRobotDataset(dataset_v3, ur5e)
+    config = WindowConfig(context=2, future=3, stride=4, height=16, width=16)
+    windows = WindowDataset(dataset, config)
+    assert len(windows) == (30 - 4) + (41 - 4) + (25 - 4)
+    first = windows[0]
+    assert first["frames"].shape == (2, 5, 3, 16, 16) and first["frames"].dtype.is_floating_point is False
+    assert first["context_mask"].tolist() == [False, True]
+    assert first["state"].shape == (7,) and first["action"].shape == (16, 7)
+    assert first["has_state"] and first["has_action"] and first["action_mask"].all()
+    np.testing.assert_allclose(first["action"].numpy(), dataset.episodes[0].action[:16])
+    last = windows[30 - 4 - 1]  # t = 25 in a 30-step episode
+    assert last["future_mask"].tolist() == [True, False, False]
+    assert last["action_mask"].sum() == 5  # steps 25..29 exist, the rest of the chunk is padding
+    # frame brightness encodes the index: the context frame at t - 4 = 21 and the future frame at 29
+    brightness = last["frames"][0, :, 0].float().mean(dim=(1, 2))
+    assert abs(brightness[0].item() - (21 * 7 % 200 + 20)) < 3 and abs(brightness[2].item() - (29 * 7 % 200 + 20)) < 3
+
+
+def test_video_only_windows_have_no_state_or_action(tmp_path):
+    human = load_embodiment("human")
+    with DatasetWriter(tmp_path / "human", human) as writer:
+        writer.add(make_episode(human, 20, 0, task="wipe the table"))
+    windows = WindowDataset(LeRobotDataset(tmp_path / "human", human), WindowConfig(height=16, width=16))
+    item = windows[0]
+    assert not item["has_state"] and not item["has_action"] and not item["action_mask"].any()
+    assert item["frames"].shape == (1, 6, 3, 16, 16) and item["task"] == "wipe the table"
+
+
+def test_resampling_when_dataset_fps_differs(tmp_path, ur5e, episodes):
+    with DatasetWriter(tmp_path / "fast", ur5e, fps=40) as writer:
+        writer.add(episodes[1])
+    windows = WindowDataset(LeRobotDataset(tmp_path / "fast", ur5e), WindowConfig(stride=2, height=16, width=16))
+    assert len(windows) == 41 // 2 - 2  # 40 fps recording seen at the spec's 20 Hz
+    np.testing.assert_allclose(windows[3]["state"].numpy(), episodes[1].state[6])
+
+
+def test_relative_actions_round_trip(ur5e):
+    relative = spec_from_dict(
+        ur5e.model_dump() | {"action": ur5e.action.model_dump() | {"relative": True}}, source=ur5e.source
+    )
+    rng = np.random.default_rng(0)
+    actions, state = rng.normal(size=(16, 7)), rng.normal(size=7)
+    model_actions = to_model_actions(relative, actions, state)
+    np.testing.assert_allclose(model_actions[:, :6], actions[:, :6] - state[:6])
+    np.testing.assert_allclose(model_actions[:, 6], actions[:, 6])  # gripper stays absolute
+    np.testing.assert_allclose(from_model_actions(relative, model_actions, state), actions)
+
+
+def test_idle_filter_drops_still_stretches(tmp_path, ur5e):
+    episode = make_episode(ur5e, 60, 0)
+    episode.state[:] = 0.0
+    episode.state[30:, 0] = np.linspace(0, 1, 30)  # still for 30 steps, then moving
+    with DatasetWriter(tmp_path / "idle", ur5e) as writer:
+        writer.add(episode)
+    dataset = LeRobotDataset(tmp_path / "idle", ur5e)
+    moving = WindowDataset(dataset, WindowConfig(idle_threshold=0.01))
+    assert len(moving) < len(WindowDataset(dataset)) and min(t for _, t in moving.index) >= 30 - 16
+
+
+def test_stats_match_numpy_and_round_trip(dataset_v3, ur5e, tmp_path):
+    dataset = LeRobotDataset(dataset_v3, ur5e)
+    stats = compute_stats(dataset)
+    actions = np.concatenate([e.action for e in dataset.episodes])
+    np.testing.assert_allclose(stats.action.mean, actions.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.action.std, actions.std(0), rtol=1e-4)
+    np.testing.assert_allclose(stats.action.q99, np.quantile(actions, 0.99, axis=0), rtol=1e-5)
+    normalized = stats.normalize(actions, "action")
+    np.testing.assert_allclose(normalized.mean(0), 0, atol=1e-5)
+    stats.save(tmp_path / "stats.json")
+    loaded = NormStats.load(tmp_path / "stats.json")
+    np.testing.assert_allclose(loaded.unnormalize(normalized, "action"), actions, atol=1e-5)
+    loaded.mode = "quantile"
+    scaled = loaded.normalize(actions, "action")
+    assert np.mean((scaled >= -1) & (scaled <= 1)) > 0.95
+    np.testing.assert_allclose(loaded.unnormalize(scaled, "action"), actions, atol=1e-5)
+
+
+def test_dataloader_with_workers_yields_batches(dataset_v3, ur5e):
+    windows = WindowDataset(LeRobotDataset(dataset_v3, ur5e), WindowConfig(height=16, width=16))
+    batches = list(window_loader(windows, batch_size=32, workers=2))
+    assert sum(len(b["task"]) for b in batches) == len(windows)
+    assert batches[0]["frames"].shape[1:] == (2, 6, 3, 16, 16) and batches[0]["action"].shape[1:] == (16, 7)
