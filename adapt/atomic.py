@@ -4,8 +4,13 @@ half-written file that later loads as valid."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from adapt.errors import AdaptError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -26,3 +31,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+@contextmanager
+def atomic_directory(path: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `path`; on success it replaces `path` in one rename, on error it is removed.
+
+    A reader therefore sees the old folder, or the complete new one, never a half-written one.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise AdaptError(f"{path} already exists; choose another folder or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -295,6 +295,54 @@ def data_generate(
     out.print(f"wrote {path}", highlight=False)
 
 
+@app.command("pretrain")
+@user_errors
+def pretrain_command(
+    data: Annotated[
+        list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; one or more embodiments).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the checkpoint lands in OUT/model.")],
+    size: Annotated[str, typer.Option(help="Model preset: tiny, small or base.")] = "small",
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 3000,
+    tokenizer_steps: Annotated[int, typer.Option(min=0, help="First steps that train the frame tokenizer.")] = 400,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per embodiment per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warmup then cosine).")] = 3e-4,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 200,
+    seed: int = 0,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")] = "auto",
+    devices: Annotated[str, typer.Option(help="Lightning devices: 1, 2, auto...")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
+) -> None:
+    """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
+    from adapt.train.fit import TrainOptions
+    from adapt.train.pretrain import pretrain
+
+    options = TrainOptions(
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+        resume=resume,
+    )
+    path = pretrain(
+        data,
+        out_dir,
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        tokenizer_steps=tokenizer_steps,
+        workers=workers,
+        options=options,
+        overwrite=overwrite,
+    )
+    out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
+
+
 def _report_skipped(skipped: list) -> None:
     if skipped:
         err.print(f"[yellow]skipped {len(skipped)}:[/]", soft_wrap=True)

@@ -73,3 +73,45 @@ def two_link_urdf(tmp_path) -> Path:
     path = tmp_path / "two_link.urdf"
     path.write_text(TWO_LINK_URDF)
     return path
+
+
+def synthetic_episode(spec, length: int, seed: int, size: int = 32, task: str = "push the red block"):
+    """A red square gliding over black (a learnable, non-constant video) and a smooth random-walk state;
+    actions are the next state's joints + gripper (absolute targets), so they follow from the frames."""
+    import numpy as np
+
+    from adapt.data import Episode
+
+    rng = np.random.default_rng(seed)
+    frames = np.zeros((length, size, size, 3), np.uint8)
+    pos, vel = rng.uniform(4, size - 5, 2), rng.normal(size=2)
+    for t in range(length):
+        pos = np.clip(pos + vel, 3, size - 4)
+        vel = np.where((pos <= 3) | (pos >= size - 4), -vel, vel)
+        r, c = pos.astype(int)
+        frames[t, r - 3 : r + 3, c - 3 : c + 3] = (230, 60, 40)
+    views = {camera.name: frames for camera in spec.cameras}
+    if spec.video_only:
+        return Episode(task, views)
+    state = (np.cumsum(rng.normal(size=(length, spec.state_dim)), axis=0) * 0.05).astype(np.float32)
+    action = np.roll(state, -1, axis=0)[:, : spec.action_dim]
+    if action.shape[1] < spec.action_dim:
+        action = np.pad(action, ((0, 0), (0, spec.action_dim - action.shape[1])))
+    return Episode(task, views, state, np.ascontiguousarray(action, dtype=np.float32))
+
+
+@pytest.fixture
+def synthetic_dataset(tmp_path):
+    """Factory: write a small LeRobot v3 dataset for a bundled embodiment and return its folder."""
+    from adapt.data import DatasetWriter
+    from adapt.embodiment import load_embodiment
+
+    def make(name: str, episodes: int = 3, length: int = 48, seed: int = 0, task: str = "push the red block"):
+        spec = load_embodiment(name)
+        root = tmp_path / f"{name}_{seed}"
+        with DatasetWriter(root, spec) as writer:
+            for e in range(episodes):
+                writer.add(synthetic_episode(spec, length, seed * 100 + e, task=task))
+        return root
+
+    return make

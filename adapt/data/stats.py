@@ -91,18 +91,20 @@ class NormStats:
         return stats
 
 
-def compute_stats(dataset) -> NormStats:
-    """Statistics of a `LeRobotDataset`'s state and action (actions as the model sees them: relative
-    to the current state when the spec says `relative: true`)."""
+def compute_stats(datasets) -> NormStats:
+    """Statistics of the state and action of one `LeRobotDataset` or a list of them (one embodiment);
+    actions as the model sees them: relative to the current state when the spec says `relative: true`."""
     from adapt.data.windows import to_model_actions
 
-    spec = dataset.spec
-    state = [e.state for e in dataset.episodes if e.state is not None]
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    spec = datasets[0].spec
+    episodes = [e for d in datasets for e in d.episodes]
+    state = [e.state for e in episodes if e.state is not None]
     # relative actions are taken against the state at a chunk's start: cover the chunk's first and last offset
     offsets = {0, spec.action.chunk - 1} if spec.action and spec.action.relative else {0}
     action = [
         to_model_actions(spec, e.action[k:], e.state[: e.length - k])
-        for e in dataset.episodes
+        for e in episodes
         if e.action is not None
         for k in offsets
         if k < e.length

@@ -1,0 +1,86 @@
+"""Transformer backbones: the shared part of the World Action Model that LoRA adapts.
+
+A backbone maps a token sequence to a token sequence under per-token conditioning. The World Action
+Model gives every token a *type* (clean observation, noisy video, noisy action) and one conditioning
+vector per type and sample (flow time + embodiment); blocks modulate their norms with it (adaLN, as
+in DiT). Any module that honours `Backbone.forward` and names its LoRA targets can stand in: a Wan2.1
+transformer (diffusers' `WanTransformer3DModel` blocks: `attn1.to_q/to_k/to_v/to_out.0`,
+`ffn.net.0.proj`, `ffn.net.2`) is the road to real Wan / DreamZero weights as a base.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import Attention, Mlp
+from torch import Tensor, nn
+
+from adapt.model.config import ModelConfig
+
+LORA_TARGETS = {
+    "attention": ["attn.qkv", "attn.proj"],
+    "mlp": ["mlp.fc1", "mlp.fc2"],
+}
+"""Named groups of the DiT backbone's projections that recipes can put LoRA on."""
+
+
+def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale) + shift
+
+
+class DiTBlock(nn.Module):
+    """Pre-norm attention + MLP (timm layers) with adaptive LayerNorm shift/scale/gate per token type."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads=heads, qkv_bias=True, qk_norm=True, norm_layer=nn.LayerNorm)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
+        self.modulation = nn.Linear(dim, 6 * dim)
+        nn.init.zeros_(self.modulation.weight)  # each block starts as the identity (DiT's adaLN-Zero)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None) -> Tensor:
+        """x (B, N, D); cond (B, K, D), one vector per token type; types (N,) in [0, K); mask (B, 1, N, N)."""
+        mod = self.modulation(nn.functional.silu(cond))[:, types]  # (B, N, 6D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        x = x + gate1 * self.attn(_modulate(self.norm1(x), shift1, scale1), attn_mask=mask)
+        return x + gate2 * self.mlp(_modulate(self.norm2(x), shift2, scale2))
+
+
+class DiTBackbone(nn.Module):
+    """A stack of `DiTBlock`s and a final modulated norm."""
+
+    lora_targets = LORA_TARGETS
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dim = config.dim
+        self.blocks = nn.ModuleList(DiTBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Linear(config.dim, 2 * config.dim)
+        nn.init.zeros_(self.final_modulation.weight)
+        nn.init.zeros_(self.final_modulation.bias)
+
+    def forward(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None = None) -> Tensor:
+        for block in self.blocks:
+            x = block(x, cond, types, mask)
+        shift, scale = self.final_modulation(nn.functional.silu(cond))[:, types].chunk(2, dim=-1)
+        return _modulate(self.norm(x), shift, scale)
+
+
+BACKBONES: dict[str, type[nn.Module]] = {"dit": DiTBackbone}
+
+
+def build_backbone(config: ModelConfig) -> nn.Module:
+    return BACKBONES[config.backbone](config)
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Sinusoidal features of flow times t in [0, 1] (scaled by 1000, as diffusion models do): (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(
+        -torch.arange(half, device=t.device, dtype=torch.float32) * (torch.log(torch.tensor(max_period)) / half)
+    )
+    angles = t.float()[..., None] * 1000.0 * freqs
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)

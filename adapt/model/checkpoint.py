@@ -1,0 +1,89 @@
+"""A model checkpoint is a folder anyone can read without unpickling:
+
+    config.json          ModelConfig and the embodiment names, in head order
+    model.safetensors    every weight (tokenizer, backbone, heads)
+    embodiments/<n>.yaml the spec of every embodiment the model has heads for
+    stats/<n>.json       the normalization statistics those heads were trained with
+
+It is written into a temp folder and renamed into place, so a killed run never leaves a checkpoint
+that loads as valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from adapt.atomic import atomic_directory
+from adapt.data.stats import NormStats
+from adapt.embodiment import EmbodimentSpec, load_embodiment, save_embodiment
+from adapt.errors import AdaptError
+from adapt.model.config import ModelConfig
+from adapt.model.wam import WorldActionModel
+
+FORMAT = "adapt-wam/1"
+
+
+def save_model(model: WorldActionModel, path: Path, *, overwrite: bool = False) -> Path:
+    """Write `model` (with `model.stats`, when set) as a checkpoint folder at `path`."""
+    with atomic_directory(path, overwrite) as tmp:
+        config = {"format": FORMAT, "model": model.config.model_dump(), "embodiments": list(model.heads)}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, tmp / "model.safetensors", metadata={"format": FORMAT})
+        write_specs_and_stats(tmp, model.specs.values(), getattr(model, "stats", {}))
+    return Path(path)
+
+
+def write_specs_and_stats(folder: Path, specs, stats: dict[str, NormStats]) -> None:
+    """Specs (with description paths made absolute, so they survive the move) and statistics."""
+    for spec in specs:
+        described = spec.description_path()
+        if described is not None and not spec.description.startswith("package://"):
+            spec = spec.model_copy(update={"description": str(described)})
+        save_embodiment(spec, folder / "embodiments" / f"{spec.name}.yaml")
+    for name, value in stats.items():
+        value.save(folder / "stats" / f"{name}.json")
+
+
+def read_specs_and_stats(folder: Path, names: list[str]) -> tuple[list[EmbodimentSpec], dict[str, NormStats]]:
+    specs = [load_embodiment(folder / "embodiments" / f"{n}.yaml", check_description=False) for n in names]
+    stats = {n: NormStats.load(p) for n in names if (p := folder / "stats" / f"{n}.json").is_file()}
+    return specs, stats
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> WorldActionModel:
+    """Load a checkpoint folder written by `save_model` (weights through safetensors only)."""
+    path = Path(path)
+    config_file, weights = path / "config.json", path / "model.safetensors"
+    if not config_file.is_file() or not weights.is_file():
+        raise AdaptError(f"{path}: not a model checkpoint (needs config.json and model.safetensors)")
+    try:
+        raw = json.loads(config_file.read_text())
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
+        config = ModelConfig.model_validate(raw["model"])
+        names = list(raw["embodiments"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise AdaptError(f"{config_file}: not a valid model config ({error})") from None
+    specs, stats = read_specs_and_stats(path, names)
+    model = WorldActionModel(config, specs)
+    try:
+        model.load_state_dict(load_file(weights, device=str(device)))
+    except Exception as error:  # safetensors raises its own error types for damaged files
+        raise AdaptError(f"{weights}: cannot load weights (corrupt or from another model?): {error}") from None
+    model.stats = stats
+    return model.to(device).eval()
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 of a checkpoint's weights file: adapters record it and refuse to load on another base."""
+    digest = hashlib.sha256()
+    with open(Path(path) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

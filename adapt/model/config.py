@@ -1,0 +1,95 @@
+"""One config type for every model size, and the registry of named presets.
+
+Larger sizes only change numbers here: the code path is the same from `tiny` (tests) to `base` (GPU).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from adapt.data.windows import WindowConfig
+from adapt.errors import AdaptError
+
+
+class ModelConfig(BaseModel):
+    """Architecture and window shape of a World Action Model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: str = "custom"
+    """Preset name this config came from (informational)."""
+    backbone: Literal["dit"] = "dit"
+    """Backbone implementation (`adapt.model.backbone.BACKBONES`)."""
+    image_size: PositiveInt = 32
+    """Frames are resized to image_size x image_size before tokenizing."""
+    latent_channels: PositiveInt = 8
+    """Channels of the frame tokenizer's latent grid (image_size / 8 on a side)."""
+    tokenizer_width: PositiveInt = 32
+    """Channels of the tokenizer's first convolution (doubling at each of 3 downsamplings)."""
+    patch: PositiveInt = 1
+    """Latent patch side: a video token is patch x patch latent cells."""
+    dim: PositiveInt = 128
+    """Transformer width."""
+    depth: PositiveInt = 4
+    heads: PositiveInt = 4
+    mlp_ratio: float = Field(4.0, gt=0)
+    text_vocab: PositiveInt = 4096
+    """Hash buckets of the task-text encoder."""
+    text_len: PositiveInt = 12
+    """Task words kept (the rest are cut)."""
+    context: PositiveInt = 2
+    """Frames up to and including now, per camera."""
+    future: PositiveInt = 4
+    """Future frames predicted, per camera."""
+    stride: PositiveInt = 4
+    """Control steps between frames."""
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelConfig:
+        if self.image_size % (8 * self.patch):
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 8 x patch ({8 * self.patch})")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be a multiple of heads {self.heads}")
+        return self
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.image_size // 8 // self.patch) ** 2
+
+    @property
+    def patch_dim(self) -> int:
+        return self.latent_channels * self.patch**2
+
+    def window(self, idle_threshold: float | None = None) -> WindowConfig:
+        """The training windows this model consumes."""
+        return WindowConfig(
+            context=self.context,
+            future=self.future,
+            stride=self.stride,
+            height=self.image_size,
+            width=self.image_size,
+            idle_threshold=idle_threshold,
+        )
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(
+        size="tiny", image_size=32, latent_channels=8, tokenizer_width=16, patch=1, dim=64, depth=2, heads=2
+    ),
+    "small": ModelConfig(
+        size="small", image_size=64, latent_channels=8, tokenizer_width=32, patch=2, dim=192, depth=6, heads=6
+    ),
+    "base": ModelConfig(
+        size="base", image_size=128, latent_channels=16, tokenizer_width=64, patch=2, dim=512, depth=12, heads=8
+    ),
+}
+"""tiny: tests (< 1M parameters). small: the CPU demo (~3M). base: a GPU (~40M)."""
+
+
+def model_config(size: str) -> ModelConfig:
+    """The preset called `size`."""
+    if size not in PRESETS:
+        raise AdaptError(f"unknown model size '{size}'; choose one of {', '.join(PRESETS)}")
+    return PRESETS[size]

@@ -1,0 +1,73 @@
+"""Training data for one or more embodiments: datasets, their statistics and one loader per embodiment.
+
+Batches hold one embodiment each (heads differ in size, nothing is padded); Lightning's
+`CombinedLoader` draws one batch from every embodiment's loader per step, so a step always trains
+every embodiment, and under DDP it gives each loader a distributed sampler.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapt.data import FeatureMap, LeRobotDataset
+from adapt.data.stats import NormStats, compute_stats
+from adapt.data.windows import WindowConfig, WindowDataset, window_loader
+from adapt.embodiment import EmbodimentSpec, load_embodiment
+from adapt.errors import AdaptError
+
+
+@dataclass
+class DataSource:
+    """A dataset folder and the embodiment it was recorded with."""
+
+    path: Path
+    spec: EmbodimentSpec
+
+    @classmethod
+    def parse(cls, text: str) -> DataSource:
+        """`DIR` (embodiment from the dataset's `robot_type`) or `DIR=SPEC` (a spec name or file)."""
+        path, _, spec = text.partition("=")
+        path = Path(path)
+        if not spec:
+            info = path / "meta" / "info.json"
+            if not info.is_file():
+                raise AdaptError(f"{path}: not a LeRobot dataset (no meta/info.json)")
+            spec = json.loads(info.read_text()).get("robot_type")
+            if not spec:
+                raise AdaptError(f"{info}: no robot_type; name the embodiment as {path}=SPEC")
+        return cls(path, load_embodiment(spec))
+
+
+def open_sources(sources: list[DataSource], skip_bad: bool = False) -> dict[str, list[LeRobotDataset]]:
+    """Open every dataset, grouped by embodiment name."""
+    grouped: dict[str, list[LeRobotDataset]] = {}
+    for source in sources:
+        dataset = LeRobotDataset(source.path, source.spec, FeatureMap(), skip_bad=skip_bad)
+        grouped.setdefault(source.spec.name, []).append(dataset)
+    return grouped
+
+
+def statistics(grouped: dict[str, list[LeRobotDataset]]) -> dict[str, NormStats]:
+    """Normalization statistics per embodiment over all of its datasets."""
+    return {name: compute_stats(datasets) for name, datasets in grouped.items()}
+
+
+def make_loaders(
+    grouped: dict[str, list[LeRobotDataset]],
+    stats: dict[str, NormStats],
+    window: WindowConfig,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    skip_bad: bool = False,
+) -> dict:
+    """One shuffled window loader per embodiment (its datasets concatenated)."""
+    from torch.utils.data import ConcatDataset
+
+    loaders = {}
+    for name, datasets in grouped.items():
+        windows = [WindowDataset(d, window, stats.get(name), skip_bad=skip_bad) for d in datasets]
+        loaders[name] = window_loader(ConcatDataset(windows), batch_size, workers, shuffle=True, seed=seed)
+    return loaders

@@ -1,0 +1,81 @@
+"""Run a `WAMModule` through a Lightning Trainer: progress bar, CSV logs, periodic checkpoints, resume,
+and multi-device strategies (DDP, FSDP) passed straight to Lightning."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import CombinedLoader
+
+from adapt.train.module import WAMModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """How a run is executed (what is trained is the module's business)."""
+
+    steps: int = 1000
+    """Optimizer steps."""
+    checkpoint_every: int = 200
+    """Steps between resumable checkpoints (run/checkpoints/last.ckpt)."""
+    seed: int = 0
+    accumulate: int = 1
+    """Gradient accumulation: batches per optimizer step."""
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    """Lightning strategy: auto, ddp, ddp_spawn, fsdp, ..."""
+    num_nodes: int = 1
+    precision: str | None = None
+    """None: bf16-mixed on a GPU, 32-true on a CPU."""
+    resume: bool = True
+    """Continue from run/checkpoints/last.ckpt when it exists."""
+    progress: bool = True
+    log_every: int = 10
+
+
+def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) -> L.Trainer:
+    """Train until `options.steps`; returns the trainer (its `is_global_zero` says who writes outputs)."""
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    precision = options.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+    trainer = L.Trainer(
+        max_steps=options.steps,
+        accelerator=options.accelerator,
+        devices=options.devices,
+        strategy=options.strategy,
+        num_nodes=options.num_nodes,
+        precision=precision,
+        accumulate_grad_batches=options.accumulate,
+        gradient_clip_val=1.0,
+        logger=CSVLogger(run_dir, name="logs", version=""),
+        callbacks=[
+            ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
+            *([RichProgressBar(leave=True)] if options.progress else []),
+        ],
+        enable_progress_bar=options.progress,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, min(options.log_every, options.steps // 20)),
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    last = checkpoints / "last.ckpt"
+    resume = last if options.resume and last.is_file() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*`max_epochs` was not set.*")
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
+    return trainer

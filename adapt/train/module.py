@@ -1,0 +1,87 @@
+"""The LightningModule that trains a World Action Model: pretraining and adaptation share it.
+
+Pretraining first fits the frame tokenizer on reconstruction for `tokenizer_steps`, then calibrates
+its latent scale and trains the rest on flow matching with the tokenizer frozen. Adaptation starts
+with the tokenizer frozen (`tokenizer_steps=0`) and only the parameters its recipe left trainable.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from adapt.model.wam import Mode, WorldActionModel
+
+
+class WAMModule(L.LightningModule):
+    def __init__(
+        self,
+        model: WorldActionModel,
+        *,
+        mode: Mode = "joint",
+        lr: float = 3e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+        tokenizer_steps: int = 0,
+        video_weight: float = 1.0,
+        action_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.model, self.mode = model, mode
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.tokenizer_steps = tokenizer_steps
+        self.weights = {"video": video_weight, "action": action_weight}
+        if tokenizer_steps == 0:
+            model.tokenizer.requires_grad_(False)
+
+    def on_train_start(self) -> None:
+        if self.global_step > self.tokenizer_steps:  # resumed after the tokenizer phase: keep it frozen
+            self.model.tokenizer.requires_grad_(False)
+
+    def training_step(self, batches: dict, batch_index: int):
+        """`batches`: one collated window batch per embodiment (CombinedLoader)."""
+        batches = {name: b for name, b in batches.items() if b is not None}
+        if self.global_step < self.tokenizer_steps:
+            return self._tokenizer_step(batches)
+        if self.global_step == self.tokenizer_steps and self.tokenizer_steps:
+            self._freeze_tokenizer(batches)
+        totals = {"video": 0.0, "action": 0.0}
+        loss = None
+        for name, batch in batches.items():
+            losses = self.model.loss(batch, self.mode)
+            for key in totals:
+                totals[key] = totals[key] + losses[key].detach()
+                self.log(f"{key}_loss/{name}", losses[key].detach(), batch_size=len(batch["task"]))
+            weighted = self.weights["video"] * losses["video"] + self.weights["action"] * losses["action"]
+            if weighted.requires_grad:
+                loss = weighted if loss is None else loss + weighted
+        self.log("video_loss", totals["video"], prog_bar=True, batch_size=1)
+        self.log("action_loss", totals["action"], prog_bar=True, batch_size=1)
+        if loss is not None:
+            self.log("loss", loss.detach(), prog_bar=True, batch_size=1)
+        return loss
+
+    def _tokenizer_step(self, batches: dict) -> torch.Tensor:
+        loss = sum(self.model.tokenizer.reconstruction_loss(b["frames"]) for b in batches.values())
+        self.log("tokenizer_loss", loss.detach(), prog_bar=True, batch_size=1)
+        return loss
+
+    def _freeze_tokenizer(self, batches: dict) -> None:
+        frames = torch.cat([b["frames"].flatten(0, 2) for b in batches.values()])
+        self.model.tokenizer.calibrate(frames)
+        self.model.tokenizer.requires_grad_(False)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(self.trainer.max_steps, 1)
+        warmup = min(self.warmup_steps, total // 4 + 1)
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine to 10%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

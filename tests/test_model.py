@@ -1,0 +1,178 @@
+"""The World Action Model: shapes in every mode, learning, masking of video-only data, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from adapt.embodiment import load_embodiment
+from adapt.errors import AdaptError
+from adapt.model import PRESETS, WorldActionModel, load_model, model_config, save_model
+from adapt.model.text import HashedTextEncoder
+
+TINY = model_config("tiny")
+
+
+def make_batch(spec, b: int = 3, has_action: bool = True, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    chunk = spec.action.chunk if spec.action else 1
+    frames = torch.randint(0, 255, (b, len(spec.cameras), TINY.context + TINY.future, 3, 32, 32), generator=g)
+    return {
+        "frames": frames.to(torch.uint8),
+        "context_mask": torch.ones(b, TINY.context, dtype=torch.bool),
+        "future_mask": torch.tensor([[True] * TINY.future] * (b - 1) + [[True, True, False, False]]),
+        "task": ["lift the cube"] * b,
+        "embodiment": [spec.name] * b,
+        "state": torch.randn(b, max(spec.state_dim, 1), generator=g),
+        "has_state": torch.full((b,), has_action),
+        "action": torch.randn(b, chunk, max(spec.action_dim, 1), generator=g),
+        "action_mask": torch.ones(b, chunk, dtype=torch.bool),
+        "has_action": torch.full((b,), has_action),
+    }
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return {n: load_embodiment(n) for n in ("ur5e", "baxter", "human")}
+
+
+@pytest.fixture
+def model(specs):
+    torch.manual_seed(0)
+    return WorldActionModel(TINY, list(specs.values()))
+
+
+def test_presets_share_one_config_type_and_tiny_is_small():
+    assert set(PRESETS) == {"tiny", "small", "base"}
+    sizes = {
+        n: sum(p.numel() for p in WorldActionModel(c, [load_embodiment("ur5e")]).parameters())
+        for n, c in PRESETS.items()
+    }
+    assert sizes["tiny"] < 5e6 < sizes["base"] and sizes["tiny"] < sizes["small"] < sizes["base"]
+    with pytest.raises(AdaptError, match="unknown model size 'huge'"):
+        model_config("huge")
+
+
+@pytest.mark.parametrize("mode", ["joint", "action_only", "video_only"])
+def test_loss_and_sample_shapes_in_every_mode(model, specs, mode):
+    spec = specs["baxter"]
+    losses = model.loss(make_batch(spec), mode)
+    assert set(losses) == {"loss", "video", "action"} and torch.isfinite(losses["loss"])
+    assert (losses["video"] == 0) == (mode == "action_only")
+    assert (losses["action"] == 0) == (mode == "video_only")
+    out = model.sample(make_batch(spec), steps=2, video_final_t=0.5, mode=mode)
+    if mode == "video_only":
+        assert out["actions"] is None
+    else:
+        assert out["actions"].shape == (3, spec.action.chunk, 16)
+    if mode == "action_only":
+        assert out["future"] is None
+    else:
+        cams = len(spec.cameras)
+        assert out["future"].shape == (3, cams, TINY.future, TINY.tokens_per_frame, TINY.patch_dim)
+        assert model.frames_from_latents(out["future"]).shape == (3, cams, TINY.future, 3, 32, 32)
+
+
+def test_video_only_embodiment_has_no_action_heads(model, specs):
+    batch = make_batch(specs["human"], has_action=False)
+    assert model.heads["human"].action_encoder is None
+    assert model.loss(batch)["action"] == 0
+    assert model.sample(batch, steps=2)["actions"] is None
+
+
+def test_overfitting_one_batch_lowers_video_and_action_loss(model, specs):
+    batch = make_batch(specs["ur5e"], b=4)
+    model.tokenizer.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    history = []
+    for _ in range(60):
+        losses = model.loss(batch, generator=torch.Generator().manual_seed(1))  # same noise every step
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        history.append({k: float(v.detach()) for k, v in losses.items()})
+    assert history[-1]["video"] < 0.5 * history[0]["video"]
+    assert history[-1]["action"] < 0.5 * history[0]["action"]
+
+
+def test_video_only_batch_gives_no_gradient_to_action_heads(model, specs):
+    model.loss(make_batch(specs["ur5e"], has_action=False))["loss"].backward()
+    heads = model.heads["ur5e"]
+    for part in (heads.action_encoder, heads.action_decoder, heads.state_encoder):
+        for name, p in part.named_parameters():
+            assert p.grad is None or not p.grad.any(), name
+    assert model.video_out.weight.grad is not None and model.video_out.weight.grad.any()
+
+
+def test_hidden_actions_do_not_reach_the_video_prediction(model, specs):
+    """A sample without actions: whatever its (noise) action tokens hold, its video velocity is the same."""
+    for block in model.backbone.blocks:  # leave adaLN-Zero's identity start, so tokens interact
+        torch.nn.init.normal_(block.modulation.weight, std=0.05)
+    torch.nn.init.normal_(model.video_out.weight, std=0.05)
+    batch = make_batch(specs["ur5e"], b=2)
+    prefix = model.encode_prefix(batch, model.latents(batch["frames"])[:, :, : TINY.context])
+    future = torch.randn(2, 2, TINY.future, TINY.tokens_per_frame, TINY.patch_dim)
+    t = torch.full((2,), 0.5)
+    actions = torch.randn(2, 16, 7)
+    other = actions + torch.randn(2, 16, 7)
+
+    def video(a, has):
+        return model.velocity(prefix, future, t, a, t, torch.tensor(has))[0]
+
+    torch.testing.assert_close(video(actions, [False, False]), video(other, [False, False]))
+    assert not torch.allclose(video(actions, [True, True]), video(other, [True, True]))
+
+
+def test_two_embodiments_with_different_action_dims_train_in_one_stream(model, specs):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for batch in (make_batch(specs["ur5e"]), make_batch(specs["baxter"]), make_batch(specs["human"], has_action=False)):
+        optimizer.zero_grad()
+        model.loss(batch)["loss"].backward()
+        optimizer.step()
+    assert model.heads["ur5e"].action_decoder.net[-1].out_features == 7
+    assert model.heads["baxter"].action_decoder.net[-1].out_features == 16
+
+
+def test_a_batch_of_two_embodiments_or_an_unknown_one_is_refused(model, specs):
+    batch = make_batch(specs["ur5e"], b=2)
+    with pytest.raises(AdaptError, match="one embodiment"):
+        model.loss(dict(batch, embodiment=["ur5e", "baxter"]))
+    with pytest.raises(AdaptError, match="no heads for embodiment 'panda'"):
+        model.loss(dict(batch, embodiment=["panda", "panda"]))
+
+
+def test_save_then_load_gives_identical_outputs(model, specs, tmp_path):
+    model.eval()
+    batch = make_batch(specs["baxter"])
+    before = model.sample(batch, steps=3, generator=torch.Generator().manual_seed(5))
+    save_model(model, tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
+    after = loaded.sample(batch, steps=3, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(after["actions"], before["actions"], rtol=0, atol=0)
+    torch.testing.assert_close(after["future"], before["future"], rtol=0, atol=0)
+    assert sorted(loaded.specs) == sorted(specs)
+    with pytest.raises(AdaptError, match="already exists"):
+        save_model(model, tmp_path / "ckpt")
+
+
+def test_damaged_checkpoints_are_refused(model, tmp_path):
+    save_model(model, tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(AdaptError, match="cannot load weights"):
+        load_model(tmp_path / "ckpt")
+    config = tmp_path / "ckpt" / "config.json"
+    config.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(AdaptError, match="not a valid model config"):
+        load_model(tmp_path / "ckpt")
+    with pytest.raises(AdaptError, match="not a model checkpoint"):
+        load_model(tmp_path / "nothing")
+
+
+def test_hashed_text_encoder_is_deterministic_and_masks_padding():
+    encoder = HashedTextEncoder(vocab=64, length=5, dim=8)
+    tokens, mask = encoder(["Lift the RED cube!", "lift the red cube", ""])
+    torch.testing.assert_close(tokens[0], tokens[1])
+    assert mask.tolist() == [[True] * 4 + [False], [True] * 4 + [False], [True] + [False] * 4]
