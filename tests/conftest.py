@@ -104,11 +104,14 @@ def synthetic_episode(spec, length: int, seed: int, size: int = 32, task: str = 
 def synthetic_dataset(tmp_path):
     """Factory: write a small LeRobot v3 dataset for a bundled embodiment and return its folder."""
     from adapt.data import DatasetWriter
-    from adapt.embodiment import load_embodiment
+    from adapt.embodiment import load_embodiment, spec_from_dict
 
-    def make(name: str, episodes: int = 3, length: int = 48, seed: int = 0, task: str = "push the red block"):
-        spec = load_embodiment(name)
-        root = tmp_path / f"{name}_{seed}"
+    def make(name: str, episodes=3, length=48, seed=0, task="push the red block", video_only=False, spec=None):
+        spec = spec or load_embodiment(name)
+        if video_only:  # the robot's cameras only, as a demo exported without actions
+            cameras = [c.model_dump() for c in spec.cameras]
+            spec = spec_from_dict({"name": spec.name, "video_only": True, "cameras": cameras})
+        root = tmp_path / f"{name}_{seed}{'_video' if video_only else ''}"
         with DatasetWriter(root, spec) as writer:
             for e in range(episodes):
                 writer.add(synthetic_episode(spec, length, seed * 100 + e, task=task))

@@ -26,18 +26,22 @@ class DataSource:
     spec: EmbodimentSpec
 
     @classmethod
-    def parse(cls, text: str) -> DataSource:
-        """`DIR` (embodiment from the dataset's `robot_type`) or `DIR=SPEC` (a spec name or file)."""
+    def parse(cls, text: str, default: EmbodimentSpec | None = None) -> DataSource:
+        """`DIR=SPEC` (a spec name or file) or `DIR`: the embodiment is the dataset's `robot_type`, read as
+        `default` when that is its name (the spec a user adapts to need not be bundled)."""
         path, _, spec = text.partition("=")
         path = Path(path)
-        if not spec:
-            info = path / "meta" / "info.json"
-            if not info.is_file():
-                raise AdaptError(f"{path}: not a LeRobot dataset (no meta/info.json)")
-            spec = json.loads(info.read_text()).get("robot_type")
-            if not spec:
-                raise AdaptError(f"{info}: no robot_type; name the embodiment as {path}=SPEC")
-        return cls(path, load_embodiment(spec))
+        if spec:
+            return cls(path, load_embodiment(spec))
+        info = path / "meta" / "info.json"
+        if not info.is_file():
+            raise AdaptError(f"{path}: not a LeRobot dataset (no meta/info.json)")
+        robot = json.loads(info.read_text()).get("robot_type")
+        if default is not None and robot in (None, default.name):
+            return cls(path, default)
+        if not robot:
+            raise AdaptError(f"{info}: no robot_type; name the embodiment as {path}=SPEC")
+        return cls(path, load_embodiment(robot))
 
 
 def open_sources(sources: list[DataSource], skip_bad: bool = False) -> dict[str, list[LeRobotDataset]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -41,6 +41,8 @@ class TrainOptions:
     """Continue from run/checkpoints/last.ckpt when it exists."""
     progress: bool = True
     log_every: int = 10
+    callbacks: list = field(default_factory=list)
+    """Extra Lightning callbacks (early stopping, custom logging...)."""
 
 
 def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) -> L.Trainer:
@@ -62,6 +64,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         callbacks=[
             ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
             *([RichProgressBar(leave=True)] if options.progress else []),
+            *options.callbacks,
         ],
         enable_progress_bar=options.progress,
         enable_model_summary=False,
@@ -78,4 +81,6 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message=".*`max_epochs` was not set.*")
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
+    if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
+        trainer.save_checkpoint(last)
     return trainer

@@ -1,0 +1,157 @@
+"""`adapt data ...`: inspect, statistics, video import, simulated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from adapt.cli.common import err, out, user_errors
+from adapt.errors import AdaptError
+
+data_app = typer.Typer(
+    help="Datasets: inspect, statistics, import videos, generate simulated data.", no_args_is_help=True
+)
+
+
+CameraOption = Annotated[
+    list[str] | None,
+    typer.Option("--camera", help="Map a spec camera to a dataset video key: NAME=KEY (repeatable)."),
+]
+
+
+def _feature_map(cameras: list[str] | None):
+    from adapt.data import FeatureMap
+
+    pairs = {}
+    for item in cameras or []:
+        name, sep, key = item.partition("=")
+        if not sep or not name or not key:
+            raise AdaptError(f"--camera {item!r}: expected NAME=KEY, e.g. agentview=observation.images.front")
+        pairs[name] = key
+    return FeatureMap(cameras=pairs)
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    path: Annotated[Path, typer.Argument(help="LeRobot dataset folder (v2.0, v2.1 or v3.0).")],
+    embodiment: Annotated[str | None, typer.Option(help="Spec name or file to check the data against.")] = None,
+    camera: CameraOption = None,
+    contact_sheet: Annotated[
+        Path | None, typer.Option(help="PNG of frames from a few episodes (default: ./DATASET_contact_sheet.png).")
+    ] = None,
+) -> None:
+    """Episodes, minutes, fps, cameras, dims, tasks and problems; saves a contact sheet of frames."""
+    from adapt.data.inspect import inspect_dataset
+    from adapt.embodiment import load_embodiment
+
+    spec = load_embodiment(embodiment) if embodiment else None
+    sheet = contact_sheet or Path(f"{path.resolve().name}_contact_sheet.png")
+    report = inspect_dataset(path, spec, _feature_map(camera), contact_sheet=sheet)
+    table = Table("", "", title=f"{path} (LeRobot {report.version})", show_header=False)
+    table.add_row("episodes", str(report.episodes))
+    table.add_row("duration", f"{report.minutes:.2f} min ({report.frames} frames at {report.fps:g} fps)")
+    table.add_row("cameras", ", ".join(f"{k} {h}x{w}" for k, (h, w) in report.cameras.items()))
+    table.add_row("state dim", "missing (video only)" if report.state_dim is None else str(report.state_dim))
+    table.add_row("action dim", "missing (video only)" if report.action_dim is None else str(report.action_dim))
+    table.add_row(
+        "tasks",
+        "\n".join(report.tasks[:10]) + (f"\n... {len(report.tasks) - 10} more" if len(report.tasks) > 10 else ""),
+    )
+    if report.spec:
+        table.add_row(
+            "spec",
+            f"{report.spec}: " + ("fits" if not report.problems else f"{len(report.problems)} episode(s) do not fit"),
+        )
+    out.print(table)
+    for problem in report.problems:
+        err.print(f"[yellow]problem:[/] {escape(problem)}", soft_wrap=True)
+    out.print(f"contact sheet: {sheet}", highlight=False)
+    if report.problems:
+        raise typer.Exit(2)
+
+
+@data_app.command("stats")
+@user_errors
+def data_stats(
+    path: Annotated[Path, typer.Argument(help="LeRobot dataset folder.")],
+    embodiment: Annotated[str, typer.Option(help="Spec name or file.")],
+    camera: CameraOption = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the JSON (default: PATH/meta/adapt_stats.json).")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip episodes that do not fit the spec, and count them.")] = False,
+) -> None:
+    """Per-dimension mean/std and q01/q99 of state and action, saved as JSON."""
+    from adapt.data import LeRobotDataset
+    from adapt.data.stats import compute_stats
+    from adapt.embodiment import load_embodiment
+
+    dataset = LeRobotDataset(path, load_embodiment(embodiment), _feature_map(camera), skip_bad=skip_bad)
+    stats = compute_stats(dataset)
+    target = out_file or path / "meta" / "adapt_stats.json"
+    stats.save(target)
+    _report_skipped(dataset.skipped)
+    out.print(f"statistics of {len(dataset.episodes)} episodes ({stats.mode}) -> {target}", highlight=False)
+
+
+@data_app.command("import-videos")
+@user_errors
+def data_import_videos(
+    folder: Annotated[Path, typer.Argument(help="Folder of video files, one episode each.")],
+    task: Annotated[str, typer.Option(help="What the videos show, e.g. 'put the cup in the sink'.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
+    embodiment: Annotated[str, typer.Option(help="A video-only spec (one camera).")] = "human",
+    skip_bad: Annotated[bool, typer.Option(help="Skip unreadable videos, and count them.")] = False,
+) -> None:
+    """Turn a folder of demo videos (no actions) into a video-only LeRobot dataset."""
+    from adapt.data.video_folder import import_videos
+    from adapt.embodiment import load_embodiment
+
+    _, skipped = import_videos(folder, load_embodiment(embodiment), task, out_dir, skip_bad=skip_bad, progress=True)
+    _report_skipped(skipped)
+    out.print(f"wrote {out_dir}", highlight=False)
+
+
+@data_app.command("generate")
+@user_errors
+def data_generate(
+    robot: Annotated[str, typer.Option(help="Bundled robot spec, e.g. ur5e.")],
+    kind: Annotated[str, typer.Option(help="play (target robot), multitask (pretraining) or demo (one task).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
+    minutes: Annotated[float | None, typer.Option(help="Amount of data to generate.")] = None,
+    episodes: Annotated[int | None, typer.Option(help="Number of episodes (instead of --minutes).")] = None,
+    task: Annotated[str, typer.Option(help="robosuite task for --kind demo.")] = "Lift",
+    video_only: Annotated[bool, typer.Option(help="Write cameras only (no state, no actions).")] = False,
+    seed: int = 0,
+) -> None:
+    """Simulate data in robosuite with scripted controllers (needs the `sim` extra)."""
+    try:
+        from adapt.sim import generate
+    except ImportError as error:
+        raise AdaptError(f"simulation needs the sim extra: pip install 'adapt[sim]' ({error})") from None
+    if kind not in ("play", "multitask", "demo"):
+        raise AdaptError(f"--kind {kind!r}: use play, multitask or demo")
+    path = generate(
+        robot,
+        kind,
+        out_dir,
+        minutes=minutes,
+        episodes=episodes,
+        task=task,
+        seed=seed,
+        video_only=video_only,
+        progress=True,
+    )
+    out.print(f"wrote {path}", highlight=False)
+
+
+def _report_skipped(skipped: list) -> None:
+    if skipped:
+        err.print(f"[yellow]skipped {len(skipped)}:[/]", soft_wrap=True)
+        for item in skipped:
+            err.print(f"  - {escape(str(item))}", soft_wrap=True)

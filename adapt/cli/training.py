@@ -1,0 +1,165 @@
+"""`adapt pretrain`, `adapt finetune`, `adapt export`, `adapt recipe ...`: training commands."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from adapt.cli.common import app, out, user_errors
+from adapt.errors import AdaptError
+
+
+@app.command("pretrain")
+@user_errors
+def pretrain_command(
+    data: Annotated[
+        list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; one or more embodiments).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the checkpoint lands in OUT/model.")],
+    size: Annotated[str, typer.Option(help="Model preset: tiny, small or base.")] = "small",
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 3000,
+    tokenizer_steps: Annotated[int, typer.Option(min=0, help="First steps that train the frame tokenizer.")] = 400,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per embodiment per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warmup then cosine).")] = 3e-4,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 200,
+    seed: int = 0,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")] = "auto",
+    devices: Annotated[str, typer.Option(help="Lightning devices: 1, 2, auto...")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
+) -> None:
+    """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
+    from adapt.train.fit import TrainOptions
+    from adapt.train.pretrain import pretrain
+
+    options = TrainOptions(
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+        resume=resume,
+    )
+    path = pretrain(
+        data,
+        out_dir,
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        tokenizer_steps=tokenizer_steps,
+        workers=workers,
+        options=options,
+        overwrite=overwrite,
+    )
+    out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
+
+
+@app.command("finetune")
+@user_errors
+def finetune_command(
+    base: Annotated[Path, typer.Option(help="Base model checkpoint folder (from adapt pretrain: RUN/model).")],
+    embodiment: Annotated[str, typer.Option(help="Spec name or file of the robot to adapt to.")],
+    data: Annotated[
+        list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; e.g. play data + human video).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the adapter lands in OUT/adapter.")],
+    recipe: Annotated[str, typer.Option(help="Bundled recipe name (adapt recipe list) or a recipe YAML file.")] = (
+        "play-30min"
+    ),
+    steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's steps.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Override the recipe's.")] = None,
+    accumulate: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation (batches per step).")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
+    seed: int = 0,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")] = "auto",
+    devices: Annotated[str, typer.Option(help="Lightning devices per node: 1, 2, auto...")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
+    num_nodes: Annotated[int, typer.Option(min=1, help="Nodes (multi-node DDP/FSDP through Lightning).")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
+) -> None:
+    """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
+    from adapt.recipe import load_recipe
+    from adapt.train.finetune import finetune
+    from adapt.train.fit import TrainOptions
+
+    chosen = load_recipe(recipe)
+    options = TrainOptions(
+        steps=steps or chosen.steps,
+        checkpoint_every=checkpoint_every or chosen.checkpoint_every,
+        accumulate=accumulate or chosen.accumulate,
+        seed=seed,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        resume=resume,
+    )
+    report = functools.partial(out.print, highlight=False)
+    adapter = finetune(
+        base, embodiment, data, chosen, out_dir, options=options, workers=workers, overwrite=overwrite, report=report
+    )
+    out.print(f"adapter: {adapter}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    adapter: Annotated[Path, typer.Argument(help="Adapter folder (RUN/adapter) or run folder (RUN).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write.")],
+    merge: Annotated[bool, typer.Option(help="Fold LoRA into the backbone weights (required for now).")] = True,
+    base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,
+    overwrite: bool = False,
+) -> None:
+    """Write a standalone model checkpoint: base + adapter, LoRA merged."""
+    from adapt.adapter import load_adapter
+    from adapt.adapter import merge as merge_lora
+    from adapt.model import save_model
+
+    if not merge:
+        raise AdaptError("export writes a merged checkpoint; pass --merge (an unmerged adapter is RUN/adapter itself)")
+    folder = adapter / "adapter" if (adapter / "adapter").is_dir() else adapter
+    model = merge_lora(load_adapter(folder, base))
+    save_model(model, out_dir, overwrite=overwrite)
+    out.print(f"wrote {out_dir} (embodiments: {', '.join(model.heads)})", highlight=False)
+
+
+recipe_app = typer.Typer(help="Training recipes: list and show.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+
+
+@recipe_app.command("list")
+@user_errors
+def recipe_list() -> None:
+    """Bundled recipes and what they train."""
+    from adapt.recipe import bundled_recipes, load_recipe
+
+    table = Table("name", "data", "trains", "losses", "steps")
+    for name in bundled_recipes():
+        r = load_recipe(name)
+        trains = [
+            f"LoRA r{r.lora.rank}" if r.lora else "",
+            "heads" if r.train_heads else "",
+            "backbone" * r.train_backbone,
+        ]
+        losses = [x for x, on in (("video", r.video_loss), ("action", r.action_loss)) if on]
+        table.add_row(name, r.data, " + ".join(t for t in trains if t), "+".join(losses), str(r.steps))
+    out.print(table)
+
+
+@recipe_app.command("show")
+@user_errors
+def recipe_show(name: Annotated[str, typer.Argument(help="Bundled recipe name or YAML file.")]) -> None:
+    """Every field of a recipe (a starting point for your own YAML)."""
+    import yaml
+
+    from adapt.recipe import load_recipe
+
+    out.print(yaml.safe_dump(load_recipe(name).model_dump(mode="json"), sort_keys=False), highlight=False)

@@ -1,0 +1,247 @@
+"""Few-shot adaptation end to end on the tiny preset: play data for a new robot, video-only demos,
+resume after a crash, DDP on two CPU processes, adapter format (stock peft), export, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+
+from adapt.adapter import load_adapter, merge
+from adapt.data import LeRobotDataset
+from adapt.data.stats import compute_stats
+from adapt.embodiment import load_embodiment
+from adapt.errors import AdaptError
+from adapt.model import WorldActionModel, load_model, model_config, save_model
+from adapt.recipe import load_recipe
+from adapt.train.finetune import finetune
+from adapt.train.fit import TrainOptions
+
+FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
+
+
+@pytest.fixture
+def base(tmp_path, synthetic_dataset) -> Path:
+    """An untrained tiny base with heads for panda and ur5e, and their statistics. Its adaLN gates and
+    video output are randomized (a fresh model starts them at zero: every block the identity)."""
+    torch.manual_seed(0)
+    specs = [load_embodiment("panda"), load_embodiment("ur5e")]
+    model = WorldActionModel(model_config("tiny"), specs)
+    for layer in (*(b.modulation for b in model.backbone.blocks), model.video_out):
+        torch.nn.init.normal_(layer.weight, std=0.1)
+    for spec in specs:
+        model.stats[spec.name] = compute_stats(LeRobotDataset(synthetic_dataset(spec.name, seed=7), spec))
+    return save_model(model, tmp_path / "base")
+
+
+@pytest.fixture
+def panda_only_base(tmp_path, base) -> Path:
+    model = load_model(base)
+    del model.heads["ur5e"], model.specs["ur5e"], model.stats["ur5e"]
+    return save_model(model, tmp_path / "panda_base")
+
+
+def batch_of(model, dataset_dir, spec_name):
+    from adapt.data.windows import WindowDataset, window_loader
+
+    dataset = LeRobotDataset(dataset_dir, model.specs[spec_name])
+    windows = WindowDataset(dataset, model.config.window(), model.stats[spec_name])
+    return next(iter(window_loader(windows, batch_size=3, workers=0, shuffle=False)))
+
+
+def test_play_data_adapts_a_new_robot_and_the_adapter_is_peft_format(
+    invoke, panda_only_base, synthetic_dataset, tmp_path
+):
+    data = synthetic_dataset("ur5e")
+    run = tmp_path / "run"
+    result = invoke("finetune", "--base", panda_only_base, "--embodiment", "ur5e", "--data", data, "--out", run, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "trainable parameters" in result.output
+    adapter = run / "adapter"
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "heads.safetensors",
+        "recipe.yaml",
+        "embodiments/ur5e.yaml",
+        "stats/ur5e.json",
+        "adapt_adapter.json",
+        "../loss_curves.png",
+        "../predictions.png",
+    ):
+        assert (adapter / name).is_file(), name
+    assert all(k.startswith("heads.ur5e.") for k in load_file(adapter / "heads.safetensors"))
+
+    ours = load_adapter(adapter)
+    batch = batch_of(ours, data, "ur5e")
+    sample = ours.sample(batch, steps=2, generator=torch.Generator().manual_seed(0))
+
+    # stock peft over the backbone + our heads gives the same outputs
+    stock = load_model(panda_only_base)
+    stock.add_embodiment(load_embodiment("ur5e"))
+    stock.stats = ours.stats
+    stock.load_state_dict(load_file(adapter / "heads.safetensors"), strict=False)
+    stock.backbone = PeftModel.from_pretrained(stock.backbone, str(adapter))
+    stock.eval()
+    again = stock.sample(batch, steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again["actions"], sample["actions"], rtol=0, atol=0)
+
+    merged = merge(load_adapter(adapter))
+    merged_sample = merged.sample(batch, steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(merged_sample["actions"], sample["actions"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(merged_sample["future"], sample["future"], rtol=0, atol=1e-5)
+
+    exported = invoke("export", run, "--merge", "--out", tmp_path / "exported")
+    assert exported.exit_code == 0, exported.output
+    standalone = load_model(tmp_path / "exported")
+    assert sorted(standalone.heads) == ["panda", "ur5e"]
+    out = standalone.sample(batch, steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["actions"], sample["actions"], rtol=0, atol=1e-5)
+
+
+def test_video_only_adaptation_leaves_action_heads_bit_identical(invoke, base, synthetic_dataset, tmp_path):
+    demos = synthetic_dataset("ur5e", video_only=True, task="stack the blocks")
+    run = tmp_path / "run"
+    args = ["--base", base, "--embodiment", "ur5e", "--data", demos, "--recipe", "video-only", "--out", run, *FAST]
+    result = invoke("finetune", *args)
+    assert result.exit_code == 0, result.output
+    before, after = load_model(base), load_adapter(run / "adapter")
+    for name, p in before.heads["ur5e"].named_parameters():
+        assert torch.equal(p, after.heads["ur5e"].get_parameter(name)), name
+    lora = load_file(run / "adapter" / "adapter_model.safetensors")
+    assert lora and any(v.any() for k, v in lora.items() if "lora_B" in k)  # LoRA did train
+
+
+class Crash(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 3:
+            raise RuntimeError("simulated crash")
+
+
+def test_an_interrupted_run_leaves_no_adapter_and_resumes_to_the_final_step(
+    panda_only_base, synthetic_dataset, tmp_path
+):
+    data, run = [str(synthetic_dataset("ur5e"))], tmp_path / "run"
+    options = dict(steps=5, checkpoint_every=2, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        finetune(
+            panda_only_base,
+            "ur5e",
+            data,
+            "play-30min",
+            run,
+            options=TrainOptions(**options, callbacks=[Crash()]),
+            workers=0,
+        )
+    assert not (run / "adapter").exists()
+    with pytest.raises(AdaptError, match="not an adapter folder"):
+        load_adapter(run / "adapter")
+    finetune(panda_only_base, "ur5e", data, "play-30min", run, options=TrainOptions(**options), workers=0)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert checkpoint["global_step"] == 5
+    load_adapter(run / "adapter")
+
+
+def test_ddp_on_two_cpu_processes_writes_the_same_adapter_format(panda_only_base, synthetic_dataset, tmp_path):
+    adapt = shutil.which("adapt", path=str(Path(sys.executable).parent))
+    run = tmp_path / "run"
+    command = [
+        adapt,
+        "finetune",
+        "--base",
+        str(panda_only_base),
+        "--embodiment",
+        "ur5e",
+        "--data",
+        str(synthetic_dataset("ur5e")),
+        "--out",
+        str(run),
+        *FAST,
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+    ]
+    env = dict(os.environ, PL_DISABLE_FORK="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting with 2 processes" in done.stdout + done.stderr  # Lightning's DDP launcher, gloo backend
+    meta = json.loads((run / "adapter" / "adapt_adapter.json").read_text())
+    assert meta["target"] == "ur5e"
+    load_adapter(run / "adapter")
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("dims", "has (8,) dims per step but spec 'ur5e' has state dim 7"),
+        ("video_to_play", "has no actions, but recipe 'play-30min' needs actions"),
+        ("recipe_field", "colour: unknown field"),
+        ("lora_target", "LoRA target 'attn.nothing' matches no linear layer"),
+        ("base_missing", "not a model checkpoint"),
+        ("base_corrupt", "cannot load weights"),
+        ("out_exists", "already exists; choose another --out or pass --overwrite"),
+        ("video_only_new_robot", "the base has none for 'ur5e'"),
+    ],
+)
+def test_bad_input_is_refused_before_training(case, message, invoke, panda_only_base, synthetic_dataset, tmp_path):
+    base, data, recipe = panda_only_base, str(synthetic_dataset("ur5e")), "play-30min"
+    run = tmp_path / "run"
+    if case == "dims":
+        data = f"{synthetic_dataset('panda')}=ur5e"
+    elif case == "video_to_play":
+        data = str(synthetic_dataset("ur5e", video_only=True))
+    elif case in ("recipe_field", "lora_target"):
+        raw = load_recipe("play-30min").model_dump(mode="json")
+        if case == "recipe_field":
+            raw["colour"] = "blue"
+        else:
+            raw["lora"]["targets"] = ["attn.nothing"]
+        recipe = tmp_path / "mine.yaml"
+        recipe.write_text(json.dumps(raw))
+    elif case == "base_missing":
+        base = tmp_path / "nowhere"
+    elif case == "base_corrupt":
+        weights = base / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:500])
+    elif case == "out_exists":
+        (run / "adapter").mkdir(parents=True)
+    elif case == "video_only_new_robot":
+        data, recipe = str(synthetic_dataset("ur5e", video_only=True)), "video-only"
+    result = invoke(
+        "finetune", "--base", base, "--embodiment", "ur5e", "--data", data, "--recipe", recipe, "--out", run, *FAST
+    )
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not (run / "checkpoints").exists()
+
+
+def test_adapter_on_another_base_is_refused(invoke, panda_only_base, base, synthetic_dataset, tmp_path):
+    run = tmp_path / "run"
+    args = ["--base", panda_only_base, "--embodiment", "ur5e", "--data", synthetic_dataset("ur5e"), "--out", run, *FAST]
+    assert invoke("finetune", *args).exit_code == 0
+    with pytest.raises(AdaptError, match="trained on another base"):
+        load_adapter(run / "adapter", base=base)
+
+
+def test_every_bundled_recipe_loads_and_a_recipe_can_be_built_in_python():
+    from adapt.recipe import LoraSettings, Recipe, bundled_recipes
+
+    assert {"play-30min", "video-only", "mixed", "heads-only", "full-finetune", "action-only"} <= set(bundled_recipes())
+    modes = {name: load_recipe(name).mode for name in bundled_recipes()}
+    assert modes["video-only"] == "video_only" and modes["action-only"] == "action_only"
+    recipe = Recipe(name="mine", lora=LoraSettings(rank=8, targets=["attention"]), steps=10)
+    assert recipe.lora.rank == 8
+    with pytest.raises(ValueError, match="nothing to learn"):
+        Recipe(name="bad", video_loss=False, action_loss=False)
