@@ -75,6 +75,18 @@ def test_loss_and_sample_shapes_in_every_mode(model, specs, mode):
         assert model.frames_from_latents(out["future"]).shape == (3, cams, TINY.future, 3, 32, 32)
 
 
+def test_cached_prefix_sampling_equals_full_sampling(model, specs):
+    for block in model.backbone.blocks:  # leave adaLN-Zero's identity start, so tokens interact
+        torch.nn.init.normal_(block.modulation.weight, std=0.05)
+    torch.nn.init.normal_(model.video_out.weight, std=0.05)
+    batch = make_batch(specs["ur5e"])
+    batch["context_mask"][0, 0] = False  # a padded context frame: hidden in both paths
+    full = model.sample(batch, steps=3, video_final_t=0.4, cache=False, generator=torch.Generator().manual_seed(2))
+    cached = model.sample(batch, steps=3, video_final_t=0.4, cache=True, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(cached["actions"], full["actions"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(cached["future"], full["future"], rtol=0, atol=1e-5)
+
+
 def test_video_only_embodiment_has_no_action_heads(model, specs):
     batch = make_batch(specs["human"], has_action=False)
     assert model.heads["human"].action_encoder is None

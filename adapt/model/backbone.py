@@ -47,6 +47,23 @@ class DiTBlock(nn.Module):
         x = x + gate1 * self.attn(_modulate(self.norm1(x), shift1, scale1), attn_mask=mask)
         return x + gate2 * self.mlp(_modulate(self.norm2(x), shift2, scale2))
 
+    def forward_cached(
+        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor, past: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Like `forward`, for tokens that also attend to `past` keys/values (cached from an earlier call);
+        returns the new tokens and this call's own keys/values. Same weights (LoRA included) as `forward`."""
+        mod = self.modulation(nn.functional.silu(cond))[:, types]
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        h = _modulate(self.norm1(x), shift1, scale1)
+        attn, (b, n, _) = self.attn, x.shape
+        q, k, v = attn.qkv(h).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        out = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        out = attn.proj(attn.norm(out.transpose(1, 2).reshape(b, n, -1)))
+        x = x + gate1 * out
+        return x + gate2 * self.mlp(_modulate(self.norm2(x), shift2, scale2)), (k, v)
+
 
 class DiTBackbone(nn.Module):
     """A stack of `DiTBlock`s and a final modulated norm."""
@@ -65,6 +82,26 @@ class DiTBackbone(nn.Module):
     def forward(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None = None) -> Tensor:
         for block in self.blocks:
             x = block(x, cond, types, mask)
+        return self._final(x, cond, types)
+
+    def cache(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Per-block keys/values of tokens that attend only among themselves (the clean prefix), computed
+        once and reused by `forward_with_cache` at every sampling step."""
+        cache = []
+        for block in self.blocks:
+            x, kv = block.forward_cached(x, cond, types, mask, None)
+            cache.append(kv)
+        return cache
+
+    def forward_with_cache(
+        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor, cache: list[tuple[Tensor, Tensor]]
+    ) -> Tensor:
+        """Tokens `x` attending to the cached prefix and to each other; `mask` is (B, 1, N, N_cached + N)."""
+        for block, past in zip(self.blocks, cache, strict=True):
+            x, _ = block.forward_cached(x, cond, types, mask, past)
+        return self._final(x, cond, types)
+
+    def _final(self, x: Tensor, cond: Tensor, types: Tensor) -> Tensor:
         shift, scale = self.final_modulation(nn.functional.silu(cond))[:, types].chunk(2, dim=-1)
         return _modulate(self.norm(x), shift, scale)
 

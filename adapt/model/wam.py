@@ -139,14 +139,16 @@ class WorldActionModel(nn.Module):
         actions: Tensor | None,
         t_action: Tensor,
         has_action: Tensor | None = None,
+        cache: list | None = None,
     ) -> tuple[Tensor | None, Tensor | None]:
         """Velocities for noisy future patches (B, cams, fut, P, patch_dim) and noisy actions (B, chunk, A).
 
         Either may be None (not predicted). `has_action` (B,) hides the action tokens of samples without
-        actions from every other token.
+        actions from every other token. With `cache` (from `prefix_cache`) only the noisy tokens are
+        computed, attending to the cached prefix: the same result for less work at every sampling step.
         """
         heads, b = prefix.heads, prefix.tokens.shape[0]
-        parts, types, valid = [prefix.tokens], [CLEAN] * prefix.tokens.shape[1], [prefix.valid]
+        parts, types, valid = [], [], []
         if future is not None:
             tokens = self._video_tokens(future, prefix.spec, self.config.context)
             parts.append(tokens)
@@ -158,19 +160,33 @@ class WorldActionModel(nn.Module):
             types += [ACTION] * tokens.shape[1]
             keep = has_action if has_action is not None else torch.ones(b, dtype=torch.bool, device=tokens.device)
             valid.append(keep[:, None].expand(b, tokens.shape[1]))
-        x = torch.cat(parts, dim=1)
-        types = torch.tensor(types, device=x.device)
-        valid = torch.cat(valid, dim=1)
-        # keys must exist; clean queries see only clean keys; a token always sees itself
-        clean = types == CLEAN
-        mask = valid[:, None, :] & (~clean[:, None] | clean[None, :])[None]
-        mask = (mask | torch.eye(len(types), dtype=torch.bool, device=x.device))[:, None]
         cond = self._conditions(heads, t_video, t_action)
-        x = self.backbone(x, cond, types, mask)
-        n_clean, n_video = prefix.tokens.shape[1], 0 if future is None else future[:, :, :, :, 0].numel() // b
-        video_v = None if future is None else self.video_out(x[:, n_clean : n_clean + n_video]).reshape(future.shape)
-        action_v = None if actions is None else heads.action_decoder(x[:, n_clean + n_video :])
+        n_clean = prefix.tokens.shape[1]
+        if cache is None:
+            x = torch.cat([prefix.tokens, *parts], dim=1)
+            types = torch.tensor([CLEAN] * n_clean + types, device=x.device)
+            keys = torch.cat([prefix.valid, *valid], dim=1)
+            # keys must exist; clean queries see only clean keys; a token always sees itself
+            clean = types == CLEAN
+            mask = keys[:, None, :] & (~clean[:, None] | clean[None, :])[None]
+            x = self.backbone(x, cond, types, _with_self(mask, 0))[:, n_clean:]
+        else:
+            x = torch.cat(parts, dim=1)
+            keys = torch.cat([prefix.valid, *valid], dim=1)
+            mask = _with_self(keys[:, None, :].expand(b, x.shape[1], -1), n_clean)
+            x = self.backbone.forward_with_cache(x, cond, torch.tensor(types, device=x.device), mask, cache)
+        n_video = 0 if future is None else future[:, :, :, :, 0].numel() // b
+        video_v = None if future is None else self.video_out(x[:, :n_video]).reshape(future.shape)
+        action_v = None if actions is None else heads.action_decoder(x[:, n_video:])
         return video_v, action_v
+
+    def prefix_cache(self, prefix: Prefix) -> list:
+        """Per-block keys/values of the clean prefix, for `velocity(..., cache=...)`."""
+        b, n = prefix.valid.shape
+        cond = self._conditions(prefix.heads, *(torch.zeros(b, device=prefix.tokens.device),) * 2)
+        mask = _with_self(prefix.valid[:, None, :].expand(b, n, n), 0)
+        types = torch.full((n,), CLEAN, device=prefix.tokens.device)
+        return self.backbone.cache(prefix.tokens, cond, types, mask)
 
     def _conditions(self, heads: EmbodimentHeads, t_video: Tensor, t_action: Tensor) -> Tensor:
         """(B, 3, D): one conditioning vector per token type (clean, video, action)."""
@@ -232,17 +248,21 @@ class WorldActionModel(nn.Module):
         video_final_t: float = 0.0,
         mode: Mode = "joint",
         generator: torch.Generator | None = None,
+        cache: bool = True,
     ) -> dict[str, Tensor]:
         """Denoise an action chunk (normalized, model space) and future video latents from the context.
 
         `batch` needs frames (context frames at least), context_mask, state, has_state, task, embodiment.
         With `video_final_t` > 0 the video stops partly noisy while actions are fully denoised (DreamZero's
-        decoupled inference: fewer useful steps spent on pixels the controller does not need).
+        decoupled inference: fewer useful steps spent on pixels the controller does not need). With
+        `cache` the clean prefix is run through the backbone once and reused by every step (exact: clean
+        tokens never attend to noisy ones).
         """
         spec, heads = self._embodiment(batch)
         ctx, fut = self.config.context, self.config.future
         patches = self.latents(batch["frames"][:, :, :ctx])
         prefix = self.encode_prefix(batch, patches)
+        kv = self.prefix_cache(prefix) if cache else None
         b, device = patches.shape[0], patches.device
         future = None
         if mode != "action_only":
@@ -254,7 +274,7 @@ class WorldActionModel(nn.Module):
             ta, ta_next = 1 - k / steps, 1 - (k + 1) / steps
             tv, tv_next = (1 - (1 - video_final_t) * s / steps for s in (k, k + 1))
             video_v, action_v = self.velocity(
-                prefix, future, torch.full((b,), tv, device=device), actions, torch.full((b,), ta, device=device)
+                prefix, future, torch.full((b,), tv, device=device), actions, torch.full((b,), ta, device=device), cache=kv
             )
             if future is not None:
                 future = future - (tv - tv_next) * video_v
@@ -277,6 +297,14 @@ def _randn(shape, generator: torch.Generator | None, device) -> Tensor:
 def _interpolate(x: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     t = t.reshape(-1, *([1] * (x.dim() - 1)))
     return (1 - t) * x + t * noise
+
+
+def _with_self(mask: Tensor, offset: int) -> Tensor:
+    """(B, Nq, Nk) key mask -> (B, 1, Nq, Nk) where query i also sees key offset + i (never an empty row)."""
+    nq, nk = mask.shape[1:]
+    eye = torch.zeros(nq, nk, dtype=torch.bool, device=mask.device)
+    eye[torch.arange(nq), offset + torch.arange(nq)] = True
+    return (mask | eye)[:, None]
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

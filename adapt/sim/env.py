@@ -1,0 +1,243 @@
+"""A robosuite scene, driven in end-effector space and observed the way an embodiment spec says.
+
+Scripted controllers think in end-effector terms, so every robot is driven through robosuite's
+OSC_POSE controller (command: dx dy dz, droll dpitch dyaw in [-1, 1], scaled by the controller to at
+most 5 cm and 0.5 rad per step, then the gripper in [-1 open, 1 closed]). Datasets, however, speak
+the spec's action space; `spec_action` converts one executed step into it (see its docstring).
+
+Frames come from our own `sim.render` calls, not robosuite's camera observations, so a frame is
+taken exactly when it is recorded (and after our own scene randomization). MuJoCo's offscreen
+renderer returns rows bottom-up (OpenGL), so they are flipped. Shadows and reflections are turned
+off: on a CPU renderer (Mesa llvmpipe) they triple the cost of a frame and add little.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+
+import mujoco
+import numpy as np
+import robosuite
+from robosuite import load_composite_controller_config
+from robosuite.robots import ROBOT_CLASS_MAPPING
+
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError, did_you_mean
+from adapt.sim.scenes import Thing, default_things, randomize_things
+
+log = logging.getLogger(__name__)
+
+ROBOSUITE_ROBOTS = "package://robosuite/models/assets/robots/"
+PREFIX = "robot0_"
+"""robosuite prefixes the joint, body and camera names of the first robot with this."""
+STATE_FIELDS = ("joint_position", "joint_velocity", "gripper")
+CALIBRATION_STEPS = 15
+"""Steps the gripper gets to open fully and to close fully when its range is measured."""
+
+
+def robosuite_robot(spec: EmbodimentSpec) -> str:
+    """robosuite's name for the spec's robot, read from `package://robosuite/models/assets/robots/<robot>/...`.
+
+    Raises AdaptError for video-only specs, robots robosuite does not ship, and bimanual robots.
+    """
+    if spec.video_only or spec.description is None:
+        raise AdaptError(f"'{spec.name}' is video-only: there is no robot to simulate; pick a robot spec")
+    if not spec.description.startswith(ROBOSUITE_ROBOTS):
+        raise AdaptError(
+            f"'{spec.name}': simulation needs a robosuite robot model (description "
+            f"'{ROBOSUITE_ROBOTS}<robot>/robot.xml'), got '{spec.description}'"
+        )
+    folder = PurePosixPath(spec.description[len(ROBOSUITE_ROBOTS) :]).parts[0]
+    names = {name.lower(): name for name in ROBOT_CLASS_MAPPING}
+    if folder not in names:
+        raise AdaptError(f"'{spec.name}': robosuite has no robot '{folder}'.{did_you_mean(folder, names)}")
+    if len(spec.end_effectors) != 1 or spec.gripper is None or spec.action is None:
+        raise AdaptError(f"'{spec.name}': only single-arm robots with a gripper are scripted (Baxter and GR1 are not)")
+    return names[folder]
+
+
+def check_spec(spec: EmbodimentSpec) -> None:
+    """Problems that need no simulator: raise AdaptError before any process or renderer starts."""
+    robosuite_robot(spec)
+    unknown = [p.name for p in spec.proprio if p.name not in STATE_FIELDS]
+    if unknown:
+        raise AdaptError(f"'{spec.name}': simulated state has fields {STATE_FIELDS}; the spec asks for {unknown}")
+    fps = {c.fps for c in spec.cameras}
+    if fps != {spec.action.control_hz}:
+        raise AdaptError(
+            f"'{spec.name}': the simulator records one frame per control step, so every camera's fps "
+            f"({sorted(fps)}) must equal action.control_hz ({spec.action.control_hz:g})"
+        )
+
+
+class SimEnv:
+    """One robosuite task (`scene`: Lift, Stack, PickPlaceCan) with the spec's robot and cameras.
+
+    Made once and reset per episode (soft resets: remaking the scene costs seconds). Use as a context
+    manager, or call `close()`: the offscreen renderer must be released explicitly. After `reset`,
+    `things` are the objects scripts may act on and `home` the gripper's orientation (pointing down);
+    `base` is the world xy of the robot's base.
+    """
+
+    def __init__(self, spec: EmbodimentSpec, scene: str, seed: int):
+        check_spec(spec)
+        self.spec, self.scene = spec, scene
+        robot = robosuite_robot(spec)
+        self.env = robosuite.make(
+            scene,
+            robots=robot,
+            controller_configs=load_composite_controller_config(robot=robot),
+            has_renderer=False,
+            has_offscreen_renderer=True,
+            use_camera_obs=False,
+            control_freq=spec.action.control_hz,
+            ignore_done=True,
+            hard_reset=False,
+            initialization_noise="default",
+            seed=seed,
+        )
+        try:
+            self._bind()
+        except Exception:
+            self.close()
+            raise
+        self.things: list[Thing] = []
+
+    def _bind(self) -> None:
+        """Look up the spec's joints, cameras and gripper in the compiled scene."""
+        sim, robot = self.env.sim, self.env.robots[0]
+        self.env.reset()
+        missing = [c.name for c in self.spec.cameras if c.name not in sim.model.camera_names]
+        if missing:
+            raise AdaptError(
+                f"'{self.spec.name}': cameras {missing} are not in robosuite's {self.scene} scene;"
+                f" available: {', '.join(sim.model.camera_names)}"
+            )
+        names = [PREFIX + name for name in self.spec.joint_names]
+        absent = [n for n in names if n not in sim.model.joint_names]
+        if absent:
+            raise AdaptError(f"'{self.spec.name}': joints {absent} are not in robosuite's {robot.name} model")
+        self._qpos = np.array([sim.model.get_joint_qpos_addr(n) for n in names])
+        self._qvel = np.array([sim.model.get_joint_qvel_addr(n) for n in names])
+        self._free_robot_base()
+        self._eef_site = robot.eef_site_id["right"]
+        self.base = sim.data.body_xpos[sim.model.body_name2id(robot.robot_model.root_body)][:2].copy()
+        self._finger = robot._ref_gripper_joint_pos_indexes["right"][0]
+        self._gripper_range = self._calibrate_gripper()
+
+    def _free_robot_base(self) -> None:
+        """Stop the robot's fixed base from touching its own first link at rest.
+
+        With MuJoCo 3.3, Sawyer's first link rests in contact with its base, and the friction there
+        holds the first joint still. Geoms of the fixed base touch nothing the scripts use, so
+        collisions of those in contact with the robot are switched off.
+        """
+        model, data = self.env.sim.model, self.env.sim.data
+        for contact in data.contact[: data.ncon]:
+            geoms = (contact.geom1, contact.geom2)
+            bodies = [model.geom_bodyid[g] for g in geoms]
+            if not all(model.body_id2name(b).startswith(PREFIX) for b in bodies):
+                continue
+            for geom, body in zip(geoms, bodies, strict=True):
+                if model.body_weldid[body] == 0:  # welded to the world: the base
+                    model.geom_contype[geom] = model.geom_conaffinity[geom] = 0
+                    log.debug("disabled collisions of %s (touches the robot at rest)", model.geom_id2name(geom))
+
+    def _calibrate_gripper(self) -> tuple[float, float]:
+        """Finger joint position when fully open and fully closed on nothing, so gripper state maps to [-1, 1]."""
+        ends = []
+        for command in (-1.0, 1.0):
+            for _ in range(CALIBRATION_STEPS):
+                self.step(np.r_[np.zeros(6), command])
+            ends.append(float(self.env.sim.data.qpos[self._finger]))
+        if abs(ends[1] - ends[0]) < 1e-6:
+            raise AdaptError(f"'{self.spec.name}': the gripper does not move when commanded")
+        return ends[0], ends[1]
+
+    def reset(self, rng: np.random.Generator, randomize: bool) -> None:
+        """New episode: robosuite's own placement, then (with `randomize`) our colors and wider scatter.
+
+        robosuite draws placements and joint noise from `env.rng`; it is re-seeded from `rng` in place (the
+        placement sampler holds the same generator), so an episode depends on its own seed only.
+        """
+        self.env.rng.bit_generator.state = np.random.default_rng(rng.integers(2**63)).bit_generator.state
+        self.env.reset()
+        flags = self.env.sim._render_context_offscreen.scn.flags
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self.things = randomize_things(self.env, self.scene, rng) if randomize else default_things(self.env, self.scene)
+        self.home = self.eef()[1]
+
+    def step(self, command: np.ndarray) -> None:
+        """Execute one OSC_POSE command (7 values in [-1, 1]) for one control period."""
+        self.env.step(np.clip(command, -1.0, 1.0))
+
+    def render(self) -> dict[str, np.ndarray]:
+        """uint8 (H, W, 3) frames of the spec's cameras, top row first."""
+        return {
+            c.name: self.env.sim.render(width=c.width, height=c.height, camera_name=c.name)[::-1]
+            for c in self.spec.cameras
+        }
+
+    def joint_positions(self) -> np.ndarray:
+        """Arm joint positions in the spec's joint order (rad)."""
+        return self.env.sim.data.qpos[self._qpos].copy()
+
+    def gripper(self) -> float:
+        """Finger opening mapped to [-1 fully open, 1 closed on nothing]; a held object stops it in between."""
+        lo, hi = self._gripper_range
+        return float(np.clip(2.0 * (self.env.sim.data.qpos[self._finger] - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+
+    def state(self) -> np.ndarray:
+        """The spec's proprio vector: its fields concatenated in the spec's order (float32)."""
+        parts = {
+            "joint_position": self.joint_positions,
+            "joint_velocity": lambda: self.env.sim.data.qvel[self._qvel],
+            "gripper": lambda: np.full(self.spec.gripper.dim, self.gripper()),
+        }
+        return np.concatenate([parts[p.name]() for p in self.spec.proprio]).astype(np.float32)
+
+    def eef(self) -> tuple[np.ndarray, np.ndarray]:
+        """End-effector (grip site) position in the world (m) and its rotation matrix."""
+        data = self.env.sim.data
+        return data.site_xpos[self._eef_site].copy(), data.site_xmat[self._eef_site].reshape(3, 3).copy()
+
+    def position(self, thing: Thing) -> np.ndarray:
+        """Centre of an object's body in the world (m)."""
+        return self.env.sim.data.body_xpos[thing.body].copy()
+
+    def yaw(self, thing: Thing) -> float:
+        """An object's rotation about the vertical axis (rad)."""
+        w, x, y, z = self.env.sim.data.body_xquat[thing.body]
+        return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> SimEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def spec_action(spec: EmbodimentSpec, command: np.ndarray, q_before: np.ndarray, q_after: np.ndarray) -> np.ndarray:
+    """One executed step in the spec's action space; the gripper part is the command's (-1 open, 1 close).
+
+    - `ee_delta`: the OSC_POSE command itself, in [-1, 1] (robosuite's controller input; x 0.05 m and
+      x 0.5 rad give the requested end-effector step), so the action replays through robosuite unchanged.
+    - `joint_position`: the joint positions the step reached (the target a joint-position controller
+      should be given to reproduce it), clipped to the spec's limits.
+    - `joint_delta`: those positions minus the positions before the step (rad per control period).
+    """
+    kind = spec.action.kind
+    gripper = np.full(spec.gripper.dim, np.sign(command[6]) or -1.0)
+    if kind == "ee_delta":
+        arm = np.clip(command[:6], -1.0, 1.0)
+    elif kind == "joint_position":
+        limits = np.array([j.position for j in spec.joints])
+        arm = np.clip(q_after, limits[:, 0], limits[:, 1])
+    else:
+        arm = q_after - q_before
+    return np.concatenate([arm, gripper]).astype(np.float32)

@@ -1,0 +1,203 @@
+"""What one episode of each kind does, and how it is recorded.
+
+- `play`: purposeful but unstructured interaction with two cubes (reach, push, pick up, put down,
+  pause) for as long as asked; no goal, so the task text only names the objects.
+- `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
+  sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
+- `demo`: one robosuite task on robosuite's own layout, kept only if robosuite's success check passes.
+
+Recording convention: frame t and state t are observed before command t is executed; action t is
+that step expressed in the spec's action space (`adapt.sim.env.spec_action`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+
+from adapt.data.episode import Episode
+from adapt.embodiment import EmbodimentSpec
+from adapt.sim import scripted
+from adapt.sim.env import SimEnv, spec_action
+from adapt.sim.scenes import SCENES
+from adapt.sim.scripted import Arm, Script, Style
+
+PLAY_SCENE = "Stack"
+"""Play happens with the two cubes of robosuite's Stack scene."""
+SETTLE = 10
+"""Steps recorded after the last sub-task, so an episode does not end mid-motion."""
+PUSH_TEXT = {
+    "left": "to the left",
+    "right": "to the right",
+    "forward": "away from the robot",
+    "back": "towards the robot",
+}
+PLACE_TEXT = {
+    "left": "on the left of the table",
+    "right": "on the right of the table",
+    "forward": "far from the robot",
+    "back": "close to the robot",
+}
+"""How task text says the DIRECTIONS of `adapt.sim.scripted` (left and right as the front camera sees them)."""
+
+
+class SimPool:
+    """One SimEnv per scene, made on first use and kept for the following episodes (making one takes seconds)."""
+
+    def __init__(self, spec: EmbodimentSpec, seed: int):
+        self.spec, self.seed = spec, seed
+        self._envs: dict[str, SimEnv] = {}
+
+    def get(self, scene: str) -> SimEnv:
+        if scene not in self._envs:
+            self._envs[scene] = SimEnv(self.spec, scene, seed=self.seed)
+        return self._envs[scene]
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def __enter__(self) -> SimPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, max_frames: int) -> Episode | None:
+    """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed."""
+    rng = np.random.default_rng(seed)
+    scene = {"play": PLAY_SCENE, "multitask": str(rng.choice(SCENES)), "demo": task}[kind]
+    sim = pool.get(scene)
+    sim.reset(rng, randomize=kind != "demo")
+    arm = Arm(sim, rng, Style.sample(rng))
+    log: list[list] = []
+    script = {"play": _play, "multitask": _multitask, "demo": _demo}[kind](arm, log)
+    frames, state, action = record(sim, script, max_frames)
+    done = [description for description, ok in log if ok]
+    if kind == "play":
+        text = "play with the " + " and the ".join(t.name for t in sim.things)
+    elif kind == "demo":
+        if not done:
+            return None
+        text = done[0]
+    else:
+        text = ", then ".join(done) if done else f"try to {log[0][0]}"
+    return Episode(text, frames, state, action)
+
+
+def record(sim: SimEnv, script: Script, max_frames: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Run `script` for at most `max_frames` steps: frames per camera (T, H, W, 3), state and action (T, dim)."""
+    frames: dict[str, list[np.ndarray]] = {c.name: [] for c in sim.spec.cameras}
+    states, actions = [], []
+    for command in itertools.islice(script, max_frames):
+        for name, frame in sim.render().items():
+            frames[name].append(frame)
+        states.append(sim.state())
+        before = sim.joint_positions()
+        sim.step(command)
+        actions.append(spec_action(sim.spec, command, before, sim.joint_positions()))
+    return {k: np.stack(v) for k, v in frames.items()}, np.stack(states), np.stack(actions)
+
+
+def _play(arm: Arm, log: list[list]) -> Script:
+    """Endless play: the recorder stops it at the episode's length."""
+    things = arm.sim.things
+    while True:
+        thing = things[int(arm.rng.integers(len(things)))]
+        others = [t for t in things if t is not thing]
+        roll = arm.rng.random()
+        if roll < 0.35:
+            yield from scripted.reach(arm)
+        elif roll < 0.55 and scripted.push_sides(arm, thing):
+            yield from scripted.push(arm, thing, str(arm.rng.choice(scripted.push_sides(arm, thing))))
+        elif roll < 0.9:
+            yield from _pick_and_put(arm, thing, others)
+        else:
+            yield from arm.hold(int(arm.rng.integers(10, 30)))
+
+
+def _pick_and_put(arm: Arm, thing, others) -> Script:
+    """Play: pick something up, wave it about a little, and put it down somewhere free."""
+    if not (yield from scripted.grasp(arm, thing)):
+        return False
+    for _ in range(int(arm.rng.integers(0, 3))):
+        yield from scripted.reach(arm)
+    xy = arm.spot(thing.radius, others)
+    if xy is None:
+        xy = arm.sim.position(thing)[:2]
+    return (yield from scripted.place(arm, thing, xy, arm.floor))
+
+
+def _multitask(arm: Arm, log: list[list]) -> Script:
+    """A chain of sub-tasks picked one at a time, each suited to the scene as the previous one left it.
+
+    `log` gets [description, succeeded] per sub-task as it starts, so a cut-off episode still says what it tried.
+    """
+    count = int(arm.rng.integers(1, 3)) if arm.sim.scene == "PickPlaceCan" else int(arm.rng.integers(3, 7))
+    for index in range(count):
+        description, behaviour = _subtask(arm, last=index == count - 1)
+        log.append([description, False])
+        log[-1][1] = bool((yield from behaviour))
+    yield from arm.hold(SETTLE)
+    return any(ok for _, ok in log)
+
+
+def _subtask(arm: Arm, last: bool) -> tuple[str, Script]:
+    """A sub-task for the scene: its description and its behaviour."""
+    things, rng = arm.sim.things, arm.rng
+    if arm.sim.scene == "PickPlaceCan":
+        can = things[0]
+        if last:
+            return f"put the {can.name} in the bin", _to_goal(arm, can)
+        return f"lift the {can.name}", scripted.lift(arm, can)
+    thing = things[int(rng.integers(len(things)))]
+    others = [t for t in things if t is not thing]
+    roll = rng.random()
+    if others and roll < 0.35:
+        return f"stack the {thing.name} on the {others[0].name}", scripted.stack(arm, thing, others[0])
+    sides = scripted.push_sides(arm, thing)
+    if sides and roll < 0.55:
+        side = str(rng.choice(sides))
+        return f"push the {thing.name} {PUSH_TEXT[side]}", scripted.push(arm, thing, side)
+    if roll < 0.8:
+        side = str(rng.choice(list(scripted.DIRECTIONS)))
+        return f"put the {thing.name} {PLACE_TEXT[side]}", scripted.move_to(arm, thing, side, others)
+    return f"lift the {thing.name}", scripted.lift(arm, thing)
+
+
+def _to_goal(arm: Arm, thing) -> Script:
+    """Carry `thing` to its goal (the can's spot in the target bin, aimed 8 cm short of it towards the robot:
+    the far corner of the bin is at the edge of some arms' reach, and robosuite accepts +-10 cm)."""
+    if not (yield from scripted.grasp(arm, thing)):
+        return False
+    goal = np.array(thing.goal)
+    towards_robot = (arm.sim.base - goal[:2]) / np.linalg.norm(arm.sim.base - goal[:2])
+    yield from scripted.place(arm, thing, goal[:2] + 0.08 * towards_robot, goal[2])
+    return bool(arm.sim.env._check_success())
+
+
+DEMOS: dict[str, Callable[[Arm], tuple[str, Script]]] = {
+    "Lift": lambda arm: (f"lift the {arm.sim.things[0].name}", scripted.lift(arm, arm.sim.things[0], put_back=False)),
+    "Stack": lambda arm: (
+        f"stack the {arm.sim.things[0].name} on the {arm.sim.things[1].name}",
+        scripted.stack(arm, *arm.sim.things),
+    ),
+    "PickPlaceCan": lambda arm: (f"put the {arm.sim.things[0].name} in the bin", _to_goal(arm, arm.sim.things[0])),
+}
+"""Demo tasks: robosuite task name -> (task text, behaviour). Each scene is the robosuite task of that name."""
+
+
+def _demo(arm: Arm, log: list[list]) -> Script:
+    """The named task, tried again from where things stand if robosuite does not call it a success."""
+    for _ in range(2):
+        description, behaviour = DEMOS[arm.sim.scene](arm)
+        yield from behaviour
+        log.append([description, bool(arm.sim.env._check_success())])
+        if log[-1][1]:
+            break
+    yield from arm.hold(SETTLE)
+    return log[-1][1]

@@ -1,0 +1,228 @@
+"""`generate`: simulated datasets (play, multitask, demo) written in the toolkit's LeRobot format.
+
+One robosuite renderer keeps one CPU core busy, so episodes are simulated in worker processes (one
+per core by default). Worker w simulates episodes w, w + W, w + 2W, ... in order and sends each back
+through its own pipe; the main process writes them in index order. Each episode is seeded by
+(seed, index) alone, so a dataset depends on the seed and not on the number of workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import traceback
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adapt.data.episode import Episode
+from adapt.data.writer import DatasetWriter
+from adapt.embodiment import EmbodimentSpec, load_embodiment, spec_from_dict
+from adapt.errors import AdaptError, did_you_mean
+from adapt.sim.env import check_spec
+from adapt.sim.episodes import DEMOS, SimPool, simulate
+
+log = logging.getLogger(__name__)
+KINDS = ("play", "multitask", "demo")
+PLAY_SECONDS = (20.0, 40.0)
+"""Length range of play episodes; a requested duration is cut into episodes drawn from it."""
+SHORTEST_SECONDS = 5.0
+"""A play remainder shorter than this joins the previous episode instead of making its own."""
+MAX_SECONDS = {"multitask": 60.0, "demo": 30.0}
+"""Longest multitask chain and longest demo; they usually end sooner, when their sub-tasks are done."""
+MAX_FAILED_DEMOS = 10
+"""Give up after this many demos in a row that robosuite does not call a success."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker needs to simulate its episodes (picklable)."""
+
+    spec: EmbodimentSpec
+    kind: str
+    task: str
+    seed: int
+    lengths: tuple[int, ...] | None
+    """Frames of each play episode; None for kinds whose episodes end when their script does."""
+    max_frames: int
+
+    def indices(self, first: int, step: int) -> Iterator[int]:
+        """Episode indices first, first + step, ...; endless unless the episode lengths are planned."""
+        if self.lengths is None:
+            return itertools.count(first, step)
+        return iter(range(first, len(self.lengths), step))
+
+    def simulate(self, pool: SimPool, index: int) -> Episode | None:
+        frames = self.lengths[index] if self.lengths is not None else self.max_frames
+        return simulate(pool, self.kind, self.task, np.random.SeedSequence(self.seed, spawn_key=(index,)), frames)
+
+
+def generate(
+    robot: str | Path,
+    kind: str,
+    out_dir: Path,
+    *,
+    minutes: float | None = None,
+    episodes: int | None = None,
+    task: str = "Lift",
+    seed: int = 0,
+    video_only: bool = False,
+    progress: bool = False,
+    workers: int | None = None,
+) -> Path:
+    """Simulate `robot` (a bundled spec name or a spec YAML) and write a dataset at `out_dir`.
+
+    `kind`: `play` (the target robot's unstructured interaction, cut into 20-40 s episodes totalling
+    exactly `minutes`), `multitask` (chains of sub-tasks in Lift, Stack and PickPlaceCan scenes, for
+    pretraining) or `demo` (robosuite task `task`: Lift, Stack or PickPlaceCan; `task` is ignored by
+    the other kinds). Give either `minutes` or `episodes`; multitask and demo episodes are never cut,
+    so they reach at least `minutes`. `video_only` writes cameras and task text only. Frames are the
+    spec's cameras; state and action follow the spec (see `adapt.sim.env.spec_action` for actions).
+    `workers` defaults to one process per CPU core (at most 8). Returns the dataset folder.
+    """
+    spec = load_embodiment(robot)
+    plan, target = _plan(spec, kind, minutes, episodes, task, seed)
+    out_spec = _video_view(spec) if video_only else spec
+    count = len(plan.lengths) if plan.lengths is not None else episodes
+    workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
+    written, frames, failed = 0, 0, 0
+    with (
+        DatasetWriter(Path(out_dir), out_spec) as writer,
+        _progress_bar(progress) as bar,
+        closing(_episodes(plan, workers)) as stream,
+    ):
+        job = bar.add_task(f"{spec.name} {kind}", total=target)
+        for episode in stream:
+            if episode is None:
+                failed += 1
+                if failed >= MAX_FAILED_DEMOS:
+                    raise AdaptError(f"the scripted '{plan.task}' demo failed {failed} times in a row on '{spec.name}'")
+                continue
+            failed = 0
+            writer.add(Episode(episode.task, episode.frames) if video_only else episode)
+            written, frames = written + 1, frames + episode.length
+            log.info("episode %d: %d frames, '%s'", written - 1, episode.length, episode.task)
+            bar.update(job, advance=episode.length, description=f"{spec.name} {kind}: {written} episodes")
+            if written == episodes or (target is not None and plan.lengths is None and frames >= target):
+                break
+    return Path(out_dir)
+
+
+def _plan(
+    spec: EmbodimentSpec, kind: str, minutes: float | None, episodes: int | None, task: str, seed: int
+) -> tuple[Plan, int | None]:
+    """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
+    if kind not in KINDS:
+        raise AdaptError(f"kind {kind!r} is not one of {', '.join(KINDS)}.{did_you_mean(kind, KINDS)}")
+    if (minutes is None) == (episodes is None):
+        raise AdaptError("give either minutes or episodes (exactly one of them)")
+    if (minutes is not None and minutes <= 0) or (episodes is not None and episodes < 1):
+        raise AdaptError(f"minutes must be > 0 and episodes >= 1 (got minutes={minutes}, episodes={episodes})")
+    check_spec(spec)
+    if kind == "demo":
+        known = {name.lower(): name for name in DEMOS}
+        if task.lower() not in known:
+            raise AdaptError(
+                f"no scripted demo for task '{task}'.{did_you_mean(task, DEMOS)} Tasks: {', '.join(DEMOS)}"
+            )
+        task = known[task.lower()]
+    fps = spec.action.control_hz
+    target = round(minutes * 60 * fps) if minutes is not None else None
+    if target == 0:
+        raise AdaptError(f"minutes={minutes} is less than one frame at {fps:g} fps")
+    lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
+    max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
+    plan = Plan(spec, kind, task, seed, lengths, max_frames)
+    return plan, target if target is not None else (sum(lengths) if lengths else None)
+
+
+def _play_lengths(fps: float, target: int | None, episodes: int | None, seed: int) -> tuple[int, ...]:
+    """Play episode lengths (frames): `episodes` of them, or as many as make exactly `target` frames."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31,)))
+    low, high = (round(s * fps) for s in PLAY_SECONDS)
+    if episodes is not None:
+        return tuple(int(n) for n in rng.integers(low, high + 1, episodes))
+    lengths: list[int] = []
+    while sum(lengths) < target:
+        lengths.append(min(int(rng.integers(low, high + 1)), target - sum(lengths)))
+    if len(lengths) > 1 and lengths[-1] < SHORTEST_SECONDS * fps:
+        tail = lengths.pop()
+        lengths[-1] += tail
+    return tuple(lengths)
+
+
+def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:
+    """The spec's cameras as a video-only spec of the same name: what a video-only dataset holds."""
+    cameras = [c.model_dump() for c in spec.cameras]
+    return spec_from_dict({"name": spec.name, "video_only": True, "cameras": cameras})
+
+
+def _progress_bar(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"))
+    return Progress(*columns, TimeElapsedColumn(), disable=not enabled)
+
+
+def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
+    """Episodes in index order (None for a failed demo), simulated here or in `workers` processes."""
+    if workers == 1:
+        with SimPool(plan.spec, plan.seed) as pool:
+            for index in plan.indices(0, 1):
+                yield plan.simulate(pool, index)
+        return
+    context = multiprocessing.get_context("spawn")  # a forked renderer would share the parent's GL state
+    pipes, processes = [], []
+    try:
+        for worker in range(workers):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, args=(plan, worker, workers, send), daemon=True)
+            process.start()
+            send.close()
+            pipes.append(receive)
+            processes.append(process)
+        for index in plan.indices(0, 1):
+            try:
+                result = pipes[index % workers].recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"simulation worker {index % workers} exited without sending episode {index}"
+                ) from None
+            if isinstance(result, _Failure):
+                raise AdaptError(result.message) if result.user_error else RuntimeError(result.message)
+            yield result
+        for process in processes:
+            process.join(timeout=60)  # let them close their renderers
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # unneeded episodes still in progress
+            process.join()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An exception in a worker, sent back to be raised in the main process."""
+
+    message: str
+    user_error: bool
+
+
+def _worker(plan: Plan, worker: int, workers: int, pipe) -> None:
+    """Simulate this worker's share of the episodes and send them; the main process stops us when it has enough."""
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # one rendering thread per process; the processes share the cores
+    try:
+        with SimPool(plan.spec, plan.seed) as pool:
+            for index in plan.indices(worker, workers):
+                pipe.send(plan.simulate(pool, index))
+    except AdaptError as error:
+        pipe.send(_Failure(str(error), user_error=True))
+    except Exception:
+        pipe.send(_Failure(traceback.format_exc(), user_error=False))
+    finally:
+        pipe.close()

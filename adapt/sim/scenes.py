@@ -1,0 +1,100 @@
+"""The objects of the robosuite scenes we script, and how an episode re-dresses them.
+
+robosuite places its cubes within a few centimetres of the table centre and always paints them the
+same; pretraining and play data need more variety than that, so `randomize_things` scatters them over
+the reachable part of the table and gives each a distinct flat color (named in the task text).
+Demos keep robosuite's own layout (`default_things`), the distribution its benchmarks evaluate on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCENES = ("Lift", "Stack", "PickPlaceCan")
+"""robosuite tasks with single-arm scripts here; PickPlaceCan has bins instead of an open table."""
+COLORS = {
+    "red": (0.85, 0.12, 0.1),
+    "green": (0.15, 0.65, 0.2),
+    "blue": (0.15, 0.3, 0.85),
+    "yellow": (0.92, 0.8, 0.12),
+    "orange": (0.95, 0.5, 0.1),
+    "purple": (0.55, 0.2, 0.7),
+}
+SCATTER = ((-0.12, 0.12), (-0.2, 0.2))
+"""x and y ranges (m) around the table centre where randomized objects land: reachable by every arm."""
+GAP = 0.05
+"""Minimum free space (m) between scattered objects, so a gripper fits between them."""
+
+
+@dataclass(frozen=True)
+class Thing:
+    """An object scripts act on, with the sizes they need to approach, grasp and set it down."""
+
+    name: str
+    """What task text calls it ("red cube", "can")."""
+    body: int
+    """MuJoCo body id (its position is the object's centre)."""
+    bottom: float
+    """Distance (m) from the centre down to the bottom: the centre height above a surface it rests on."""
+    top: float
+    """Distance (m) from the centre up to the top."""
+    radius: float
+    """Horizontal half-extent (m)."""
+    goal: tuple[float, float, float] | None = None
+    """Where the scene's task wants it (the can's spot in the target bin), else None."""
+
+
+def default_things(env, scene: str) -> list[Thing]:
+    """The scene's objects as robosuite placed and painted them."""
+    if scene == "Lift":
+        return [_thing(env, env.cube, "red cube")]
+    if scene == "Stack":
+        return [_thing(env, env.cubeA, "red cube"), _thing(env, env.cubeB, "green cube")]
+    can = env.objects[env.object_id]
+    return [_thing(env, can, "can", goal=tuple(env.target_bin_placements[env.object_id]))]
+
+
+def randomize_things(env, scene: str, rng: np.random.Generator) -> list[Thing]:
+    """Recolor and scatter the cubes of Lift and Stack (call after `env.reset()`); the can keeps robosuite's."""
+    if scene == "PickPlaceCan":
+        return default_things(env, scene)
+    objects = [env.cube] if scene == "Lift" else [env.cubeA, env.cubeB]
+    colors = rng.choice(list(COLORS), size=len(objects), replace=False)
+    model, data = env.sim.model, env.sim.data
+    placed: list[tuple[np.ndarray, float]] = []
+    things = []
+    for obj, color in zip(objects, colors, strict=True):
+        for name in obj.visual_geoms:
+            geom = model.geom_name2id(name)
+            model.geom_matid[geom] = -1  # the wood texture would tint every color
+            model.geom_rgba[geom] = (*COLORS[color], 1.0)
+        xy = _free_spot(rng, obj.horizontal_radius, placed)
+        placed.append((xy, obj.horizontal_radius))
+        centre = np.r_[env.table_offset[:2] + xy, env.table_offset[2] - obj.bottom_offset[2] + 0.002]
+        yaw = rng.uniform(-np.pi, np.pi)
+        data.set_joint_qpos(obj.joints[0], np.r_[centre, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+        things.append(_thing(env, obj, f"{color} cube"))
+    env.sim.forward()
+    return things
+
+
+def table_centre(env) -> np.ndarray:
+    """World xy of the middle of the workspace: the table's centre, or midway between PickPlace's bins."""
+    if hasattr(env, "table_offset"):
+        return np.array(env.table_offset[:2], dtype=float)
+    return (env.bin1_pos[:2] + env.bin2_pos[:2]) / 2.0
+
+
+def _free_spot(rng: np.random.Generator, radius: float, placed: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """A table spot (relative to its centre) at least GAP away from the objects already placed."""
+    while True:
+        xy = np.array([rng.uniform(*SCATTER[0]), rng.uniform(*SCATTER[1])])
+        if all(np.linalg.norm(xy - other) > radius + r + GAP for other, r in placed):
+            return xy
+
+
+def _thing(env, obj, name: str, goal: tuple[float, float, float] | None = None) -> Thing:
+    body = env.sim.model.body_name2id(obj.root_body)
+    return Thing(name, body, -float(obj.bottom_offset[2]), float(obj.top_offset[2]), obj.horizontal_radius, goal)

@@ -1,0 +1,134 @@
+"""Simulated data: play, multitask and demo datasets read back in the spec's format, bad requests fail
+clearly, and the CLI generates and inspects. Specs are copies of bundled ones with 32x32 cameras (and
+one camera where two are not needed), since rendering is most of the cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("robosuite")
+
+from adapt.data import LeRobotDataset  # noqa: E402
+from adapt.data.inspect import inspect_dataset  # noqa: E402
+from adapt.embodiment import bundled_embodiments, load_embodiment  # noqa: E402
+from adapt.errors import AdaptError  # noqa: E402
+from adapt.sim import generate  # noqa: E402
+from adapt.sim.generate import PLAY_SECONDS, SHORTEST_SECONDS, _play_lengths  # noqa: E402
+
+SIZE = 32
+
+
+def tiny_spec(folder: Path, robot: str, cameras: int = 2) -> Path:
+    """A copy of a bundled robot spec with `cameras` cameras of SIZE x SIZE pixels."""
+    raw = yaml.safe_load(bundled_embodiments()[robot].read_text())
+    raw["cameras"] = [dict(c, height=SIZE, width=SIZE) for c in raw["cameras"][:cameras]]
+    path = folder / f"{robot}_tiny.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ur5e_spec(tmp_path_factory) -> Path:
+    return tiny_spec(tmp_path_factory.mktemp("specs"), "ur5e")
+
+
+@pytest.fixture(scope="module")
+def ur5e_play(tmp_path_factory, ur5e_spec) -> Path:
+    return generate(ur5e_spec, "play", tmp_path_factory.mktemp("play") / "ds", minutes=0.05, seed=3)
+
+
+def test_play_has_requested_length_and_spec_dims(ur5e_play, ur5e_spec):
+    spec = load_embodiment(ur5e_spec)
+    dataset = LeRobotDataset(ur5e_play, spec)
+    assert sum(e.length for e in dataset.episodes) == round(0.05 * 60 * 20)
+    episode = dataset.episodes[0]
+    assert episode.state.shape == (episode.length, spec.state_dim) == (60, 7)
+    assert episode.action.shape == (episode.length, spec.action_dim) == (60, 7)
+    limits = np.array([j.position for j in spec.joints])
+    assert np.all((episode.action[:, :6] >= limits[:, 0]) & (episode.action[:, :6] <= limits[:, 1]))
+    assert set(np.unique(episode.action[:, 6])) <= {-1.0, 1.0}
+    assert np.all(np.abs(episode.state[:, 6]) <= 1.0)
+    assert np.ptp(episode.state[:, :6], axis=0).max() > 0.05, "the arm should move"
+    # joint_position actions are the next step's joint positions
+    np.testing.assert_allclose(episode.action[:-1, :6], episode.state[1:, :6], atol=1e-5)
+    assert "play with the" in episode.task
+    for camera in spec.cameras:
+        frames = dataset.frames(episode, camera.name, np.arange(0, 60, 10), (SIZE, SIZE))
+        assert frames.std() > 10, f"{camera.name} should show a scene"
+        assert np.abs(np.diff(frames.astype(float), axis=0)).mean() > 0.1, f"{camera.name} should change"
+
+
+@pytest.mark.parametrize("minutes", [0.05, 0.5, 0.7, 3.0, 30.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_play_lengths_add_up_to_the_request(minutes, seed):
+    fps = 20
+    lengths = _play_lengths(fps, round(minutes * 60 * fps), None, seed)
+    assert sum(lengths) == round(minutes * 60 * fps)
+    assert max(lengths) < (PLAY_SECONDS[1] + SHORTEST_SECONDS) * fps
+    assert len(lengths) == 1 or min(lengths) >= SHORTEST_SECONDS * fps
+
+
+def test_play_is_reproducible_from_its_seed(ur5e_play, ur5e_spec, tmp_path):
+    again = generate(ur5e_spec, "play", tmp_path / "again", minutes=0.05, seed=3)
+    spec = load_embodiment(ur5e_spec)
+    first, second = LeRobotDataset(ur5e_play, spec).episodes[0], LeRobotDataset(again, spec).episodes[0]
+    np.testing.assert_allclose(first.state, second.state, atol=1e-6)
+    assert first.task == second.task
+
+
+def test_demo_video_only_has_no_state_or_action(tmp_path):
+    spec = tiny_spec(tmp_path, "panda", cameras=1)
+    path = generate(spec, "demo", tmp_path / "demo", episodes=1, task="lift", video_only=True)
+    report = inspect_dataset(path)
+    assert report.state_dim is None and report.action_dim is None
+    assert report.episodes == 1 and report.tasks == ["lift the red cube"]
+    assert list(report.cameras) == ["observation.images.agentview"]
+
+
+def test_multitask_chains_subtasks_in_parallel_workers(tmp_path):
+    spec = tiny_spec(tmp_path, "panda", cameras=1)
+    path = generate(spec, "multitask", tmp_path / "multi", episodes=2, seed=1, workers=2)
+    dataset = LeRobotDataset(path, load_embodiment(spec))
+    assert len(dataset.episodes) == 2
+    assert len(set(dataset.tasks)) == 2
+    actions = np.concatenate([e.action for e in dataset.episodes])
+    assert actions.shape[1] == 7 and np.all(np.abs(actions) <= 1.0)  # ee_delta: OSC commands in [-1, 1]
+
+
+@pytest.mark.parametrize(
+    ("robot", "kwargs", "message"),
+    [
+        ("ur5", {"minutes": 1.0}, "Did you mean 'ur5e'"),
+        ("human", {"minutes": 1.0}, "video-only"),
+        ("baxter", {"minutes": 1.0}, "single-arm"),
+        ("ur5e", {"minutes": 1.0, "episodes": 2}, "either minutes or episodes"),
+        ("ur5e", {}, "either minutes or episodes"),
+        ("ur5e", {"minutes": -1.0}, "minutes must be > 0"),
+        ("ur5e", {"episodes": 1, "task": "Lfit"}, "Did you mean 'Lift'"),
+    ],
+)
+def test_bad_requests_are_user_errors(tmp_path, robot, kwargs, message):
+    kind = "demo" if "task" in kwargs else "play"
+    with pytest.raises(AdaptError, match=message):
+        generate(robot, kind, tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_kind_is_a_user_error(tmp_path):
+    with pytest.raises(AdaptError, match="not one of play, multitask, demo"):
+        generate("ur5e", "plya", tmp_path / "out", minutes=1.0)
+
+
+def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path):
+    out = tmp_path / "cli"
+    result = invoke("data", "generate", "--robot", ur5e_spec, "--kind", "play", "--minutes", "0.05", "--out", out)
+    assert result.exit_code == 0, result.output
+    sheet = tmp_path / "sheet.png"
+    result = invoke("data", "inspect", out, "--embodiment", ur5e_spec, "--contact-sheet", sheet)
+    assert result.exit_code == 0, result.output
+    assert "60 frames" in result.output and "fits" in result.output
+    assert sheet.stat().st_size > 0
