@@ -274,7 +274,12 @@ class WorldActionModel(nn.Module):
             ta, ta_next = 1 - k / steps, 1 - (k + 1) / steps
             tv, tv_next = (1 - (1 - video_final_t) * s / steps for s in (k, k + 1))
             video_v, action_v = self.velocity(
-                prefix, future, torch.full((b,), tv, device=device), actions, torch.full((b,), ta, device=device), cache=kv
+                prefix,
+                future,
+                torch.full((b,), tv, device=device),
+                actions,
+                torch.full((b,), ta, device=device),
+                cache=kv,
             )
             if future is not None:
                 future = future - (tv - tv_next) * video_v
