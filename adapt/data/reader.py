@@ -98,7 +98,7 @@ class LeRobotDataset:
             frames = reader.get_batch(list(unique + first)).asnumpy()
         except Exception as error:  # decord raises its own DECORDError for damaged streams
             raise AdaptError(f"{path}: cannot decode frames of episode {episode.index}: {error}") from None
-        return _resize(frames, size)[inverse]
+        return resize_frames(frames, size)[inverse]
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -237,7 +237,7 @@ class LeRobotDataset:
         return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid")}
 
 
-def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Antialiased bilinear resize of uint8 (n, H, W, 3) frames. Done here, not by decord's own
     `VideoReader(height=, width=)`: that scaler returns wrongly sized buffers for some widths (16, 24, 48)."""
     if frames.shape[1:3] == tuple(size):

@@ -40,11 +40,9 @@ class WindowConfig:
 
 def joint_state_slice(spec: EmbodimentSpec) -> slice:
     """Where the joint positions sit in the state vector (the `joint_position` proprio block)."""
-    start = 0
-    for field in spec.proprio:
-        if field.name == "joint_position":
-            return slice(start, start + field.dim)
-        start += field.dim
+    found = spec.proprio_slice("joint_position")
+    if found is not None:
+        return found
     raise AdaptError(f"spec '{spec.name}': relative actions need a 'joint_position' proprio field")
 
 

@@ -133,6 +133,15 @@ class EmbodimentSpec(_Strict):
         """Length of the proprioceptive state vector (0 for video-only sources)."""
         return sum(p.dim for p in self.proprio)
 
+    def proprio_slice(self, name: str) -> slice | None:
+        """Where the proprio block `name` (e.g. `joint_position`, `gripper`) sits in the state vector."""
+        start = 0
+        for block in self.proprio:
+            if block.name == name:
+                return slice(start, start + block.dim)
+            start += block.dim
+        return None
+
     @property
     def action_dim(self) -> int:
         """Length of one action (0 for video-only sources)."""

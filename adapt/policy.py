@@ -1,0 +1,267 @@
+"""A World Action Model as a robot controller: observations in, safe absolute action chunks out.
+
+`Policy.act(observation)` returns one de-normalized chunk clipped to the spec's limits; `Policy.step`
+runs receding-horizon control on top of it: it executes `execute` actions of each chunk, blends the
+first `blend` actions of a new chunk with what the old one still planned (no stutter at chunk
+boundaries), and with `async_next` computes the next chunk while the current one executes.
+Whatever the network outputs, a command never leaves the spec's position and velocity limits; a
+non-finite output becomes a hold-position action, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adapt.data.reader import resize_frames
+from adapt.data.windows import from_model_actions
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Every speed/quality choice of inference in one place; the defaults are the fast path."""
+
+    steps: int = 4
+    """Flow-matching Euler steps per chunk."""
+    video_final_t: float = 0.6
+    """Noise level the video branch stops at (0: fully denoised; actions are always fully denoised)."""
+    merge_lora: bool = True
+    """Fold LoRA into the backbone (no adapter overhead per step)."""
+    cache_context: bool = True
+    """Run the clean context through the backbone once per chunk, not once per step."""
+    compile: bool = False
+    """torch.compile the backbone's cached forward (pays off on long runs and GPUs)."""
+    execute: int = 8
+    """Actions of each chunk executed before replanning (receding horizon)."""
+    blend: int = 4
+    """Leading actions of a new chunk blended with the previous chunk's plan."""
+    async_next: bool = False
+    """Compute the next chunk in a background thread while the current one executes."""
+    device: str = "cpu"
+    seed: int = 0
+
+    @classmethod
+    def naive(cls, **overrides) -> InferenceConfig:
+        """The slow reference: 16 steps, video fully denoised, LoRA unmerged, no context cache."""
+        return cls(**{"steps": 16, "video_final_t": 0.0, "merge_lora": False, "cache_context": False, **overrides})
+
+
+class Policy:
+    """Closed-loop control of one embodiment with a model that has heads for it."""
+
+    def __init__(self, model, embodiment: str, config: InferenceConfig = InferenceConfig(), task: str = ""):
+        if embodiment not in model.heads or model.specs[embodiment].action is None:
+            raise AdaptError(f"the model has no action heads for '{embodiment}'; it has {sorted(model.heads)}")
+        if config.execute < 1 or config.blend < 0:
+            raise AdaptError("InferenceConfig: execute must be >= 1 and blend >= 0")
+        self.model, self.config, self.task = model.to(config.device).eval(), config, task
+        self.spec: EmbodimentSpec = model.specs[embodiment]
+        self.stats = model.stats.get(embodiment)
+        self.chunk = self.spec.action.chunk
+        if config.execute > self.chunk:
+            raise AdaptError(f"InferenceConfig.execute ({config.execute}) exceeds the chunk length ({self.chunk})")
+        self.generator = torch.Generator(config.device).manual_seed(config.seed)
+        self._pool = ThreadPoolExecutor(max_workers=1) if config.async_next else None
+        self.plans = 0
+        """Chunks computed so far (for monitoring replanning)."""
+        self.reset()
+
+    @classmethod
+    def load(
+        cls, path: Path, embodiment: str | None = None, base: Path | None = None, config=InferenceConfig(), task=""
+    ) -> Policy:
+        """From an adapter folder (`RUN/adapter`, base taken from it or `base`) or a model checkpoint."""
+        from adapt.adapter import load_adapter, merge
+        from adapt.model import load_model
+
+        path = Path(path)
+        path = path / "adapter" if (path / "adapter" / "adapt_adapter.json").is_file() else path
+        if (path / "adapt_adapter.json").is_file():
+            model = load_adapter(path, base)
+            embodiment = embodiment or json.loads((path / "adapt_adapter.json").read_text())["target"]
+        else:
+            model = load_model(path)
+            robots = [n for n, s in model.specs.items() if s.action is not None]
+            if embodiment is None and len(robots) != 1:
+                raise AdaptError(f"{path} has heads for {robots}; choose one with embodiment=")
+            embodiment = embodiment or robots[0]
+        if config.merge_lora:
+            merge(model)
+        if config.compile:
+            model.backbone.forward_with_cache = torch.compile(model.backbone.forward_with_cache)
+        return cls(model, embodiment, config, task)
+
+    def reset(self) -> None:
+        """Forget the frame history and planned actions (a new episode)."""
+        span = (self.model.config.context - 1) * self.model.config.stride + 1
+        self.history: dict[str, deque] = {c.name: deque(maxlen=span) for c in self.spec.cameras}
+        self.queue: list[np.ndarray] = []
+        self.since_plan = 0
+        self._pending: Future | None = None
+
+    # -- one chunk -------------------------------------------------------------------------------------
+
+    def act(self, observation: dict) -> np.ndarray:
+        """The action chunk (chunk, action_dim) for `observation`: absolute, de-normalized, within limits.
+
+        `observation` holds a uint8 (H, W, 3) frame per spec camera name, the state as `state` or as its
+        proprio blocks by name, and optionally `task`.
+        """
+        self._record(observation)
+        return self._plan(self._context(), self._state(observation), observation.get("task", self.task))
+
+    def _record(self, observation: dict) -> None:
+        size = (self.model.config.image_size,) * 2
+        for camera in self.spec.cameras:
+            if camera.name not in observation:
+                raise AdaptError(f"observation has no frame for camera '{camera.name}' (has {sorted(observation)})")
+            frame = np.asarray(observation[camera.name])
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+                raise AdaptError(f"camera '{camera.name}': expected uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+            self.history[camera.name].append(resize_frames(frame[None], size)[0])
+
+    def _state(self, observation: dict) -> np.ndarray:
+        if "state" in observation:
+            state = np.asarray(observation["state"], np.float32).reshape(-1)
+        else:
+            missing = [p.name for p in self.spec.proprio if p.name not in observation]
+            if missing:
+                raise AdaptError(f"observation lacks 'state' and proprio fields {missing}")
+            state = np.concatenate([np.asarray(observation[p.name], np.float32).reshape(-1) for p in self.spec.proprio])
+        if state.shape != (self.spec.state_dim,):
+            raise AdaptError(f"state has {state.shape[0]} values; spec '{self.spec.name}' has {self.spec.state_dim}")
+        return state
+
+    def _context(self) -> tuple[np.ndarray, list[bool]]:
+        """Context frames (cams, context, S, S, 3) every `stride` steps back from now, and which exist."""
+        cfg, frames = self.model.config, []
+        for camera in self.spec.cameras:
+            history = list(self.history[camera.name])
+            picks = [len(history) - 1 - cfg.stride * k for k in range(cfg.context - 1, -1, -1)]
+            frames.append(np.stack([history[max(i, 0)] for i in picks]))
+        return np.stack(frames), [i >= 0 for i in picks]
+
+    @torch.no_grad()
+    def _plan(self, context: tuple[np.ndarray, list[bool]], state: np.ndarray, task: str) -> np.ndarray:
+        config, device = self.config, self.config.device
+        frames, mask = context
+        normalized = self.stats.normalize(state, "state") if self.stats and self.stats.state else state
+        batch = {
+            "frames": torch.from_numpy(frames[None]).permute(0, 1, 2, 5, 3, 4).to(device),
+            "context_mask": torch.tensor([mask], device=device),
+            "state": torch.as_tensor(normalized, dtype=torch.float32, device=device)[None],
+            "has_state": torch.tensor([True], device=device),
+            "task": [task],
+            "embodiment": [self.spec.name],
+        }
+        out = self.model.sample(
+            batch, config.steps, config.video_final_t, generator=self.generator, cache=config.cache_context
+        )
+        self.plans += 1
+        self.last_future = out["future"]
+        return self._to_robot(out["actions"][0].float().cpu().numpy(), state)
+
+    def _to_robot(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        if not np.isfinite(actions).all():
+            log.warning("the model produced non-finite actions; holding position for this chunk")
+            return np.repeat(hold_action(self.spec, state)[None], len(actions), axis=0)
+        if self.stats is not None and self.stats.action is not None:
+            actions = self.stats.unnormalize(actions, "action")
+        actions = from_model_actions(self.spec, actions, state)
+        return clip_to_limits(self.spec, actions, state, self.stats)
+
+    # -- receding horizon --------------------------------------------------------------------------------
+
+    def step(self, observation: dict) -> np.ndarray:
+        """The next single action (action_dim,): replans every `execute` steps, blending chunk boundaries."""
+        self._record(observation)
+        state, task = self._state(observation), observation.get("task", self.task)
+        lead = max(1, self.config.execute // 2)
+        if self._pool is not None and self._pending is None and self.since_plan == self.config.execute - lead:
+            self._pending = self._pool.submit(self._plan, self._context(), state, task)
+        if not self.queue or self.since_plan >= self.config.execute:
+            if self._pending is not None:  # computed `lead` steps ago: those actions are already past
+                chunk, self._pending = self._pending.result()[lead:], None
+            else:
+                chunk = self._plan(self._context(), state, task)
+            self.queue = blend(self.queue, list(chunk), self.config.blend)
+            self.since_plan = 0
+        self.since_plan += 1
+        return self.queue.pop(0)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def blend(old: list[np.ndarray], new: list[np.ndarray], steps: int) -> list[np.ndarray]:
+    """The new chunk, its first `steps` actions cross-faded from what the old chunk still planned."""
+    out = list(new)
+    for i in range(min(steps, len(old), len(new))):
+        w = (i + 1) / (steps + 1)
+        out[i] = w * new[i] + (1 - w) * old[i]
+    return out
+
+
+def hold_action(spec: EmbodimentSpec, state: np.ndarray) -> np.ndarray:
+    """The action that keeps the robot where it is (and its gripper as it is)."""
+    action = np.zeros(spec.action_dim, np.float32)
+    joints, gripper = spec.proprio_slice("joint_position"), spec.proprio_slice("gripper")
+    if spec.action.kind == "joint_position" and joints is not None:
+        action[: len(spec.joints)] = state[joints]
+    if gripper is not None and spec.gripper is not None:
+        action[-spec.gripper.dim :] = state[gripper][: spec.gripper.dim]
+    return action
+
+
+def clip_to_limits(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray, stats=None) -> np.ndarray:
+    """Bound a chunk (chunk, action_dim) of absolute actions by the spec, step by step from `state`.
+
+    - joint_position: each target within the joint's position range and at most velocity x dt from the
+      previous target (the current joint positions for the first).
+    - joint_delta: each delta at most velocity x dt, and the position it leads to within range.
+    - ee_delta: no joint-space bound without inverse kinematics, so the arm part is bounded to the
+      training data's range (q01..q99 widened by half its width each side), or to [-1, 1] without stats.
+    - gripper: within the gripper's command range.
+    """
+    out = np.array(actions, dtype=np.float32, copy=True)
+    kind, n = spec.action.kind, len(spec.joints)
+    dt = 1.0 / spec.action.control_hz
+    if kind in ("joint_position", "joint_delta"):
+        lo = np.array([j.position[0] for j in spec.joints])
+        hi = np.array([j.position[1] for j in spec.joints])
+        step = np.array([j.velocity for j in spec.joints]) * dt
+        joints = spec.proprio_slice("joint_position")
+        previous = np.clip(state[joints], lo, hi) if joints is not None else None
+        for t in range(len(out)):
+            if kind == "joint_position":
+                target = out[t, :n] if previous is None else np.clip(out[t, :n], previous - step, previous + step)
+                out[t, :n] = previous = np.clip(target, lo, hi)
+            else:
+                delta = np.clip(out[t, :n], -step, step)
+                if previous is not None:
+                    reached = np.clip(previous + delta, lo, hi)
+                    delta, previous = reached - previous, reached
+                out[t, :n] = delta
+    else:
+        arm = out.shape[1] - (spec.gripper.dim if spec.gripper else 0)
+        if stats is not None and stats.action is not None:
+            width = stats.action.q99[:arm] - stats.action.q01[:arm]
+            out[:, :arm] = np.clip(out[:, :arm], stats.action.q01[:arm] - width / 2, stats.action.q99[:arm] + width / 2)
+        else:
+            out[:, :arm] = np.clip(out[:, :arm], -1.0, 1.0)
+    if spec.gripper is not None:
+        g_lo, g_hi = sorted(spec.gripper.range)
+        out[:, -spec.gripper.dim :] = np.clip(out[:, -spec.gripper.dim :], g_lo, g_hi)
+    return out
