@@ -163,3 +163,32 @@ def recipe_show(name: Annotated[str, typer.Argument(help="Bundled recipe name or
     from adapt.recipe import load_recipe
 
     out.print(yaml.safe_dump(load_recipe(name).model_dump(mode="json"), sort_keys=False), highlight=False)
+
+
+@app.command("demo")
+@user_errors
+def demo_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Work folder for the data and the run.")] = Path("adapt-demo"),
+    robot: Annotated[str, typer.Option(help="Robot to adapt to (a bundled single-arm spec).")] = "ur5e",
+    minutes: Annotated[float, typer.Option(help="Minutes of play data to simulate.")] = 3.0,
+    steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 300,
+    recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "play-30min",
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
+) -> None:
+    """The main job on its defaults: simulate play data for a new robot, adapt the bundled base to it."""
+    import time
+
+    from adapt.demo import run_demo
+
+    start = time.perf_counter()
+    report = functools.partial(out.print, highlight=False)
+    adapter = run_demo(
+        out_dir, robot=robot, minutes=minutes, steps=steps, recipe=recipe, workers=workers, report=report
+    )
+    minutes_taken = (time.perf_counter() - start) / 60
+    out.print(
+        f"\ndone in {minutes_taken:.1f} min. adapter: {adapter}\n"
+        f"  evaluate it:  adapt eval --policy {adapter} --task Lift --episodes 2\n"
+        f"  merge it:     adapt export {adapter} --merge --out {out_dir / 'merged'}",
+        highlight=False,
+    )

@@ -49,7 +49,7 @@ class DatasetWriter:
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp.mkdir(parents=True)
         self._videos = {
-            c.name: _VideoStream(
+            c.name: VideoStream(
                 self._tmp / VIDEO_PATH.format(video_key=camera_key(c.name), chunk_index=0, file_index=0),
                 self.fps,
                 crf,
@@ -190,7 +190,7 @@ class DatasetWriter:
         }
 
 
-class _VideoStream:
+class VideoStream:
     """One growing H.264 file; frames of successive episodes are appended back to back."""
 
     def __init__(self, path: Path, fps: float, crf: int, gop: int):

@@ -7,8 +7,9 @@ the spec's action space; `spec_action` converts one executed step into it (see i
 
 Frames come from our own `sim.render` calls, not robosuite's camera observations, so a frame is
 taken exactly when it is recorded (and after our own scene randomization). MuJoCo's offscreen
-renderer returns rows bottom-up (OpenGL), so they are flipped. Shadows and reflections are turned
-off: on a CPU renderer (Mesa llvmpipe) they triple the cost of a frame and add little.
+renderer returns rows bottom-up (OpenGL), so they are flipped. On a CPU renderer (Mesa llvmpipe)
+shadows and reflections triple the cost of a frame and multisampling doubles it; all three are off
+(edges alias a little at 128 px), so we make the renderer ourselves rather than let robosuite.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import robosuite
 from robosuite import load_composite_controller_config
 from robosuite.robots import ROBOT_CLASS_MAPPING
+from robosuite.utils.binding_utils import MjRenderContextOffscreen
 
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError, did_you_mean
@@ -32,6 +34,8 @@ ROBOSUITE_ROBOTS = "package://robosuite/models/assets/robots/"
 PREFIX = "robot0_"
 """robosuite prefixes the joint, body and camera names of the first robot with this."""
 STATE_FIELDS = ("joint_position", "joint_velocity", "gripper")
+OFFSCREEN_SAMPLES = 0
+"""Multisample anti-aliasing of rendered frames (MuJoCo's default 4 doubles the cost of a frame on a CPU)."""
 CALIBRATION_STEPS = 15
 """Steps the gripper gets to open fully and to close fully when its range is measured."""
 
@@ -75,21 +79,24 @@ class SimEnv:
     """One robosuite task (`scene`: Lift, Stack, PickPlaceCan) with the spec's robot and cameras.
 
     Made once and reset per episode (soft resets: remaking the scene costs seconds). Use as a context
-    manager, or call `close()`: the offscreen renderer must be released explicitly. After `reset`,
+    manager, or call `close()`: the offscreen renderer must be released explicitly (robosuite frees it
+    with the simulation). After `reset`,
     `things` are the objects scripts may act on and `home` the gripper's orientation (pointing down);
     `base` is the world xy of the robot's base.
     """
 
-    def __init__(self, spec: EmbodimentSpec, scene: str, seed: int):
+    def __init__(self, spec: EmbodimentSpec, scene: str, seed: int, controller: str = "osc"):
         check_spec(spec)
-        self.spec, self.scene = spec, scene
+        if controller not in ("osc", "joint"):
+            raise AdaptError(f"controller '{controller}': use osc (end-effector commands) or joint (joint targets)")
+        self.spec, self.scene, self.controller = spec, scene, controller
         robot = robosuite_robot(spec)
         self.env = robosuite.make(
             scene,
             robots=robot,
-            controller_configs=load_composite_controller_config(robot=robot),
+            controller_configs=_controller_config(robot, controller),
             has_renderer=False,
-            has_offscreen_renderer=True,
+            has_offscreen_renderer=False,  # made below, with our settings
             use_camera_obs=False,
             control_freq=spec.action.control_hz,
             ignore_done=True,
@@ -98,11 +105,20 @@ class SimEnv:
             seed=seed,
         )
         try:
+            self._make_renderer()
             self._bind()
         except Exception:
             self.close()
             raise
         self.things: list[Thing] = []
+
+    def _make_renderer(self) -> None:
+        """An offscreen renderer for `render`, showing visual geoms only (as robosuite's would)."""
+        self.env.sim.model.vis.quality.offsamples = OFFSCREEN_SAMPLES
+        context = MjRenderContextOffscreen(self.env.sim, device_id=-1)  # registers itself with the sim
+        context.vopt.geomgroup[0], context.vopt.geomgroup[1] = 0, 1  # collision meshes hidden
+        context.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        context.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 
     def _bind(self) -> None:
         """Look up the spec's joints, cameras and gripper in the compiled scene."""
@@ -163,15 +179,33 @@ class SimEnv:
         """
         self.env.rng.bit_generator.state = np.random.default_rng(rng.integers(2**63)).bit_generator.state
         self.env.reset()
-        flags = self.env.sim._render_context_offscreen.scn.flags
-        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self.things = randomize_things(self.env, self.scene, rng) if randomize else default_things(self.env, self.scene)
         self.home = self.eef()[1]
 
     def step(self, command: np.ndarray) -> None:
-        """Execute one OSC_POSE command (7 values in [-1, 1]) for one control period."""
-        self.env.step(np.clip(command, -1.0, 1.0))
+        """Execute one controller command for one control period: OSC_POSE (7 values in [-1, 1]), or with
+        the joint controller absolute joint targets (rad) then the gripper."""
+        if self.controller == "osc":
+            command = np.clip(command, -1.0, 1.0)
+        self.env.step(command)
+
+    def step_spec_action(self, action: np.ndarray) -> None:
+        """Execute one action of the spec's action space (the inverse of `spec_action`)."""
+        kind, n = self.spec.action.kind, len(self.spec.joints)
+        if (kind == "ee_delta") != (self.controller == "osc"):
+            raise AdaptError(f"'{self.spec.name}' acts in {kind}: make the scene with controller='{_CONTROLLER[kind]}'")
+        gripper = np.clip(action[n if kind != "ee_delta" else 6 :][:1], -1.0, 1.0)
+        if kind == "ee_delta":
+            self.step(np.concatenate([action[:6], gripper]))
+        elif kind == "joint_position":
+            self.step(np.concatenate([action[:n], gripper]))
+        else:
+            self.step(np.concatenate([self.joint_positions() + action[:n], gripper]))
+
+    def holds(self, thing: Thing, floor: float) -> bool:
+        """The object hangs near the gripper, above where it could rest on a surface at height `floor`."""
+        position, near = self.position(thing), self.eef()[0]
+        return np.linalg.norm(position - near) < thing.radius + 0.03 and position[2] > floor + thing.bottom + 0.03
 
     def render(self) -> dict[str, np.ndarray]:
         """uint8 (H, W, 3) frames of the spec's cameras, top row first."""
@@ -220,6 +254,36 @@ class SimEnv:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_CONTROLLER = {"ee_delta": "osc", "joint_position": "joint", "joint_delta": "joint"}
+JOINT_GAIN = 300
+"""Stiffness of the joint-position controller that replays joint targets (robosuite's default, 50, lags)."""
+
+
+def _controller_config(robot: str, controller: str) -> dict:
+    """robosuite's default composite config for `robot`, its arm switched to absolute joint targets for 'joint'."""
+    config = load_composite_controller_config(robot=robot)
+    if controller == "joint":
+        arm = config["body_parts"]["right"]
+        config["body_parts"]["right"] = {
+            "type": "JOINT_POSITION",
+            "input_type": "absolute",
+            "input_max": 2 * np.pi,
+            "input_min": -2 * np.pi,
+            "output_max": 2 * np.pi,
+            "output_min": -2 * np.pi,
+            "kp": JOINT_GAIN,
+            "damping_ratio": 1,
+            "impedance_mode": "fixed",
+            "kp_limits": [0, 1000],
+            "damping_ratio_limits": [0, 10],
+            "qpos_limits": None,
+            "interpolation": None,
+            "ramp_ratio": 0.2,
+            "gripper": arm["gripper"],
+        }
+    return config
 
 
 def spec_action(spec: EmbodimentSpec, command: np.ndarray, q_before: np.ndarray, q_after: np.ndarray) -> np.ndarray:

@@ -58,6 +58,7 @@ class Plan:
         return iter(range(first, len(self.lengths), step))
 
     def simulate(self, pool: SimPool, index: int) -> Episode | None:
+        """Episode `index`, seeded by (seed, index) alone."""
         frames = self.lengths[index] if self.lengths is not None else self.max_frames
         return simulate(pool, self.kind, self.task, np.random.SeedSequence(self.seed, spawn_key=(index,)), frames)
 
@@ -83,7 +84,9 @@ def generate(
     the other kinds). Give either `minutes` or `episodes`; multitask and demo episodes are never cut,
     so they reach at least `minutes`. `video_only` writes cameras and task text only. Frames are the
     spec's cameras; state and action follow the spec (see `adapt.sim.env.spec_action` for actions).
-    `workers` defaults to one process per CPU core (at most 8). Returns the dataset folder.
+    `workers` defaults to one process per CPU core (at most 8); workers are spawned, so a script that
+    calls this with more than one worker needs the `if __name__ == "__main__":` guard. Returns the
+    dataset folder.
     """
     spec = load_embodiment(robot)
     plan, target = _plan(spec, kind, minutes, episodes, task, seed)

@@ -93,8 +93,7 @@ class Arm:
 
     def holds(self, thing: Thing) -> bool:
         """The object hangs between the fingers above where it could rest."""
-        position, near = self.sim.position(thing), self.sim.eef()[0]
-        return np.linalg.norm(position - near) < thing.radius + 0.03 and position[2] > self.floor + thing.bottom + 0.03
+        return self.sim.holds(thing, self.floor)
 
     def spot(self, radius: float, avoid: list[Thing]) -> np.ndarray | None:
         """A free table spot (world xy) within reach, clear of the `avoid` objects; None if none is found."""
