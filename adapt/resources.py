@@ -16,7 +16,7 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def bundled_dir(kind: str) -> Path:
-    """The folder of bundled `kind` files ('embodiments' or 'recipes'), installed or in a checkout."""
+    """The folder of bundled `kind` files (embodiments, recipes or models), installed or in a checkout."""
     for candidate in (_PACKAGE_ROOT / "bundled" / kind, _PACKAGE_ROOT.parent / kind):
         if candidate.is_dir():
             return candidate

@@ -132,3 +132,15 @@ def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path):
     assert result.exit_code == 0, result.output
     assert "60 frames" in result.output and "fits" in result.output
     assert sheet.stat().st_size > 0
+
+
+def test_simulation_then_torch_compiler_in_one_process():
+    """OSMesa and triton each carry an LLVM; adapt.sim loads triton first, so a process that simulates
+    and then trains (adapt demo) does not die when torchvision pulls in torch's compiler."""
+    import subprocess
+    import sys
+
+    code = "import adapt.sim, mujoco, torchvision.ops; print('alive')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "alive" in result.stdout

@@ -33,6 +33,7 @@ def pretrain_command(
     strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
+    half: Annotated[bool, typer.Option(help="Store the final weights in float16 (half the file size).")] = False,
 ) -> None:
     """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
     from adapt.train.fit import TrainOptions
@@ -57,6 +58,7 @@ def pretrain_command(
         workers=workers,
         options=options,
         overwrite=overwrite,
+        half=half,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

@@ -28,12 +28,18 @@ from adapt.model.wam import WorldActionModel
 FORMAT = "adapt-wam/1"
 
 
-def save_model(model: WorldActionModel, path: Path, *, overwrite: bool = False) -> Path:
-    """Write `model` (with `model.stats`, when set) as a checkpoint folder at `path`."""
+def save_model(model: WorldActionModel, path: Path, *, overwrite: bool = False, half: bool = False) -> Path:
+    """Write `model` (with `model.stats`, when set) as a checkpoint folder at `path`.
+
+    `half` stores floating-point weights as float16: half the file (the bundled base must fit in
+    the repository); `load_model` casts them back to the model's float32.
+    """
     with atomic_directory(path, overwrite) as tmp:
         config = {"format": FORMAT, "model": model.config.model_dump(), "embodiments": list(model.heads)}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, tmp / "model.safetensors", metadata={"format": FORMAT})
         write_specs_and_stats(tmp, model.specs.values(), getattr(model, "stats", {}))
     return Path(path)

@@ -82,5 +82,5 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint
     return trainer

@@ -26,11 +26,13 @@ def pretrain(
     workers: int = 2,
     options: TrainOptions | None = None,
     overwrite: bool = False,
+    half: bool = False,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
     The model checkpoint lands in `out/model` (see `adapt.model.checkpoint`); `out` also holds
-    Lightning checkpoints (resume), CSV logs, `loss_curves.png` and `predictions.png`.
+    Lightning checkpoints (resume), CSV logs, `loss_curves.png` and `predictions.png`. `half`
+    stores the final weights in float16 (see `save_model`).
     """
     options = options or TrainOptions()
     out = Path(out)
@@ -48,7 +50,7 @@ def pretrain(
     module = WAMModule(model, lr=lr, tokenizer_steps=tokenizer_steps)
     trainer = fit(module, loaders, out, options)
     if trainer.is_global_zero:
-        save_model(model.cpu(), out / "model", overwrite=overwrite)
+        save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
         write_plots(model, loaders, out)
     return out / "model"
 
