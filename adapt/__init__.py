@@ -22,6 +22,8 @@ _LAZY = {
     "load_model": "adapt.model",
     "load_adapter": "adapt.adapter",
     "TrainOptions": "adapt.train.fit",
+    "Policy": "adapt.policy",
+    "InferenceConfig": "adapt.policy",
 }
 __all__ = ["AdaptError", "EmbodimentSpec", "load_embodiment", *_LAZY]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 from peft import PeftModel
 from safetensors.torch import load_file
 
@@ -245,3 +246,18 @@ def test_every_bundled_recipe_loads_and_a_recipe_can_be_built_in_python():
     assert recipe.lora.rank == 8
     with pytest.raises(ValueError, match="nothing to learn"):
         Recipe(name="bad", video_loss=False, action_loss=False)
+
+
+def test_custom_recipe_example_adapts_and_acts(panda_only_base, synthetic_dataset, tmp_path):
+    """examples/custom_recipe.py: a Recipe built in Python, donor heads, then a policy from the adapter."""
+    import runpy
+
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_recipe.py"))
+    data = synthetic_dataset("ur5e", seed=3)
+    argv = ["--base", str(panda_only_base), "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2"]
+    chunk = example["main"](argv)
+    spec = load_embodiment("ur5e")
+    assert chunk.shape == (spec.action.chunk, spec.action_dim)
+    meta = json.loads((tmp_path / "run" / "adapter" / "adapt_adapter.json").read_text())
+    assert meta["target"] == "ur5e"
+    assert yaml.safe_load((tmp_path / "run" / "adapter" / "recipe.yaml").read_text())["lora"]["rank"] == 8

@@ -22,7 +22,9 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 CameraRole = Literal["primary", "secondary", "wrist", "overhead", "egocentric"]
 ActionKind = Literal["joint_position", "joint_delta", "ee_delta"]
 EE_DELTA_DIM = 6
-"""An end-effector delta per arm: xyz translation (m) + axis-angle rotation (rad), as robosuite's OSC_POSE."""
+"""An end-effector delta per arm: xyz translation + axis-angle rotation, in the units the robot's
+Cartesian controller takes. Our simulated robots use robosuite's OSC_POSE input, [-1, 1] per axis
+(the controller scales it to at most 5 cm and 0.5 rad per step), so recorded actions replay as is."""
 
 
 class _Strict(BaseModel):

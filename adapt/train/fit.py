@@ -80,6 +80,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`max_epochs` was not set.*")
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning on torch 2.14
         trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
         trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint
