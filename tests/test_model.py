@@ -169,6 +169,16 @@ def test_save_then_load_gives_identical_outputs(model, specs, tmp_path):
         save_model(model, tmp_path / "ckpt")
 
 
+def test_half_checkpoint_is_half_the_size_and_loads_as_float32(model, tmp_path):
+    full = save_model(model, tmp_path / "full") / "model.safetensors"
+    half = save_model(model, tmp_path / "half", half=True) / "model.safetensors"
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(tmp_path / "half")
+    for (name, p), q in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert q.dtype == p.dtype, name
+        torch.testing.assert_close(q, p.half().to(p.dtype) if p.is_floating_point() else p, rtol=0, atol=0)
+
+
 def test_damaged_checkpoints_are_refused(model, tmp_path):
     save_model(model, tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / "model.safetensors"

@@ -1,0 +1,168 @@
+"""Closed-loop inference speed: action chunks per second of `Policy.act`, fast path versus naive path.
+
+The model is the `small` preset with new UR5e heads and the `play-30min` recipe's LoRA on its
+backbone (the shape of an adapter from `adapt finetune`; timing does not depend on the weight values,
+so no training happens here). Each configuration gets its own copy of that model and a `Policy`:
+
+- `fast`: `InferenceConfig()`, the defaults (4 steps, video left at noise 0.6, LoRA merged, context
+  encoded once and cached);
+- `naive`: `InferenceConfig.naive()` (16 steps, video fully denoised, LoRA unmerged, no cache);
+- one-change ablations of `fast` (unmerged LoRA, no cache, video fully denoised, 16 steps), so the
+  JSON says where the speed-up comes from;
+- `fast+compile` with `--compile` (torch.compile of the backbone; compile time reported apart).
+
+Each `act` call gets a fresh observation (random uint8 frames at the spec's camera size, random
+state), so frame resizing and the context encoding are in the measurement, as on a robot. Latency is
+the median over `--repeats` calls after `--warmup`; chunks/s is 1 / median; the action rate is the
+control rate the policy sustains when it replans every `execute` steps (execute / latency).
+
+Run: `.venv/bin/python benchmarks/inference.py` (CPU, about 2 minutes on 2 cores), `--quick` for a
+smoke run, `--device cuda` on a GPU. Results go to `benchmarks/results/inference.json`
+(`inference-cuda.json` on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from report import machine, write_report
+
+from adapt.adapter import merge
+from adapt.embodiment import load_embodiment
+from adapt.model import WorldActionModel, model_config
+from adapt.policy import InferenceConfig, Policy
+from adapt.recipe import load_recipe
+from adapt.train.finetune import _set_trainable
+
+SOURCE, TARGET = "panda", "ur5e"
+TARGET_HZ, TARGET_SPEEDUP = 10.0, 3.0
+"""Issue targets on a 2-core CPU for `small`: fast path >= 10 chunks/s and >= 3x the naive path."""
+
+
+def adapted_model(size: str) -> WorldActionModel:
+    """A base with `SOURCE` heads, new `TARGET` heads and play-30min's LoRA on the backbone."""
+    torch.manual_seed(0)
+    spec = lambda name: load_embodiment(name, check_description=False)  # noqa: E731
+    model = WorldActionModel(model_config(size), [spec(SOURCE)])
+    model.add_embodiment(spec(TARGET))
+    _set_trainable(model, load_recipe("play-30min"), TARGET, [TARGET])
+    return model.eval()
+
+
+def configurations(compile_too: bool) -> dict[str, InferenceConfig]:
+    fast = InferenceConfig()
+    configs = {
+        "fast": fast,
+        "naive": InferenceConfig.naive(),
+        "fast, LoRA unmerged": replace(fast, merge_lora=False),
+        "fast, no context cache": replace(fast, cache_context=False),
+        "fast, video fully denoised": replace(fast, video_final_t=0.0),
+        "fast, 16 steps": replace(fast, steps=16),
+    }
+    if compile_too:
+        configs["fast+compile"] = replace(fast, compile=True)
+    return configs
+
+
+def make_policy(model: WorldActionModel, config: InferenceConfig) -> Policy:
+    """What `Policy.load` does after loading: merge LoRA and compile when the config says so."""
+    model = copy.deepcopy(model)
+    if config.merge_lora:
+        merge(model)
+    if config.compile:
+        model.backbone.forward_with_cache = torch.compile(model.backbone.forward_with_cache)
+    return Policy(model, TARGET, config, task="lift the cube")
+
+
+def observation(policy: Policy, rng: np.random.Generator) -> dict:
+    obs = {c.name: rng.integers(0, 256, (c.height, c.width, 3), dtype=np.uint8) for c in policy.spec.cameras}
+    obs["state"] = rng.standard_normal(policy.spec.state_dim).astype(np.float32)
+    return obs
+
+
+def measure(policy: Policy, warmup: int, repeats: int, device: str) -> dict:
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        policy.act(observation(policy, rng))
+    warmup_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        obs = observation(policy, rng)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        chunk = policy.act(obs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        assert np.isfinite(chunk).all() and chunk.shape == (policy.chunk, policy.spec.action_dim)
+    median = statistics.median(times)
+    return {
+        "median_s": median,
+        "min_s": min(times),
+        "runs": len(times),
+        "times_s": times,
+        "warmup_s": warmup_s,
+        "chunks_per_s": 1 / median,
+        "actions_per_s": policy.config.execute / median,
+        "config": asdict(policy.config),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="Also time the fast path with torch.compile.")
+    parser.add_argument("--quick", action="store_true", help="Smoke run: tiny preset, 2 repeats.")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.warmup, args.repeats = "tiny", 1, 2
+    suffix = "" if args.device == "cpu" else f"-{args.device}"
+    out = args.out or Path(__file__).parent / "results" / f"inference{suffix}.json"
+
+    model = adapted_model(args.size)
+    results = {}
+    for name, config in configurations(args.compile).items():
+        policy = make_policy(model, replace(config, device=args.device))
+        results[name] = measure(policy, args.warmup, args.repeats, args.device)
+        r = results[name]
+        print(f"{name:28s} {r['median_s'] * 1000:8.1f} ms  {r['chunks_per_s']:6.2f} chunks/s", flush=True)
+        policy.close()
+
+    fast, naive = results["fast"], results["naive"]
+    speedup = naive["median_s"] / fast["median_s"]
+    report = {
+        "machine": machine(args.device),
+        "config": {**vars(args), "out": str(out), "command": " ".join(["benchmarks/inference.py", *sys.argv[1:]])},
+        "results": results,
+        "fast_vs_naive_speedup": speedup,
+        "target": {
+            "size": args.size,
+            "chunks_per_s": TARGET_HZ,
+            "speedup": TARGET_SPEEDUP,
+            "met_rate": fast["chunks_per_s"] >= TARGET_HZ,
+            "met_speedup": speedup >= TARGET_SPEEDUP,
+        },
+    }
+    print(
+        f"fast vs naive: {speedup:.1f}x; fast path {fast['chunks_per_s']:.1f} chunks/s "
+        f"({fast['actions_per_s']:.0f} actions/s executing {fast['config']['execute']} per chunk)"
+    )
+    write_report(out, report)
+
+
+if __name__ == "__main__":
+    main()

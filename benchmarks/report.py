@@ -1,0 +1,43 @@
+"""What every benchmark writes besides its numbers: the machine it ran on, and the JSON file itself."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def machine(device: str = "cpu", **extra) -> dict:
+    """Platform, CPU count, torch and its threads, the device, and the load average at the start
+    (figures taken while other processes share the CPUs are not comparable)."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "cuda_device": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "load_average": os.getloadavg(),
+        **extra,
+    }
+    with contextlib.suppress(ImportError):
+        import psutil
+
+        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    return info
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write `report` as JSON atomically (temp file + rename), with the load average at the end."""
+    report["machine"]["load_average_after"] = os.getloadavg()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    tmp.replace(path)
+    print(f"\nwrote {path}")
