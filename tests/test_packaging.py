@@ -19,7 +19,7 @@ def test_every_package_is_listed_in_pyproject():
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
 
 
-def test_wheel_ships_bundled_embodiments_and_recipes(tmp_path):
+def test_wheel_ships_bundled_embodiments_recipes_and_models(tmp_path):
     subprocess.run(
         [
             sys.executable,
@@ -42,6 +42,10 @@ def test_wheel_ships_bundled_embodiments_and_recipes(tmp_path):
         assert f"adapt/bundled/embodiments/{spec.name}" in names
     for recipe in (ROOT / "recipes").glob("*.yaml"):
         assert f"adapt/bundled/recipes/{recipe.name}" in names
+    model_files = [p for p in (ROOT / "models").rglob("*") if p.is_file() and p.name != "README.md"]
+    assert model_files
+    for path in model_files:
+        assert f"adapt/bundled/models/{path.relative_to(ROOT / 'models').as_posix()}" in names
 
 
 def test_ci_runs_the_readme_setup_and_test_command():

@@ -85,7 +85,7 @@ PRESETS: dict[str, ModelConfig] = {
         size="base", image_size=128, latent_channels=16, tokenizer_width=64, patch=2, dim=512, depth=12, heads=8
     ),
 }
-"""tiny: tests (< 1M parameters). small: the CPU demo (~3M). base: a GPU (~40M)."""
+"""tiny: tests (0.57M parameters with two embodiments). small: the CPU demo (5.6M). base: a GPU (64M)."""
 
 
 def model_config(size: str) -> ModelConfig:

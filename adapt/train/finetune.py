@@ -88,7 +88,7 @@ def finetune(
         save_adapter(
             model, adapter, base=base, target=spec.name, new_embodiments=new, recipe=recipe, overwrite=overwrite
         )
-        plot_losses(out / "logs" / "metrics.csv", out / "loss_curves.png")
+        plot_losses(out / "logs", out / "loss_curves.png")
         plot_predictions(
             model,
             next(iter(loaders[spec.name if spec.name in loaders else next(iter(loaders))])),

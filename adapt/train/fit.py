@@ -60,7 +60,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         precision=precision,
         accumulate_grad_batches=options.accumulate,
         gradient_clip_val=1.0,
-        logger=CSVLogger(run_dir, name="logs", version=""),
+        logger=CSVLogger(run_dir, name="logs"),  # logs/version_N: one per attempt, none overwritten
         callbacks=[
             ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
             *([RichProgressBar(leave=True)] if options.progress else []),
@@ -80,6 +80,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`max_epochs` was not set.*")
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning on torch 2.14
         trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end

@@ -12,18 +12,33 @@ from adapt.model.tokenizer import to_uint8
 from adapt.model.wam import WorldActionModel
 
 
-def plot_losses(metrics_csv: Path, out: Path) -> Path | None:
-    """Every `*loss*` column of Lightning's CSV log against the step, log scale."""
+def read_metrics(logs: Path) -> list[dict[str, str]]:
+    """Rows of every attempt's CSV log (`logs/version_N/metrics.csv`, one per start or resume), in order.
+
+    A resumed attempt continues the step count; where a killed attempt logged steps past its last
+    checkpoint, the attempt that redid them wins.
+    """
+    attempts = sorted(Path(logs).glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    rows: list[dict[str, str]] = []
+    for metrics in attempts:
+        with open(metrics) as f:
+            new = list(csv.DictReader(f))
+        first = min((int(r["step"]) for r in new), default=None)
+        rows = [r for r in rows if first is None or int(r["step"]) < first] + new
+    return rows
+
+
+def plot_losses(logs: Path, out: Path) -> Path | None:
+    """Every `*loss*` column of Lightning's CSV logs (all attempts) against the step, log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not Path(metrics_csv).is_file():
+    rows = read_metrics(logs)
+    if not rows:
         return None
-    with open(metrics_csv) as f:
-        rows = list(csv.DictReader(f))
-    columns = [c for c in (rows[0] if rows else {}) if "loss" in c and "/" not in c]
+    columns = sorted({c for r in rows for c in r if "loss" in c and "/" not in c})
     fig, ax = plt.subplots(figsize=(7, 4))
     for column in columns:
         points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]

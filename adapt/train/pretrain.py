@@ -56,7 +56,7 @@ def pretrain(
 
 
 def write_plots(model: WorldActionModel, loaders: dict, out: Path) -> None:
-    plot_losses(out / "logs" / "metrics.csv", out / "loss_curves.png")
+    plot_losses(out / "logs", out / "loss_curves.png")
     batch = next(iter(next(iter(loaders.values()))))
     plot_predictions(model, batch, out / "predictions.png")
 

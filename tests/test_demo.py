@@ -1,0 +1,54 @@
+"""The bundled base model and `adapt demo`, the README's first command (with less data and fewer steps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from adapt.demo import bundled_base
+from adapt.model import load_model
+from adapt.policy import Policy
+
+MAX_BUNDLED_MIB = 20
+
+
+def test_bundled_base_loads_as_a_small_panda_model():
+    path = bundled_base()
+    size_mib = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+    assert size_mib <= MAX_BUNDLED_MIB
+    model = load_model(path)
+    assert model.config.size == "small"
+    assert list(model.heads) == ["panda"]
+    assert set(model.stats) == {"panda"}
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    assert model.tokenizer.latent_scale.item() != 1.0  # calibrated after the tokenizer phase
+
+
+def test_bundled_base_acts_as_a_panda_policy():
+    policy = Policy.load(bundled_base())
+    observation = {c.name: np.full((c.height, c.width, 3), 120, np.uint8) for c in policy.spec.cameras}
+    observation["state"] = np.zeros(policy.spec.state_dim, np.float32)
+    chunk = policy.act(observation)
+    assert chunk.shape == (policy.spec.action.chunk, policy.spec.action_dim)
+    assert np.isfinite(chunk).all()
+
+
+def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
+    pytest.importorskip("robosuite")
+    out = tmp_path / "demo"
+    args = ("demo", "--out", out, "--minutes", "0.15", "--steps", "2", "--workers", "0")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    adapter = out / "run" / "adapter"
+    assert f"adapter: {adapter}" in result.output.replace("\n", "")
+    assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e"
+    assert (out / "run" / "loss_curves.png").is_file()
+    policy = Policy.load(adapter)
+    assert policy.spec.name == "ur5e" and set(policy.model.heads) == {"panda", "ur5e"}
+
+    again = invoke(*args)  # a rerun reuses the simulated data
+    assert again.exit_code == 0, again.output
+    assert "using the play data already in" in again.output
