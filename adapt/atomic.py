@@ -1,5 +1,9 @@
 """Atomic writes: a file appears whole or not at all, so an interrupted command never leaves a
-half-written file that later loads as valid."""
+half-written file that later loads as valid.
+
+Temp files and folders are created private (0600/0700); before the rename they get the permissions
+a plain write would have given them (0666/0777 less the umask), so checkpoints stay shareable.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,19 @@ from pathlib import Path
 from adapt.errors import AdaptError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_shareable(path: Path) -> None:
+    """Give `path` (and, for a folder, everything in it) the modes a plain write would have."""
+    mask = _umask()
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
@@ -23,6 +40,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _make_shareable(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -46,6 +64,7 @@ def atomic_directory(path: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
     try:
         yield tmp
+        _make_shareable(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -198,3 +198,18 @@ def test_hashed_text_encoder_is_deterministic_and_masks_padding():
     tokens, mask = encoder(["Lift the RED cube!", "lift the red cube", ""])
     torch.testing.assert_close(tokens[0], tokens[1])
     assert mask.tolist() == [[True] * 4 + [False], [True] * 4 + [False], [True] + [False] * 4]
+
+
+def test_checkpoints_are_written_with_plain_file_permissions(model, tmp_path):
+    """The private temp folder does not leak its 0700/0600 modes into the finished checkpoint."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        path = save_model(model, tmp_path / "ckpt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    for file in (path / "model.safetensors", path / "config.json", *path.glob("embodiments/*.yaml")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file

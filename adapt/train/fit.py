@@ -19,6 +19,14 @@ from adapt.train.module import WAMModule
 log = logging.getLogger(__name__)
 
 
+class StepProgressBar(RichProgressBar):
+    """Rich progress that names the run's step budget: runs here are bounded by steps, not epochs,
+    and Lightning's own description would read 'Epoch 0/-2'."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"epoch {current_epoch} from step {self.trainer.global_step} of {self.trainer.max_steps}"
+
+
 @dataclass
 class TrainOptions:
     """How a run is executed (what is trained is the module's business)."""
@@ -63,7 +71,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         logger=CSVLogger(run_dir, name="logs"),  # logs/version_N: one per attempt, none overwritten
         callbacks=[
             ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
-            *([RichProgressBar(leave=True)] if options.progress else []),
+            *([StepProgressBar(leave=True)] if options.progress else []),
             *options.callbacks,
         ],
         enable_progress_bar=options.progress,
