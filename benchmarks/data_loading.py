@@ -233,16 +233,33 @@ def cpu_meter(it: Iterator):
     return lambda: time.process_time() + sum(process_cpu_seconds(pid) for pid in pids)
 
 
+def wait_until_idle(pids: list[int], quiet_s: float = 0.3, timeout_s: float = 60.0) -> None:
+    """Block until these processes use no CPU for `quiet_s`: a loader whose timed run just ended keeps its
+    workers decoding the batches it had asked for ahead, and that work must not land in the next source's
+    timing (it once cost the loader, timed right after the raw workers, ~15% of its throughput)."""
+    deadline = time.perf_counter() + timeout_s
+    last = sum(process_cpu_seconds(pid) for pid in pids)
+    while time.perf_counter() < deadline:
+        time.sleep(quiet_s)
+        now = sum(process_cpu_seconds(pid) for pid in pids)
+        if now == last:
+            return
+        last = now
+
+
 def time_interleaved(streams: dict[str, Iterator], plan: Plan, frames_per_window: int) -> dict[str, list[dict]]:
     """Repeat r of every source runs back to back with repeat r of the others, so load from other processes
-    on the machine hits them alike. Prefetched batches of an idle loader are consumed untimed first.
-    CPU seconds (this process + the source's workers) give a throughput per busy core that other load
-    on the machine barely changes."""
+    on the machine hits them alike. Before each timed run, every source's workers are let go idle (their
+    prefetch queues full), and the timed source's prefetched batches are consumed untimed, so each is timed
+    in steady state with the CPUs to itself. CPU seconds (this process + the source's workers) give a
+    throughput per busy core that other load on the machine barely changes."""
     runs: dict[str, list[dict]] = {name: [] for name in streams}
     meters = {name: cpu_meter(it) for name, it in streams.items()}
+    workers = [w.pid for it in streams.values() for w in getattr(it, "_workers", [])]
     for skip, timed in plan.rounds:
         frames = sum(len(b) for b in timed) * frames_per_window
         for name, it in streams.items():
+            wait_until_idle(workers)
             for _ in skip:
                 next(it)
             wall, cpu = time.perf_counter(), meters[name]()
