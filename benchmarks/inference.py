@@ -11,10 +11,11 @@ so no training happens here). Each configuration gets its own copy of that model
   JSON says where the speed-up comes from;
 - `fast+compile` with `--compile` (torch.compile of the backbone; compile time reported apart).
 
-Each `act` call gets a fresh observation (random uint8 frames at the spec's camera size, random
+Each round of calls gets a fresh observation (random uint8 frames at the spec's camera size, random
 state), so frame resizing and the context encoding are in the measurement, as on a robot. Latency is
-the median over `--repeats` calls after `--warmup`; chunks/s is 1 / median; the action rate is the
-control rate the policy sustains when it replans every `execute` steps (execute / latency).
+the median over `--repeats` calls after `--warmup`, with the calls of all configurations interleaved
+(a shared CPU's slow spells hit them alike); chunks/s is 1 / median; the action rate is the control
+rate the policy sustains when it replans every `execute` steps (execute / latency).
 
 Run: `.venv/bin/python benchmarks/inference.py` (CPU, about 2 minutes on 2 cores), `--quick` for a
 smoke run, `--device cuda` on a GPU. Results go to `benchmarks/results/inference.json`
@@ -88,34 +89,51 @@ def observation(policy: Policy, rng: np.random.Generator) -> dict:
     return obs
 
 
-def measure(policy: Policy, warmup: int, repeats: int, device: str) -> dict:
-    rng = np.random.default_rng(0)
+def warm_up(policy: Policy, warmup: int, rng: np.random.Generator) -> float:
+    """Seconds of the first `warmup` calls (lazy initialisation, torch.compile)."""
     start = time.perf_counter()
     for _ in range(warmup):
         policy.act(observation(policy, rng))
-    warmup_s = time.perf_counter() - start
-    times = []
+    return time.perf_counter() - start
+
+
+def time_act(policy: Policy, obs: dict, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    chunk = policy.act(obs)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    assert np.isfinite(chunk).all() and chunk.shape == (policy.chunk, policy.spec.action_dim)
+    return seconds
+
+
+def measure_interleaved(policies: dict[str, Policy], warmup: int, repeats: int, device: str) -> dict:
+    """Call r of every configuration runs back to back with call r of the others, on the same observation,
+    so a slower or faster spell of a shared CPU hits them all alike and the ratios stay fair."""
+    rng = np.random.default_rng(0)
+    warmup_s = {name: warm_up(policy, warmup, rng) for name, policy in policies.items()}
+    times: dict[str, list[float]] = {name: [] for name in policies}
+    any_policy = next(iter(policies.values()))
     for _ in range(repeats):
-        obs = observation(policy, rng)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        chunk = policy.act(obs)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-        assert np.isfinite(chunk).all() and chunk.shape == (policy.chunk, policy.spec.action_dim)
-    median = statistics.median(times)
-    return {
-        "median_s": median,
-        "min_s": min(times),
-        "runs": len(times),
-        "times_s": times,
-        "warmup_s": warmup_s,
-        "chunks_per_s": 1 / median,
-        "actions_per_s": policy.config.execute / median,
-        "config": asdict(policy.config),
-    }
+        obs = observation(any_policy, rng)
+        for name, policy in policies.items():
+            times[name].append(time_act(policy, obs, device))
+    results = {}
+    for name, policy in policies.items():
+        median = statistics.median(times[name])
+        results[name] = {
+            "median_s": median,
+            "min_s": min(times[name]),
+            "runs": len(times[name]),
+            "times_s": times[name],
+            "warmup_s": warmup_s[name],
+            "chunks_per_s": 1 / median,
+            "actions_per_s": policy.config.execute / median,
+            "config": asdict(policy.config),
+        }
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,13 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path(__file__).parent / "results" / f"inference{suffix}.json"
 
     model = adapted_model(args.size)
-    results = {}
-    for name, config in configurations(args.compile).items():
-        policy = make_policy(model, replace(config, device=args.device))
-        results[name] = measure(policy, args.warmup, args.repeats, args.device)
-        r = results[name]
-        print(f"{name:28s} {r['median_s'] * 1000:8.1f} ms  {r['chunks_per_s']:6.2f} chunks/s", flush=True)
-        policy.close()
+    policies = {
+        name: make_policy(model, replace(config, device=args.device))
+        for name, config in configurations(args.compile).items()
+    }
+    print(f"timing {args.repeats} calls of each of {len(policies)} configurations, interleaved ...", flush=True)
+    results = measure_interleaved(policies, args.warmup, args.repeats, args.device)
+    for name, r in results.items():
+        print(f"{name:28s} {r['median_s'] * 1000:8.1f} ms  {r['chunks_per_s']:6.2f} chunks/s")
+        policies[name].close()
 
     fast, naive = results["fast"], results["naive"]
     speedup = naive["median_s"] / fast["median_s"]
