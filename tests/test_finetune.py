@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -226,6 +227,26 @@ def test_bad_input_is_refused_before_training(case, message, invoke, panda_only_
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()), result.output
     assert not (run / "checkpoints").exists()
+
+
+def test_statistics_that_disagree_with_the_base_are_named_and_the_base_ones_kept(
+    invoke, base, synthetic_dataset, tmp_path
+):
+    """A base that already knows the robot keeps its statistics (its heads were trained with them); new data
+    whose statistics disagree beyond the tolerance is named, dimension by dimension, before training."""
+    data = synthetic_dataset("ur5e")
+    shifted = compute_stats(LeRobotDataset(data, load_embodiment("ur5e")))
+    shifted.state.mean[3] += 10 * shifted.state.std[3]
+    shifted.save(base / "stats" / "ur5e.json")
+    run = tmp_path / "run"
+    args = ["--base", base, "--embodiment", "ur5e", "--data", data, "--recipe", "heads-only", "--out", run, *FAST]
+    result = invoke("finetune", *args)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "warning: ur5e state statistics of the new data differ from the base's in dims [3]" in output
+    assert "ur5e action statistics" not in output
+    kept = load_adapter(run / "adapter").stats["ur5e"]
+    np.testing.assert_array_equal(kept.state.mean, shifted.state.mean)
 
 
 def test_adapter_on_another_base_is_refused(invoke, panda_only_base, base, synthetic_dataset, tmp_path):
