@@ -4,7 +4,7 @@ The model is the `small` preset with new UR5e heads and the `play-30min` recipe'
 backbone (the shape of an adapter from `adapt finetune`; timing does not depend on the weight values,
 so no training happens here). Each configuration gets its own copy of that model and a `Policy`:
 
-- `fast`: `InferenceConfig()`, the defaults (4 steps, video left at noise 0.6, LoRA merged, context
+- `fast`: `InferenceConfig()`, the defaults (3 steps, video left at noise 0.6, LoRA merged, context
   encoded once and cached);
 - `naive`: `InferenceConfig.naive()` (16 steps, video fully denoised, LoRA unmerged, no cache);
 - one-change ablations of `fast` (unmerged LoRA, no cache, video fully denoised, 16 steps), so the
@@ -13,8 +13,8 @@ so no training happens here). Each configuration gets its own copy of that model
 
 Each round of calls gets a fresh observation (random uint8 frames at the spec's camera size, random
 state), so frame resizing and the context encoding are in the measurement, as on a robot. Latency is
-the median over `--repeats` calls after `--warmup`, with the calls of all configurations interleaved
-(a shared CPU's slow spells hit them alike); chunks/s is 1 / median; the action rate is the control
+the median over `--repeats` rounds of `BLOCK - 1` timed calls after `--warmup`, with the rounds of all
+configurations interleaved (a shared CPU's slow spells hit them alike); chunks/s is 1 / median; the action rate is the control
 rate the policy sustains when it replans every `execute` steps (execute / latency).
 
 Run: `.venv/bin/python benchmarks/inference.py` (CPU, about 2 minutes on 2 cores), `--quick` for a
@@ -46,6 +46,8 @@ from adapt.train.finetune import _set_trainable
 SOURCE, TARGET = "panda", "ur5e"
 TARGET_HZ, TARGET_SPEEDUP = 10.0, 3.0
 """Issue targets on a 2-core CPU for `small`: fast path >= 10 chunks/s and >= 3x the naive path."""
+BLOCK = 3
+"""Calls per configuration per round: one to warm the CPU caches, the rest timed."""
 
 
 def adapted_model(size: str) -> WorldActionModel:
@@ -110,16 +112,23 @@ def time_act(policy: Policy, obs: dict, device: str) -> float:
 
 
 def measure_interleaved(policies: dict[str, Policy], warmup: int, repeats: int, device: str) -> dict:
-    """Call r of every configuration runs back to back with call r of the others, on the same observation,
-    so a slower or faster spell of a shared CPU hits them all alike and the ratios stay fair."""
+    """Round r of every configuration runs back to back with round r of the others, on the same fresh
+    observations, so a slower or faster spell of a shared CPU hits them all alike and the ratios stay fair.
+
+    A round is `BLOCK` calls of one policy; its first call is not timed: it only brings that policy's
+    weights back into the CPU caches after the other configurations' models evicted them (on a robot one
+    policy runs alone, its weights warm)."""
     rng = np.random.default_rng(0)
     warmup_s = {name: warm_up(policy, warmup, rng) for name, policy in policies.items()}
     times: dict[str, list[float]] = {name: [] for name in policies}
     any_policy = next(iter(policies.values()))
     for _ in range(repeats):
-        obs = observation(any_policy, rng)
+        observations = [observation(any_policy, rng) for _ in range(BLOCK)]
         for name, policy in policies.items():
-            times[name].append(time_act(policy, obs, device))
+            for i, obs in enumerate(observations):
+                seconds = time_act(policy, obs, device)
+                if i > 0:
+                    times[name].append(seconds)
     results = {}
     for name, policy in policies.items():
         median = statistics.median(times[name])

@@ -87,6 +87,26 @@ def test_cached_prefix_sampling_equals_full_sampling(model, specs):
     torch.testing.assert_close(cached["future"], full["future"], rtol=0, atol=1e-5)
 
 
+def test_one_sample_dropping_its_hidden_tokens_predicts_what_masking_them_does(model, specs):
+    for block in model.backbone.blocks:
+        torch.nn.init.normal_(block.modulation.weight, std=0.05)
+    spec = specs["ur5e"]
+    batch = make_batch(spec, b=1)
+    batch["context_mask"][0, 0] = False  # hidden context frame; the task's padding words are hidden too
+    with torch.no_grad():
+        padded = model.encode_prefix(batch, model.latents(batch["frames"][:, :, : TINY.context]))
+        compact = padded.without_hidden()
+        assert compact.valid.all() and compact.tokens.shape[1] < padded.tokens.shape[1]
+        future = torch.randn(1, len(spec.cameras), TINY.future, TINY.tokens_per_frame, TINY.patch_dim)
+        actions, t = torch.randn(1, spec.action.chunk, spec.action_dim), torch.tensor([0.7])
+        for prefix in (padded, compact):
+            for cache in (None, model.prefix_cache(prefix)):
+                video_v, action_v = model.velocity(prefix, future, t, actions, t, cache=cache)
+                if prefix is padded and cache is None:
+                    reference = video_v, action_v
+                torch.testing.assert_close((video_v, action_v), reference, rtol=0, atol=1e-5)
+
+
 def test_video_only_embodiment_has_no_action_heads(model, specs):
     batch = make_batch(specs["human"], has_action=False)
     assert model.heads["human"].action_encoder is None

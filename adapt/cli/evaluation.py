@@ -24,7 +24,7 @@ def eval_command(
     open_loop: Annotated[bool, typer.Option(help="Score predictions on held-out episodes instead (--data).")] = False,
     data: Annotated[Path | None, typer.Option(help="Held-out dataset for --open-loop.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps per chunk.")] = 4,
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps per chunk.")] = 3,  # InferenceConfig's
     video_final_t: Annotated[float, typer.Option(help="Noise level the video branch stops at.")] = 0.6,
     execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk.")] = 8,
     blend: Annotated[int, typer.Option(min=0, help="Actions blended at chunk boundaries.")] = 4,

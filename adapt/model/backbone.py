@@ -55,10 +55,11 @@ class DiTBlock(nn.Module):
         return x + gate2 * self.mlp(_modulate(self.norm2(x), shift2, scale2))
 
     def forward_cached(
-        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor, past: tuple[Tensor, Tensor] | None
+        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Like `forward`, for tokens that also attend to `past` keys/values (cached from an earlier call);
-        returns the new tokens and this call's own keys/values. Same weights (LoRA included) as `forward`."""
+        returns the new tokens and this call's own keys/values. Same weights (LoRA included) as `forward`.
+        A None `mask` lets every token see every key (the attention kernel's fastest path)."""
         mod = _per_token(self.modulation, cond, types)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         h = _modulate(self.norm1(x), shift1, scale1)
@@ -91,7 +92,7 @@ class DiTBackbone(nn.Module):
             x = block(x, cond, types, mask)
         return self._final(x, cond, types)
 
-    def cache(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def cache(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None) -> list[tuple[Tensor, Tensor]]:
         """Per-block keys/values of tokens that attend only among themselves (the clean prefix), computed
         once and reused by `forward_with_cache` at every sampling step."""
         cache = []
@@ -101,9 +102,10 @@ class DiTBackbone(nn.Module):
         return cache
 
     def forward_with_cache(
-        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor, cache: list[tuple[Tensor, Tensor]]
+        self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None, cache: list[tuple[Tensor, Tensor]]
     ) -> Tensor:
-        """Tokens `x` attending to the cached prefix and to each other; `mask` is (B, 1, N, N_cached + N)."""
+        """Tokens `x` attending to the cached prefix and to each other; `mask` is (B, 1, N, N_cached + N)
+        or None (all see all)."""
         for block, past in zip(self.blocks, cache, strict=True):
             x, _ = block.forward_cached(x, cond, types, mask, past)
         return self._final(x, cond, types)

@@ -49,6 +49,15 @@ class Prefix:
     spec: EmbodimentSpec
     cameras: int
 
+    def without_hidden(self) -> Prefix:
+        """A one-sample prefix with its hidden tokens (padded context frames and task words) dropped rather
+        than masked: the same attention result (positions are in the tokens, hidden keys count for
+        nothing), with fewer tokens and, when the noisy tokens all exist too, no mask at all."""
+        if self.tokens.shape[0] != 1:
+            raise ValueError("only a one-sample prefix can drop its hidden tokens")
+        keep = self.valid[0]
+        return Prefix(self.tokens[:, keep], self.valid[:, keep], self.heads, self.spec, self.cameras)
+
 
 class WorldActionModel(nn.Module):
     """Frame tokenizer + shared backbone + per-embodiment heads."""
@@ -173,7 +182,7 @@ class WorldActionModel(nn.Module):
         else:
             x = torch.cat(parts, dim=1)
             keys = torch.cat([prefix.valid, *valid], dim=1)
-            mask = _with_self(keys[:, None, :].expand(b, x.shape[1], -1), n_clean)
+            mask = None if keys.all() else _with_self(keys[:, None, :].expand(b, x.shape[1], -1), n_clean)
             x = self.backbone.forward_with_cache(x, cond, torch.tensor(types, device=x.device), mask, cache)
         n_video = 0 if future is None else future[:, :, :, :, 0].numel() // b
         video_v = None if future is None else self.video_out(x[:, :n_video]).reshape(future.shape)
@@ -184,7 +193,7 @@ class WorldActionModel(nn.Module):
         """Per-block keys/values of the clean prefix, for `velocity(..., cache=...)`."""
         b, n = prefix.valid.shape
         cond = self._conditions(prefix.heads, *(torch.zeros(b, device=prefix.tokens.device),) * 2)
-        mask = _with_self(prefix.valid[:, None, :].expand(b, n, n), 0)
+        mask = None if prefix.valid.all() else _with_self(prefix.valid[:, None, :].expand(b, n, n), 0)
         types = torch.full((n,), CLEAN, device=prefix.tokens.device)
         return self.backbone.cache(prefix.tokens, cond, types, mask)
 
@@ -262,8 +271,10 @@ class WorldActionModel(nn.Module):
         ctx, fut = self.config.context, self.config.future
         patches = self.latents(batch["frames"][:, :, :ctx])
         prefix = self.encode_prefix(batch, patches)
-        kv = self.prefix_cache(prefix) if cache else None
         b, device = patches.shape[0], patches.device
+        if b == 1:  # a robot's single observation needs no padding
+            prefix = prefix.without_hidden()
+        kv = self.prefix_cache(prefix) if cache else None
         future = None
         if mode != "action_only":
             future = _randn((*patches.shape[:2], fut, *patches.shape[3:]), generator, device)
