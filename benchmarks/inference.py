@@ -14,8 +14,9 @@ so no training happens here). Each configuration gets its own copy of that model
 Each round of calls gets a fresh observation (random uint8 frames at the spec's camera size, random
 state), so frame resizing and the context encoding are in the measurement, as on a robot. Latency is
 the median over `--repeats` rounds of `BLOCK - 1` timed calls after `--warmup`, with the rounds of all
-configurations interleaved (a shared CPU's slow spells hit them alike); chunks/s is 1 / median; the action rate is the control
-rate the policy sustains when it replans every `execute` steps (execute / latency).
+configurations interleaved (a shared CPU's slow spells hit them alike); chunks/s is 1 / median; the
+action rate is the control rate the policy sustains when it replans every `execute` steps (execute /
+latency).
 
 Run: `.venv/bin/python benchmarks/inference.py` (CPU, about 2 minutes on 2 cores), `--quick` for a
 smoke run, `--device cuda` on a GPU. Results go to `benchmarks/results/inference.json`
