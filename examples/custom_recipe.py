@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import adapt
-from adapt.policy import InferenceConfig, Policy
+from adapt.policy import Policy
 
 
 def custom_recipe(steps: int) -> adapt.Recipe:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> np.ndarray:
     adapter = adapt.finetune(base, args.embodiment, [args.data], custom_recipe(args.steps), args.out, overwrite=True)
     print(f"adapter: {adapter}")
 
-    policy = Policy.load(adapter, config=InferenceConfig(steps=4))
+    policy = Policy.load(adapter)  # the fast inference path, InferenceConfig's defaults
     observation = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in policy.spec.cameras}
     observation["state"] = np.zeros(policy.spec.state_dim, np.float32)
     chunk = policy.act(observation)
