@@ -170,7 +170,7 @@ class Policy:
             batch, config.steps, config.video_final_t, generator=self.generator, cache=config.cache_context
         )
         self.plans += 1
-        self.last_future = out["future"]
+        self.last_future = out["future_estimate"]  # a viewable future even when the video stays noisy
         return self._to_robot(out["actions"][0].float().cpu().numpy(), state)
 
     def _to_robot(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:

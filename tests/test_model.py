@@ -73,6 +73,16 @@ def test_loss_and_sample_shapes_in_every_mode(model, specs, mode):
         cams = len(spec.cameras)
         assert out["future"].shape == (3, cams, TINY.future, TINY.tokens_per_frame, TINY.patch_dim)
         assert model.frames_from_latents(out["future"]).shape == (3, cams, TINY.future, 3, 32, 32)
+        assert out["future_estimate"].shape == out["future"].shape
+
+
+def test_future_estimate_is_the_sample_only_when_the_video_is_fully_denoised(model, specs):
+    torch.nn.init.normal_(model.video_out.weight, std=0.05)  # a velocity that is not zero
+    batch = make_batch(specs["ur5e"])
+    noisy = model.sample(batch, steps=2, video_final_t=0.5)
+    assert (noisy["future_estimate"] - noisy["future"]).abs().mean() > 1e-3
+    clean = model.sample(batch, steps=2, video_final_t=0.0)
+    torch.testing.assert_close(clean["future_estimate"], clean["future"], rtol=0, atol=1e-6)
 
 
 def test_cached_prefix_sampling_equals_full_sampling(model, specs):

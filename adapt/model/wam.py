@@ -266,6 +266,10 @@ class WorldActionModel(nn.Module):
         decoupled inference: fewer useful steps spent on pixels the controller does not need). With
         `cache` the clean prefix is run through the backbone once and reused by every step (exact: clean
         tokens never attend to noisy ones).
+
+        Returns the actions, the future latents where sampling stopped (noise level `video_final_t`) and
+        `future_estimate`, the clean future the last step's velocity points to (x_t - t v): what to show
+        a person when the video is left noisy; with `video_final_t` 0 it equals `future`.
         """
         spec, heads = self._embodiment(batch)
         ctx, fut = self.config.context, self.config.future
@@ -293,10 +297,11 @@ class WorldActionModel(nn.Module):
                 cache=kv,
             )
             if future is not None:
+                estimate = future - tv * video_v
                 future = future - (tv - tv_next) * video_v
             if actions is not None:
                 actions = actions - (ta - ta_next) * action_v
-        return {"actions": actions, "future": future}
+        return {"actions": actions, "future": future, "future_estimate": estimate if future is not None else None}
 
 
 def _flow_times(n: int, generator: torch.Generator | None, device) -> Tensor:
