@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import machine, write_report
+from report import machine, resolve_device, write_report
 
 from adapt.adapter import merge
 from adapt.embodiment import load_embodiment
@@ -149,13 +149,14 @@ def measure_interleaved(policies: dict[str, Policy], warmup: int, repeats: int, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--compile", action="store_true", help="Also time the fast path with torch.compile.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny preset, 2 repeats.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    args.device = resolve_device(parser, args.device)
     if args.quick:
         args.size, args.warmup, args.repeats = "tiny", 1, 2
     suffix = "" if args.device == "cpu" else f"-{args.device}"

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from report import machine, write_report
+from report import machine, resolve_device, write_report
 
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.model import PRESETS, ModelConfig, WorldActionModel, model_config
@@ -363,10 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="JSON report (default results/model.json, model-cuda.json on CUDA)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny and small, batch 4, few repeats")
     args = p.parse_args(argv)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda: torch sees no CUDA device")
+    args.device = resolve_device(p, args.device)
     if args.quick:
         args.sizes, args.batch_size, args.warmup, args.repeats, args.sample_repeats = "tiny,small", 4, 1, 3, 3
         args.steps, args.budget_s = "1,4", 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -31,6 +32,15 @@ def machine(device: str = "cpu", **extra) -> dict:
 
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
     return info
+
+
+def resolve_device(parser: argparse.ArgumentParser, device: str) -> str:
+    """`--device`: `auto` is CUDA when torch sees a GPU, else the CPU; CUDA without a GPU is a usage error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    return device
 
 
 def write_report(path: Path, report: dict) -> None:
