@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     suffix = "" if args.device == "cpu" else f"-{args.device}"
     out = args.out or Path(__file__).parent / "results" / f"inference{suffix}.json"
 
+    host = machine(args.device)  # load average before the runs; other processes skew CPU timings
     model = adapted_model(args.size)
     policies = {
         name: make_policy(model, replace(config, device=args.device))
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     fast, naive = results["fast"], results["naive"]
     speedup = naive["median_s"] / fast["median_s"]
     report = {
-        "machine": machine(args.device),
+        "machine": host,
         "config": {**vars(args), "out": str(out), "command": " ".join(["benchmarks/inference.py", *sys.argv[1:]])},
         "results": results,
         "fast_vs_naive_speedup": speedup,
