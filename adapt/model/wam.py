@@ -285,6 +285,7 @@ class WorldActionModel(nn.Module):
         actions = None
         if heads.action_encoder is not None and mode != "video_only":
             actions = _randn((b, spec.action.chunk, spec.action_dim), generator, device)
+        estimate = future
         for k in range(steps):
             ta, ta_next = 1 - k / steps, 1 - (k + 1) / steps
             tv, tv_next = (1 - (1 - video_final_t) * s / steps for s in (k, k + 1))
@@ -301,7 +302,7 @@ class WorldActionModel(nn.Module):
                 future = future - (tv - tv_next) * video_v
             if actions is not None:
                 actions = actions - (ta - ta_next) * action_v
-        return {"actions": actions, "future": future, "future_estimate": estimate if future is not None else None}
+        return {"actions": actions, "future": future, "future_estimate": estimate}
 
 
 def _flow_times(n: int, generator: torch.Generator | None, device) -> Tensor:
