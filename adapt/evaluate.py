@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,13 @@ class EvalReport:
 
 
 def evaluate_closed_loop(
-    policy: Policy, task: str, episodes: int, out: Path, *, max_steps: int = 200, seed: int = 0, progress=None
+    policy: Policy, task: str, episodes: int, out: Path, *, max_steps: int = 200, seed: int = 0, progress: bool = False
 ) -> EvalReport:
-    """Run `episodes` robosuite episodes of `task`; writes results.json and one mp4 per episode in `out`."""
+    """Run `episodes` robosuite episodes of `task`; writes results.json and one mp4 per episode in `out`.
+
+    With `progress` a bar counts control steps and each finished episode prints its progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from adapt.sim.env import SimEnv
 
     if task not in STAGES:
@@ -69,12 +74,18 @@ def evaluate_closed_loop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = EvalReport(task, policy.spec.name)
-    with SimEnv(policy.spec, task, seed, controller=controller_for(policy.spec)) as sim:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"))
+    with (
+        SimEnv(policy.spec, task, seed, controller=controller_for(policy.spec)) as sim,
+        Progress(*columns, TimeElapsedColumn(), disable=not progress) as bar,
+    ):
         for episode in range(episodes):
-            result = _rollout(policy, sim, task, seed + episode, max_steps, out / f"episode_{episode:03d}.mp4")
+            steps = bar.add_task(f"{task} episode {episode + 1}/{episodes}", total=max_steps)
+            video = out / f"episode_{episode:03d}.mp4"
+            result = _rollout(policy, sim, task, seed + episode, max_steps, video, partial(bar.advance, steps))
+            bar.update(steps, completed=max_steps, visible=False)
+            bar.console.print(f"episode {episode + 1} (seed {result.seed}): progress {result.progress:.2f}")
             report.episodes.append(result)
-            if progress:
-                progress(result)
     report.save(out / "results.json")
     return report
 
@@ -93,7 +104,9 @@ def controller_for(spec) -> str:
     return "osc" if spec.action.kind == "ee_delta" else "joint"
 
 
-def _rollout(policy: Policy, sim, task: str, seed: int, max_steps: int, video_path: Path) -> EpisodeResult:
+def _rollout(
+    policy: Policy, sim, task: str, seed: int, max_steps: int, video_path: Path, stepped=lambda: None
+) -> EpisodeResult:
     policy.reset()
     sim.reset(np.random.default_rng(seed), randomize=True)
     tracker = _StageTracker(task, sim)
@@ -109,6 +122,7 @@ def _rollout(policy: Policy, sim, task: str, seed: int, max_steps: int, video_pa
                 prediction = _predicted_frame(policy, frames[policy.spec.cameras[0].name].shape[:2])
             video.write(np.concatenate([frames[policy.spec.cameras[0].name], prediction], axis=1)[None])
             sim.step_spec_action(action)
+            stepped()
             if tracker.update() and task != "Lift":
                 break
             if task == "Lift" and tracker.reached == len(STAGES[task]):

@@ -18,7 +18,7 @@ def test_closed_loop_eval_writes_results_and_videos(invoke, tmp_path):
     args = ["--policy", tmp_path / "policy", "--task", "Lift", "--episodes", "2", "--max-steps", "10"]
     result = invoke("eval", *args, "--steps", "1", "--execute", "4", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "success rate" in result.output
+    assert "success rate" in result.output and "episode 2 (seed 1): progress" in result.output
     report = json.loads((out / "results.json").read_text())
     assert report["robot"] == "ur5e" and len(report["episodes"]) == 2
     for episode in report["episodes"]:

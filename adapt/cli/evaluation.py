@@ -54,7 +54,7 @@ def eval_command(
         target,
         max_steps=max_steps,
         seed=seed,
-        progress=lambda r: out.print(f"episode seed {r.seed}: progress {r.progress:.2f}", highlight=False),
+        progress=True,
     )
     for i, r in enumerate(report.episodes):
         table.add_row(
