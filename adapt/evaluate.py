@@ -15,6 +15,7 @@ from adapt.atomic import atomic_write_text
 from adapt.data.writer import VideoStream
 from adapt.errors import AdaptError
 from adapt.policy import Policy
+from adapt.progress import progress_bar
 
 STAGES = {
     "Lift": ("reach", "grasp", "lift", "hold"),
@@ -65,8 +66,6 @@ def evaluate_closed_loop(
     """Run `episodes` robosuite episodes of `task`; writes results.json and one mp4 per episode in `out`.
 
     With `progress` a bar counts control steps and each finished episode prints its progress."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from adapt.sim.env import SimEnv
 
     if task not in STAGES:
@@ -74,10 +73,9 @@ def evaluate_closed_loop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = EvalReport(task, policy.spec.name)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"))
     with (
         SimEnv(policy.spec, task, seed, controller=controller_for(policy.spec)) as sim,
-        Progress(*columns, TimeElapsedColumn(), disable=not progress) as bar,
+        progress_bar("steps", progress) as bar,
     ):
         for episode in range(episodes):
             steps = bar.add_task(f"{task} episode {episode + 1}/{episodes}", total=max_steps)

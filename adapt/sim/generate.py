@@ -24,6 +24,7 @@ from adapt.data.episode import Episode
 from adapt.data.writer import DatasetWriter
 from adapt.embodiment import EmbodimentSpec, load_embodiment, spec_from_dict
 from adapt.errors import AdaptError, did_you_mean
+from adapt.progress import progress_bar
 from adapt.sim.env import check_spec
 from adapt.sim.episodes import DEMOS, SimPool, simulate
 
@@ -96,7 +97,7 @@ def generate(
     written, frames, failed = 0, 0, 0
     with (
         DatasetWriter(Path(out_dir), out_spec) as writer,
-        _progress_bar(progress) as bar,
+        progress_bar("frames", progress) as bar,
         closing(_episodes(plan, workers)) as stream,
     ):
         job = bar.add_task(f"{spec.name} {kind}", total=target)
@@ -163,13 +164,6 @@ def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:
     """The spec's cameras as a video-only spec of the same name: what a video-only dataset holds."""
     cameras = [c.model_dump() for c in spec.cameras]
     return spec_from_dict({"name": spec.name, "video_only": True, "cameras": cameras})
-
-
-def _progress_bar(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"))
-    return Progress(*columns, TimeElapsedColumn(), disable=not enabled)
 
 
 def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
