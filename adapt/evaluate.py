@@ -82,7 +82,8 @@ def evaluate_closed_loop(
             video = out / f"episode_{episode:03d}.mp4"
             result = _rollout(policy, sim, task, seed + episode, max_steps, video, partial(bar.advance, steps))
             bar.update(steps, completed=max_steps, visible=False)
-            bar.console.print(f"episode {episode + 1} (seed {result.seed}): progress {result.progress:.2f}")
+            if progress:
+                bar.console.print(f"episode {episode + 1} (seed {result.seed}): progress {result.progress:.2f}")
             report.episodes.append(result)
     report.save(out / "results.json")
     return report
