@@ -182,7 +182,7 @@ class WorldActionModel(nn.Module):
         else:
             x = torch.cat(parts, dim=1)
             keys = torch.cat([prefix.valid, *valid], dim=1)
-            mask = None if keys.all() else _with_self(keys[:, None, :].expand(b, x.shape[1], -1), n_clean)
+            mask = _with_self(keys[:, None, :].expand(b, x.shape[1], -1), n_clean)
             x = self.backbone.forward_with_cache(x, cond, torch.tensor(types, device=x.device), mask, cache)
         n_video = 0 if future is None else future[:, :, :, :, 0].numel() // b
         video_v = None if future is None else self.video_out(x[:, :n_video]).reshape(future.shape)
@@ -193,7 +193,7 @@ class WorldActionModel(nn.Module):
         """Per-block keys/values of the clean prefix, for `velocity(..., cache=...)`."""
         b, n = prefix.valid.shape
         cond = self._conditions(prefix.heads, *(torch.zeros(b, device=prefix.tokens.device),) * 2)
-        mask = None if prefix.valid.all() else _with_self(prefix.valid[:, None, :].expand(b, n, n), 0)
+        mask = _with_self(prefix.valid[:, None, :].expand(b, n, n), 0)
         types = torch.full((n,), CLEAN, device=prefix.tokens.device)
         return self.backbone.cache(prefix.tokens, cond, types, mask)
 
@@ -321,8 +321,11 @@ def _interpolate(x: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     return (1 - t) * x + t * noise
 
 
-def _with_self(mask: Tensor, offset: int) -> Tensor:
-    """(B, Nq, Nk) key mask -> (B, 1, Nq, Nk) where query i also sees key offset + i (never an empty row)."""
+def _with_self(mask: Tensor, offset: int) -> Tensor | None:
+    """(B, Nq, Nk) key mask -> (B, 1, Nq, Nk) where query i also sees key offset + i (never an empty row);
+    None when every query sees every key (attention's unmasked kernel is the faster one)."""
+    if mask.all():
+        return None
     nq, nk = mask.shape[1:]
     eye = torch.zeros(nq, nk, dtype=torch.bool, device=mask.device)
     eye[torch.arange(nq), offset + torch.arange(nq)] = True
