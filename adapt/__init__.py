@@ -23,7 +23,7 @@ _LAZY = {
     "load_adapter": "adapt.adapter",
     "TrainOptions": "adapt.train.fit",
     "Policy": "adapt.policy",
-    "InferenceConfig": "adapt.policy",
+    "InferenceConfig": "adapt.inference_config",
 }
 __all__ = ["AdaptError", "EmbodimentSpec", "load_embodiment", *_LAZY]
 

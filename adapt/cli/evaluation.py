@@ -10,6 +10,9 @@ from rich.table import Table
 
 from adapt.cli.common import app, out, user_errors
 from adapt.errors import AdaptError
+from adapt.inference_config import InferenceConfig
+
+FAST = InferenceConfig()
 
 
 @app.command("eval")
@@ -24,15 +27,15 @@ def eval_command(
     open_loop: Annotated[bool, typer.Option(help="Score predictions on held-out episodes instead (--data).")] = False,
     data: Annotated[Path | None, typer.Option(help="Held-out dataset for --open-loop.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps per chunk.")] = 3,  # InferenceConfig's
-    video_final_t: Annotated[float, typer.Option(help="Noise level the video branch stops at.")] = 0.6,
-    execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk.")] = 8,
-    blend: Annotated[int, typer.Option(min=0, help="Actions blended at chunk boundaries.")] = 4,
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps per chunk.")] = FAST.steps,
+    video_final_t: Annotated[float, typer.Option(help="Noise level the video branch stops at.")] = FAST.video_final_t,
+    execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk.")] = FAST.execute,
+    blend: Annotated[int, typer.Option(min=0, help="Actions blended at chunk boundaries.")] = FAST.blend,
     seed: int = 0,
 ) -> None:
     """Evaluate a policy: success and staged task progress per episode, JSON results and rollout videos."""
     from adapt.evaluate import evaluate_closed_loop, evaluate_open_loop
-    from adapt.policy import InferenceConfig, Policy
+    from adapt.policy import Policy
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     policy = Policy.load(policy_dir, robot, base, config)
