@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from adapt.data.writer import VideoStream
 from adapt.errors import AdaptError
 from adapt.policy import Policy
 from adapt.progress import progress_bar
+
+if TYPE_CHECKING:
+    from adapt.sim.expert import ScriptedExpert
 
 STAGES = {
     "Lift": ("reach", "grasp", "lift", "hold"),
@@ -55,13 +59,49 @@ class EvalReport:
     def mean_progress(self) -> float:
         return float(np.mean([e.progress for e in self.episodes])) if self.episodes else 0.0
 
+    def success_interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Wilson score interval of the success rate (sound at 0 or n successes, unlike the normal one)."""
+        from scipy.stats import binomtest
+
+        n = len(self.episodes)
+        if n == 0:
+            return 0.0, 1.0
+        ci = binomtest(sum(e.success for e in self.episodes), n).proportion_ci(confidence, method="wilson")
+        return float(ci.low), float(ci.high)
+
+    def progress_interval(self, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+        """Percentile bootstrap interval of the mean progress (10,000 resamples, seeded: reproducible)."""
+        from scipy.stats import bootstrap
+
+        values = np.array([e.progress for e in self.episodes], dtype=float)
+        if len(values) < 2 or np.ptp(values) == 0:  # one value, or all equal: no spread to resample
+            return (float(values[0]),) * 2 if len(values) else (0.0, 1.0)
+        ci = bootstrap(
+            (values,), np.mean, confidence_level=confidence, n_resamples=10_000, method="percentile", rng=seed
+        ).confidence_interval
+        return float(ci.low), float(ci.high)
+
+    def summary(self) -> str:
+        """One line: success and progress with their 95 % intervals."""
+        (s_lo, s_hi), (p_lo, p_hi) = self.success_interval(), self.progress_interval()
+        wins = sum(e.success for e in self.episodes)
+        return (
+            f"success {wins}/{len(self.episodes)} = {self.success_rate:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}, Wilson), "
+            f"mean progress {self.mean_progress:.2f} (95% CI {p_lo:.2f}-{p_hi:.2f}, bootstrap)"
+        )
+
     def save(self, path: Path) -> None:
-        body = asdict(self) | {"success_rate": self.success_rate, "mean_progress": self.mean_progress}
+        body = asdict(self) | {
+            "success_rate": self.success_rate,
+            "success_ci95": self.success_interval(),
+            "mean_progress": self.mean_progress,
+            "progress_ci95": self.progress_interval(),
+        }
         atomic_write_text(path, json.dumps(body, indent=2))
 
 
 def evaluate_closed_loop(
-    policy: Policy, task: str, episodes: int, out: Path, *, max_steps: int = 200, seed: int = 0, progress: bool = False
+    policy: Policy | ScriptedExpert, task: str, episodes: int, out: Path, *, max_steps: int = 200, seed: int = 0, progress: bool = False
 ) -> EvalReport:
     """Run `episodes` robosuite episodes of `task`; writes results.json and one mp4 per episode in `out`.
 
@@ -77,6 +117,8 @@ def evaluate_closed_loop(
         SimEnv(policy.spec, task, seed, controller=controller_for(policy.spec)) as sim,
         progress_bar("steps", progress) as bar,
     ):
+        if hasattr(policy, "bind"):  # a privileged policy (adapt.sim.expert) reads the simulation itself
+            policy.bind(sim)
         for episode in range(episodes):
             steps = bar.add_task(f"{task} episode {episode + 1}/{episodes}", total=max_steps)
             video = out / f"episode_{episode:03d}.mp4"
@@ -184,18 +226,29 @@ class _StageTracker:
 
 
 def evaluate_open_loop(policy: Policy, dataset, out: Path, *, windows: int = 64, seed: int = 0) -> dict:
-    """Action error (MSE, de-normalized units, per dimension) and future-latent error on held-out episodes."""
+    """Action error (MSE, de-normalized units, per dimension) and predicted-video quality on held-out episodes.
+
+    Video: the predicted future frames, decoded, against the real ones as PSNR (dB, frames in [-1, 1]),
+    beside the baseline of a world model that predicts nothing: the last context frame copied forward.
+    """
     from adapt.data.windows import WindowDataset, window_loader
 
     model, spec = policy.model, policy.spec
     data = WindowDataset(dataset, model.config.window(), policy.stats)
     loader = window_loader(data, batch_size=8, workers=0, shuffle=True, seed=seed)
-    action_errors, video_errors, seen = [], [], 0
+    action_errors, video_errors, frame_errors, copy_errors, seen = [], [], [], [], 0
+    ctx = model.config.context
     for batch in loader:
         batch = {k: v.to(policy.config.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         sample = model.sample(batch, policy.config.steps, 0.0, cache=policy.config.cache_context)
-        target = model.latents(batch["frames"])[:, :, model.config.context :]
+        target = model.latents(batch["frames"])[:, :, ctx:]
         video_errors.append(((sample["future"] - target) ** 2).mean().item())
+        real = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
+        predicted = model.frames_from_latents(sample["future"]).clamp(-1, 1)
+        copied = (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(real)
+        keep = batch["future_mask"][:, None, :].expand(real.shape[:3])
+        frame_errors.append(((predicted - real) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
+        copy_errors.append(((copied - real) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()
@@ -210,9 +263,16 @@ def evaluate_open_loop(policy: Policy, dataset, out: Path, *, windows: int = 64,
         "robot": spec.name,
         "windows": seen,
         "video_latent_mse": float(np.mean(video_errors)),
+        "video_psnr": _psnr(np.concatenate(frame_errors)),
+        "copy_last_frame_psnr": _psnr(np.concatenate(copy_errors)),
         "action_mse": float(np.mean(action_errors)) if action_errors else None,
         "action_mse_per_dim": np.mean(action_errors, axis=0).tolist() if action_errors else None,
     }
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / "results.json", json.dumps(result, indent=2))
     return result
+
+
+def _psnr(mse_per_frame: np.ndarray) -> float:
+    """Mean PSNR (dB) over frames, from each frame's MSE on the [-1, 1] scale (peak-to-peak 2)."""
+    return float(np.mean(10 * np.log10(4.0 / np.maximum(mse_per_frame, 1e-10))))

@@ -118,3 +118,11 @@ def synthetic_dataset(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def frame_cache_in_tmp(tmp_path_factory):
+    """Training's frame cache (adapt.data.frame_cache) goes to a temp folder, not the user's ~/.cache."""
+    import os
+
+    os.environ["ADAPT_CACHE"] = str(tmp_path_factory.mktemp("adapt_cache"))

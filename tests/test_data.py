@@ -288,3 +288,28 @@ def test_dataloader_with_workers_yields_batches(dataset_v3, ur5e):
     batches = list(window_loader(windows, batch_size=32, workers=2))
     assert sum(len(b["task"]) for b in batches) == len(windows)
     assert batches[0]["frames"].shape[1:] == (2, 6, 3, 16, 16) and batches[0]["action"].shape[1:] == (16, 7)
+
+
+def test_frame_cache_equals_decoding_and_follows_the_file(dataset_v3, ur5e, episodes):
+    """Catches a cache that returns other frames than decoding would (off-by-one offsets between the
+    episodes sharing one mp4, a wrong resize), and a stale entry served after the video changed."""
+    from adapt.data.frame_cache import entry_path
+
+    decoded, cached = LeRobotDataset(dataset_v3, ur5e), LeRobotDataset(dataset_v3, ur5e, frame_cache=True)
+    cached.build_frame_cache((16, 16))
+    for read, from_cache in zip(decoded.episodes, cached.episodes, strict=True):
+        rows = np.array([0, read.length - 1, 3, 3, 1])
+        for camera in ur5e.cameras:
+            np.testing.assert_array_equal(
+                cached.frames(from_cache, camera.name, rows, (16, 16)),
+                decoded.frames(read, camera.name, rows, (16, 16)),
+            )
+    video = cached.episodes[0].videos["agentview"][0]
+    before = entry_path(video, (16, 16))
+    assert before.is_file() and entry_path(video, (32, 32)) != before
+    with DatasetWriter(dataset_v3.parent / "again", ur5e) as writer:  # the same folder re-recorded
+        for episode in reversed(episodes):
+            writer.add(episode)
+    (dataset_v3 / "videos").rename(dataset_v3.parent / "old_videos")
+    (dataset_v3.parent / "again" / "videos").rename(dataset_v3 / "videos")
+    assert entry_path(video, (16, 16)) != before

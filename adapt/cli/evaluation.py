@@ -13,12 +13,20 @@ from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 
 FAST = InferenceConfig()
+EXPERT = "scripted"
 
 
 @app.command("eval")
 @user_errors
 def eval_command(
-    policy_dir: Annotated[Path, typer.Option("--policy", help="Adapter folder (RUN or RUN/adapter) or checkpoint.")],
+    policy_dir: Annotated[
+        Path,
+        typer.Option(
+            "--policy",
+            help="Adapter folder (RUN or RUN/adapter) or checkpoint; 'scripted' runs the scripted demonstrator"
+            " (privileged simulator state, end-effector robots: a reference and a check of the harness).",
+        ),
+    ],
     task: Annotated[str, typer.Option(help="robosuite task: Lift, Stack or PickPlaceCan.")] = "Lift",
     robot: Annotated[str | None, typer.Option(help="Embodiment to control (default: the adapter's).")] = None,
     episodes: Annotated[int, typer.Option(min=1)] = 5,
@@ -31,15 +39,20 @@ def eval_command(
     video_final_t: Annotated[float, typer.Option(help="Noise level the video branch stops at.")] = FAST.video_final_t,
     execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk.")] = FAST.execute,
     blend: Annotated[int, typer.Option(min=0, help="Actions blended at chunk boundaries.")] = FAST.blend,
-    seed: int = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the first episode (episode i uses SEED + i) and of the sampling noise.")
+    ] = 0,
 ) -> None:
     """Evaluate a policy: success and staged task progress per episode, JSON results and rollout videos."""
     from adapt.evaluate import evaluate_closed_loop, evaluate_open_loop
     from adapt.policy import Policy
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
-    policy = Policy.load(policy_dir, robot, base, config)
-    target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
+    if str(policy_dir) == EXPERT:
+        policy, target = _expert(robot, task, seed, open_loop), out_dir or Path(f"eval_{EXPERT}_{task}")
+    else:
+        policy = Policy.load(policy_dir, robot, base, config)
+        target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
     if open_loop:
         from adapt.data import LeRobotDataset
 
@@ -64,8 +77,13 @@ def eval_command(
             str(i), "yes" if r.success else "no", f"{r.progress:.2f}", " > ".join(r.stages), str(r.steps), r.video
         )
     out.print(table)
-    out.print(
-        f"success rate {report.success_rate:.2f}, mean progress {report.mean_progress:.2f}; results: "
-        f"{target / 'results.json'}",
-        highlight=False,
-    )
+    out.print(f"{report.summary()}; results: {target / 'results.json'}", highlight=False)
+
+
+def _expert(robot: str | None, task: str, seed: int, open_loop: bool):
+    from adapt.embodiment import load_embodiment
+    from adapt.sim.expert import ScriptedExpert
+
+    if open_loop:
+        raise AdaptError("the scripted demonstrator has no predictions to score: --open-loop needs a model")
+    return ScriptedExpert(load_embodiment(robot or "panda"), task, seed)

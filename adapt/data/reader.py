@@ -55,8 +55,19 @@ class EpisodeData:
 class LeRobotDataset:
     """Episodes of a LeRobot dataset folder, mapped onto `spec`'s cameras, state and action."""
 
-    def __init__(self, root: Path, spec: EmbodimentSpec, mapping: FeatureMap | None = None, *, skip_bad: bool = False):
+    def __init__(
+        self,
+        root: Path,
+        spec: EmbodimentSpec,
+        mapping: FeatureMap | None = None,
+        *,
+        skip_bad: bool = False,
+        frame_cache: bool = False,
+    ):
+        """`frame_cache`: read frames from `adapt.data.frame_cache` (each video decoded once, at the first
+        size asked for) instead of decoding them on every call; training turns it on."""
         self.root, self.spec, self.mapping = Path(root), spec, mapping or FeatureMap()
+        self.frame_cache = frame_cache
         info_path = self.root / "meta" / "info.json"
         if not info_path.is_file():
             raise AdaptError(f"{self.root}: not a LeRobot dataset (missing meta/info.json)")
@@ -91,6 +102,8 @@ class LeRobotDataset:
     def frames(self, episode: EpisodeData, camera: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""
         path, first = episode.videos[camera]
+        if self.frame_cache:
+            return np.array(self._cached(path, size)[np.asarray(indices) + first])
         reader = self._reader(path)
         # decord's get_batch fails on repeated indices (padding repeats frames): decode each once, in order
         unique, inverse = np.unique(np.asarray(indices), return_inverse=True)
@@ -233,8 +246,27 @@ class LeRobotDataset:
             readers[path] = _open_video(path)
         return readers[path]
 
+    def _cached(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+        """The memory-mapped frames of `path` at `size`, built on first use (see `adapt.data.frame_cache`)."""
+        from adapt.data.frame_cache import cached_frames
+
+        maps = self.__dict__.setdefault("_frame_maps", {})
+        if (path, size) not in maps:
+            try:
+                maps[path, size] = cached_frames(path, tuple(size), self._reader(path))
+            except AdaptError:
+                raise
+            except Exception as error:  # decord's own DECORDError for damaged streams
+                raise AdaptError(f"{path}: cannot decode frames into the frame cache: {error}") from None
+        return maps[path, size]
+
+    def build_frame_cache(self, size: tuple[int, int]) -> None:
+        """Decode every video of the dataset into the frame cache now (once, before worker processes start)."""
+        for path in sorted({video for e in self.episodes for video, _ in e.videos.values()}):
+            self._cached(path, size)
+
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid", "_frame_maps")}
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

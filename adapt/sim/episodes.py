@@ -4,7 +4,9 @@
   pause) for as long as asked; no goal, so the task text only names the objects.
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
-- `demo`: one robosuite task on robosuite's own layout, kept only if robosuite's success check passes.
+- `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
+  way `adapt eval` dresses it (recoloured, scattered objects), so a policy learned from demos is
+  evaluated on the distribution it was trained on.
 
 Recording convention: frame t and state t are observed before command t is executed; action t is
 that step expressed in the spec's action space (`adapt.sim.env.spec_action`).
@@ -72,7 +74,7 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
     rng = np.random.default_rng(seed)
     scene = {"play": PLAY_SCENE, "multitask": str(rng.choice(SCENES)), "demo": task}[kind]
     sim = pool.get(scene)
-    sim.reset(rng, randomize=kind != "demo")
+    sim.reset(rng, randomize=True)
     arm = Arm(sim, rng, Style.sample(rng))
     log: list[list] = []
     script = {"play": _play, "multitask": _multitask, "demo": _demo}[kind](arm, log)
@@ -87,6 +89,18 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
     else:
         text = ", then ".join(done) if done else f"try to {log[0][0]}"
     return Episode(text, frames, state, action)
+
+
+def replay(sim: SimEnv, seed: np.random.SeedSequence, actions: np.ndarray) -> bool:
+    """Re-execute an episode's recorded spec actions from the scene `simulate` made with `seed`; whether
+    robosuite's success check passed at any step. `sim` must run the controller `adapt eval` gives the
+    spec's action kind, so this proves the actions mean what evaluation will take them to mean."""
+    sim.reset(np.random.default_rng(seed), randomize=True)
+    success = False
+    for action in actions:
+        sim.step_spec_action(action)
+        success = success or bool(sim.env._check_success())
+    return success
 
 
 def record(sim: SimEnv, script: Script, max_frames: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

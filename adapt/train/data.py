@@ -8,6 +8,7 @@ every embodiment, and under DDP it gives each loader a distributed sampler.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from adapt.data.stats import NormStats, compute_stats
 from adapt.data.windows import WindowConfig, WindowDataset, window_loader
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,10 +48,10 @@ class DataSource:
 
 
 def open_sources(sources: list[DataSource], skip_bad: bool = False) -> dict[str, list[LeRobotDataset]]:
-    """Open every dataset, grouped by embodiment name."""
+    """Open every dataset, grouped by embodiment name; frames come from the frame cache (decoded once)."""
     grouped: dict[str, list[LeRobotDataset]] = {}
     for source in sources:
-        dataset = LeRobotDataset(source.path, source.spec, FeatureMap(), skip_bad=skip_bad)
+        dataset = LeRobotDataset(source.path, source.spec, FeatureMap(), skip_bad=skip_bad, frame_cache=True)
         grouped.setdefault(source.spec.name, []).append(dataset)
     return grouped
 
@@ -67,11 +70,18 @@ def make_loaders(
     seed: int,
     skip_bad: bool = False,
 ) -> dict:
-    """One shuffled window loader per embodiment (its datasets concatenated)."""
+    """One shuffled window loader per embodiment (its datasets concatenated).
+
+    Datasets opened with the frame cache are decoded into it here, once, before worker processes start.
+    """
     from torch.utils.data import ConcatDataset
 
     loaders = {}
     for name, datasets in grouped.items():
+        for dataset in datasets:
+            if dataset.frame_cache:
+                log.info("%s: frames at %dx%d into the frame cache", dataset.root, window.height, window.width)
+                dataset.build_frame_cache((window.height, window.width))
         windows = [WindowDataset(d, window, stats.get(name), skip_bad=skip_bad) for d in datasets]
         loaders[name] = window_loader(ConcatDataset(windows), batch_size, workers, shuffle=True, seed=seed)
     return loaders
