@@ -2,7 +2,8 @@
 
 Simulate a few minutes of play data for a robot the bundled base has never seen (UR5e: 6 joints and
 absolute joint targets, where the base knows a Panda driven by end-effector deltas), adapt the base
-to it with the `play-30min` recipe (fewer steps), and say what was trained and where the adapter is.
+to it with the `play-30min` recipe (fewer steps), say what was trained and where the adapter is, and
+end with a short closed-loop check of the adapter on robosuite Lift (success, progress, a rollout video).
 Rerunning reuses the data and resumes training, so an interrupted demo picks up where it stopped.
 """
 
@@ -35,9 +36,13 @@ def run_demo(
     recipe: str = "play-30min",
     base: Path | None = None,
     workers: int = 2,
+    check_episodes: int = 3,
     report=log.info,
 ) -> Path:
-    """Generate play data for `robot` (unless already there) and adapt the base to it; returns the adapter."""
+    """Generate play data for `robot` (unless already there), adapt the base to it and run
+    `check_episodes` closed-loop Lift episodes with the adapter (none with 0); returns the adapter."""
+    from adapt.evaluate import evaluate_closed_loop
+    from adapt.policy import Policy
     from adapt.sim import generate
     from adapt.train.finetune import finetune
     from adapt.train.fit import TrainOptions
@@ -50,8 +55,14 @@ def run_demo(
     else:
         report(f"1/2 simulating {minutes:g} minutes of {robot} play data (robosuite, scripted) -> {data}")
         generate(robot, "play", data, minutes=minutes, seed=0, progress=True)
-    report(f"2/2 adapting {base.name} to {robot} with recipe {recipe} for {steps} steps")
+    report(f"2/3 adapting {base.name} to {robot} with recipe {recipe} for {steps} steps")
     options = TrainOptions(steps=steps, checkpoint_every=max(steps // 4, 1))
-    return finetune(
+    adapter = finetune(
         base, robot, [str(data)], recipe, out / "run", options=options, workers=workers, overwrite=True, report=report
     )
+    if check_episodes:
+        report(f"3/3 closed loop: {check_episodes} robosuite Lift episodes with the adapter")
+        policy = Policy.load(adapter)
+        result = evaluate_closed_loop(policy, "Lift", check_episodes, out / "eval_Lift", seed=1000, progress=True)
+        report(f"{result.summary()}\nrollout video: {out / 'eval_Lift' / result.episodes[0].video}")
+    return adapter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -39,9 +40,11 @@ def test_bundled_base_acts_as_a_panda_policy():
 def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
     pytest.importorskip("robosuite")
     out = tmp_path / "demo"
-    args = ("demo", "--out", out, "--minutes", "0.15", "--steps", "2", "--workers", "0")
+    args = ("demo", "--out", out, "--minutes", "0.15", "--steps", "2", "--workers", "0", "--check-episodes", "1")
     result = invoke(*args)
     assert result.exit_code == 0, result.output
+    assert "3/3 closed loop" in result.output and re.search(r"success [01]/1 = [01]\.00 \(95% CI", result.output)
+    assert (out / "eval_Lift" / "episode_000.mp4").stat().st_size > 1000
     adapter = out / "run" / "adapter"
     assert f"adapter: {adapter}" in result.output.replace("\n", "")
     assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e"
@@ -49,6 +52,6 @@ def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
     policy = Policy.load(adapter)
     assert policy.spec.name == "ur5e" and set(policy.model.heads) == {"panda", "ur5e"}
 
-    again = invoke(*args)  # a rerun reuses the simulated data
+    again = invoke(*args[:-2], "--check-episodes", "0")  # a rerun reuses the simulated data
     assert again.exit_code == 0, again.output
     assert "using the play data already in" in again.output

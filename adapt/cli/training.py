@@ -176,8 +176,12 @@ def demo_command(
     steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 300,
     recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "play-30min",
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
+    check_episodes: Annotated[
+        int, typer.Option(min=0, help="Closed-loop Lift episodes run with the adapter at the end (0: none).")
+    ] = 3,
 ) -> None:
-    """The main job on its defaults: simulate play data for a new robot, adapt the bundled base to it."""
+    """The main job on its defaults: simulate play data for a new robot, adapt the bundled base to it,
+    and watch the adapter act in a few closed-loop episodes."""
     import time
 
     from adapt.demo import run_demo
@@ -185,7 +189,14 @@ def demo_command(
     start = time.perf_counter()
     report = functools.partial(out.print, highlight=False)
     adapter = run_demo(
-        out_dir, robot=robot, minutes=minutes, steps=steps, recipe=recipe, workers=workers, report=report
+        out_dir,
+        robot=robot,
+        minutes=minutes,
+        steps=steps,
+        recipe=recipe,
+        workers=workers,
+        check_episodes=check_episodes,
+        report=report,
     )
     minutes_taken = (time.perf_counter() - start) / 60
     out.print(

@@ -253,7 +253,7 @@ class LeRobotDataset:
         maps = self.__dict__.setdefault("_frame_maps", {})
         if (path, size) not in maps:
             try:
-                maps[path, size] = cached_frames(path, tuple(size), self._reader(path))
+                maps[path, size] = cached_frames(path, tuple(size), lambda: self._reader(path))
             except AdaptError:
                 raise
             except Exception as error:  # decord's own DECORDError for damaged streams
