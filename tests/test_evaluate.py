@@ -45,6 +45,9 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "ol" / "results.json").read_text())
     assert scores["windows"] > 0 and np.isfinite(scores["action_mse"]) and len(scores["action_mse_per_dim"]) == 7
+    # the synthetic video is a red square gliding over black: copying the last frame is close, an untrained
+    # decoder's grey is not (catches a PSNR computed on the wrong scale or against the wrong frames)
+    assert 5.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"]
 
 
 def test_eval_without_data_for_open_loop_is_refused(invoke, tmp_path):

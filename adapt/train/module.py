@@ -12,6 +12,9 @@ import torch
 
 from adapt.model.wam import Mode, WorldActionModel
 
+TOKENIZER_FRAMES = 48
+"""Frames per embodiment and step that the tokenizer phase reconstructs."""
+
 
 class WAMModule(L.LightningModule):
     def __init__(
@@ -62,7 +65,14 @@ class WAMModule(L.LightningModule):
         return loss
 
     def _tokenizer_step(self, batches: dict) -> torch.Tensor:
-        loss = sum(self.model.tokenizer.reconstruction_loss(b["frames"]) for b in batches.values())
+        """Reconstruction of at most TOKENIZER_FRAMES frames per embodiment, drawn at random from the batch:
+        the frames of one window are near-duplicates, and coding all of them (16 windows x 2 cameras x 6
+        frames) made a tokenizer step cost more than a transformer step on a CPU."""
+        loss = 0.0
+        for batch in batches.values():
+            frames = batch["frames"].flatten(0, 2)
+            pick = torch.randperm(len(frames), device=frames.device)[:TOKENIZER_FRAMES]
+            loss = loss + self.model.tokenizer.reconstruction_loss(frames[pick])
         self.log("tokenizer_loss", loss.detach(), prog_bar=True, batch_size=1)
         return loss
 
