@@ -101,7 +101,14 @@ class EvalReport:
 
 
 def evaluate_closed_loop(
-    policy: Policy | ScriptedExpert, task: str, episodes: int, out: Path, *, max_steps: int = 200, seed: int = 0, progress: bool = False
+    policy: Policy | ScriptedExpert,
+    task: str,
+    episodes: int,
+    out: Path,
+    *,
+    max_steps: int = 200,
+    seed: int = 0,
+    progress: bool = False,
 ) -> EvalReport:
     """Run `episodes` robosuite episodes of `task`; writes results.json and one mp4 per episode in `out`.
 
@@ -176,7 +183,7 @@ def _rollout(
 @torch.no_grad()
 def _predicted_frame(policy: Policy, size: tuple[int, int]) -> np.ndarray:
     """The model's last predicted future frame (first camera, first future step), at the camera's size."""
-    from adapt.data.reader import resize_frames
+    from adapt.data.resize import resize_frames
     from adapt.model.tokenizer import to_uint8
 
     future = getattr(policy, "last_future", None)
@@ -252,8 +259,7 @@ def evaluate_open_loop(policy: Policy, dataset, out: Path, *, windows: int = 64,
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()
-            if policy.stats is not None and policy.stats.action is not None:
-                predicted, real = (policy.stats.unnormalize(a, "action") for a in (predicted, real))
+            predicted, real = (policy.codec.unnormalize_actions(a) for a in (predicted, real))
             mask = batch["action_mask"].cpu().numpy()
             action_errors.append(((predicted - real) ** 2)[mask].mean(axis=0))
         seen += len(batch["task"])

@@ -11,7 +11,6 @@ non-finite output becomes a hold-position action, with a warning.
 from __future__ import annotations
 
 import json
-import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -19,13 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapt.data.reader import resize_frames
-from adapt.data.windows import from_model_actions
+from adapt.data.codec import ActionCodec
+from adapt.data.resize import resize_frames
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
-
-log = logging.getLogger(__name__)
 
 
 class Policy:
@@ -39,6 +36,7 @@ class Policy:
         self.model, self.config, self.task = model.to(config.device).eval(), config, task
         self.spec: EmbodimentSpec = model.specs[embodiment]
         self.stats = model.stats.get(embodiment)
+        self.codec = ActionCodec(self.spec, self.stats)
         self.chunk = self.spec.action.chunk
         if config.execute > self.chunk:
             raise AdaptError(f"InferenceConfig.execute ({config.execute}) exceeds the chunk length ({self.chunk})")
@@ -127,7 +125,7 @@ class Policy:
     def _plan(self, context: tuple[np.ndarray, list[bool]], state: np.ndarray, task: str) -> np.ndarray:
         config, device = self.config, self.config.device
         frames, mask = context
-        normalized = self.stats.normalize(state, "state") if self.stats and self.stats.state else state
+        normalized = self.codec.encode_state(state)
         batch = {
             "frames": torch.from_numpy(frames[None]).permute(0, 1, 2, 5, 3, 4).to(device),
             "context_mask": torch.tensor([mask], device=device),
@@ -141,16 +139,7 @@ class Policy:
         )
         self.plans += 1
         self.last_future = out["future_estimate"]  # a viewable future even when the video stays noisy
-        return self._to_robot(out["actions"][0].float().cpu().numpy(), state)
-
-    def _to_robot(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
-        if not np.isfinite(actions).all():
-            log.warning("the model produced non-finite actions; holding position for this chunk")
-            return np.repeat(hold_action(self.spec, state)[None], len(actions), axis=0)
-        if self.stats is not None and self.stats.action is not None:
-            actions = self.stats.unnormalize(actions, "action")
-        actions = from_model_actions(self.spec, actions, state)
-        return clip_to_limits(self.spec, actions, state, self.stats)
+        return self.codec.decode_actions(out["actions"][0].float().cpu().numpy(), state)
 
     # -- receding horizon --------------------------------------------------------------------------------
 
@@ -182,57 +171,4 @@ def blend(old: list[np.ndarray], new: list[np.ndarray], steps: int) -> list[np.n
     for i in range(min(steps, len(old), len(new))):
         w = (i + 1) / (steps + 1)
         out[i] = w * new[i] + (1 - w) * old[i]
-    return out
-
-
-def hold_action(spec: EmbodimentSpec, state: np.ndarray) -> np.ndarray:
-    """The action that keeps the robot where it is (and its gripper as it is)."""
-    action = np.zeros(spec.action_dim, np.float32)
-    joints, gripper = spec.proprio_slice("joint_position"), spec.proprio_slice("gripper")
-    if spec.action.kind == "joint_position" and joints is not None:
-        action[: len(spec.joints)] = state[joints]
-    if gripper is not None and spec.gripper is not None:
-        action[-spec.gripper.dim :] = state[gripper][: spec.gripper.dim]
-    return action
-
-
-def clip_to_limits(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray, stats=None) -> np.ndarray:
-    """Bound a chunk (chunk, action_dim) of absolute actions by the spec, step by step from `state`.
-
-    - joint_position: each target within the joint's position range and at most velocity x dt from the
-      previous target (the current joint positions for the first).
-    - joint_delta: each delta at most velocity x dt, and the position it leads to within range.
-    - ee_delta: no joint-space bound without inverse kinematics, so the arm part is bounded to the
-      training data's range (q01..q99 widened by half its width each side), or to [-1, 1] without stats.
-    - gripper: within the gripper's command range.
-    """
-    out = np.array(actions, dtype=np.float32, copy=True)
-    kind, n = spec.action.kind, len(spec.joints)
-    dt = 1.0 / spec.action.control_hz
-    if kind in ("joint_position", "joint_delta"):
-        lo = np.array([j.position[0] for j in spec.joints])
-        hi = np.array([j.position[1] for j in spec.joints])
-        step = np.array([j.velocity for j in spec.joints]) * dt
-        joints = spec.proprio_slice("joint_position")
-        previous = np.clip(state[joints], lo, hi) if joints is not None else None
-        for t in range(len(out)):
-            if kind == "joint_position":
-                target = out[t, :n] if previous is None else np.clip(out[t, :n], previous - step, previous + step)
-                out[t, :n] = previous = np.clip(target, lo, hi)
-            else:
-                delta = np.clip(out[t, :n], -step, step)
-                if previous is not None:
-                    reached = np.clip(previous + delta, lo, hi)
-                    delta, previous = reached - previous, reached
-                out[t, :n] = delta
-    else:
-        arm = out.shape[1] - (spec.gripper.dim if spec.gripper else 0)
-        if stats is not None and stats.action is not None:
-            width = stats.action.q99[:arm] - stats.action.q01[:arm]
-            out[:, :arm] = np.clip(out[:, :arm], stats.action.q01[:arm] - width / 2, stats.action.q99[:arm] + width / 2)
-        else:
-            out[:, :arm] = np.clip(out[:, :arm], -1.0, 1.0)
-    if spec.gripper is not None:
-        g_lo, g_hi = sorted(spec.gripper.range)
-        out[:, -spec.gripper.dim :] = np.clip(out[:, -spec.gripper.dim :], g_lo, g_hi)
     return out

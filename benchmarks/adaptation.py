@@ -33,7 +33,6 @@ from pathlib import Path
 from report import machine, write_report
 
 from adapt.data import LeRobotDataset
-from adapt.embodiment import load_embodiment
 from adapt.evaluate import evaluate_closed_loop, evaluate_open_loop
 from adapt.policy import Policy
 from adapt.recipe import load_recipe

@@ -39,7 +39,8 @@ from report import machine, write_report
 from torch.utils.data import DataLoader, Dataset
 
 from adapt.data import DatasetWriter, Episode, LeRobotDataset
-from adapt.data.windows import WindowConfig, WindowDataset, window_loader
+from adapt.data.window_config import WindowConfig
+from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 
 TARGET_RATIO = 0.8

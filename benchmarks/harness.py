@@ -23,7 +23,7 @@ import numpy as np
 from report import machine, write_report
 
 from adapt.embodiment import load_embodiment
-from adapt.evaluate import EvalReport, EpisodeResult, controller_for, evaluate_closed_loop
+from adapt.evaluate import EpisodeResult, EvalReport, controller_for, evaluate_closed_loop
 from adapt.sim.env import SimEnv
 from adapt.sim.episodes import SimPool, replay, simulate
 from adapt.sim.expert import ScriptedExpert

@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapt.data import DatasetWriter, Episode, FeatureMap, LeRobotDataset
+from adapt.data.codec import ActionCodec
 from adapt.data.stats import NormStats, compute_stats
-from adapt.data.windows import WindowConfig, WindowDataset, from_model_actions, to_model_actions, window_loader
+from adapt.data.window_config import WindowConfig
+from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import load_embodiment, spec_from_dict
 from adapt.errors import AdaptError
 
@@ -248,10 +250,11 @@ def test_relative_actions_round_trip(ur5e):
     )
     rng = np.random.default_rng(0)
     actions, state = rng.normal(size=(16, 7)), rng.normal(size=7)
-    model_actions = to_model_actions(relative, actions, state)
+    codec = ActionCodec(relative)
+    model_actions = codec.to_relative(actions, state)
     np.testing.assert_allclose(model_actions[:, :6], actions[:, :6] - state[:6])
     np.testing.assert_allclose(model_actions[:, 6], actions[:, 6])  # gripper stays absolute
-    np.testing.assert_allclose(from_model_actions(relative, model_actions, state), actions)
+    np.testing.assert_allclose(codec.to_absolute(model_actions, state), actions)
 
 
 def test_idle_filter_drops_still_stretches(tmp_path, ur5e):

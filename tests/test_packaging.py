@@ -53,3 +53,49 @@ def test_ci_runs_the_readme_setup_and_test_command():
     commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def _adapt_imports() -> dict[str, set[str]]:
+    """adapt module -> the adapt modules it imports at run time (in functions too; not under TYPE_CHECKING)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    modules = {}
+    for path in (root / "adapt").rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        found, stack = set(), [ast.parse(path.read_text())]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("adapt"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if full in modules else node.module)
+            stack.extend(ast.iter_child_nodes(node))
+        # a package and its own modules are one unit (an __init__ re-exports what its modules define)
+        graph[name] = {m for m in found if m in modules and not (m.startswith(name + ".") or name.startswith(m + "."))}
+    return graph
+
+
+def test_no_import_cycles_inside_adapt():
+    """Catches two modules that need each other (e.g. statistics <-> windows, spec <-> kinematics): a sign
+    that knowledge lives in the wrong place, and a trap for whoever imports one of them first."""
+    graph, done, path = _adapt_imports(), set(), []
+
+    def visit(module: str) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(module) :], module]))
+        if module in done:
+            return
+        path.append(module)
+        for dependency in sorted(graph[module]):
+            visit(dependency)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)

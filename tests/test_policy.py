@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from adapt.data.codec import ActionCodec
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.model import WorldActionModel, model_config, save_model
-from adapt.policy import InferenceConfig, Policy, blend, clip_to_limits
+from adapt.policy import InferenceConfig, Policy, blend
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_clip_to_limits_for_deltas_bounds_the_reached_position():
     spec = load_embodiment("iiwa")
     state = np.zeros(spec.state_dim, np.float32)
     state[0] = spec.joints[0].position[1] - 0.001  # at the upper limit
-    chunk = clip_to_limits(spec, np.full((3, spec.action_dim), 5.0), state)
+    chunk = ActionCodec(spec).clip(np.full((3, spec.action_dim), 5.0), state)
     assert chunk[0, 0] == pytest.approx(0.001, abs=1e-5) and chunk[1, 0] == 0
 
 

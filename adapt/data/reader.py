@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from adapt.data.resize import resize_frames
 from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
@@ -267,19 +268,6 @@ class LeRobotDataset:
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid", "_frame_maps")}
-
-
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Antialiased bilinear resize of uint8 (n, H, W, 3) frames. Done here, not by decord's own
-    `VideoReader(height=, width=)`: that scaler returns wrongly sized buffers for some widths (16, 24, 48)."""
-    if frames.shape[1:3] == tuple(size):
-        return frames
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _open_video(path: Path):

@@ -9,62 +9,15 @@ dataset was recorded at another fps, indices are resampled to the nearest record
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from adapt.data.codec import ActionCodec
 from adapt.data.reader import EpisodeData, LeRobotDataset
 from adapt.data.stats import NormStats
-from adapt.embodiment import EmbodimentSpec
+from adapt.data.window_config import WindowConfig
 from adapt.errors import AdaptError
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """Shape of a training window."""
-
-    context: int = 2
-    """Frames up to and including t."""
-    future: int = 4
-    """Frames after t that the model predicts."""
-    stride: int = 4
-    """Control steps between consecutive frames of a window."""
-    height: int = 64
-    width: int = 64
-    """Resolution the frames are decoded to (the model's, not the dataset's)."""
-    idle_threshold: float | None = None
-    """Drop windows whose state moves less than this (max abs change over the action chunk)."""
-
-
-def joint_state_slice(spec: EmbodimentSpec) -> slice:
-    """Where the joint positions sit in the state vector (the `joint_position` proprio block)."""
-    found = spec.proprio_slice("joint_position")
-    if found is not None:
-        return found
-    raise AdaptError(f"spec '{spec.name}': relative actions need a 'joint_position' proprio field")
-
-
-def to_model_actions(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """Actions as the model learns them: joint targets minus the current joints when `relative: true`.
-
-    `state` broadcasts against `actions` (one state for a chunk, or one per step).
-    """
-    if not (spec.action and spec.action.relative):
-        return actions
-    out = actions.copy()
-    out[..., : len(spec.joints)] -= state[..., joint_state_slice(spec)]
-    return out
-
-
-def from_model_actions(spec: EmbodimentSpec, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """Inverse of `to_model_actions`: absolute joint targets for the robot."""
-    if not (spec.action and spec.action.relative):
-        return actions
-    out = actions.copy()
-    out[..., : len(spec.joints)] += state[..., joint_state_slice(spec)]
-    return out
 
 
 class WindowDataset(Dataset):
@@ -79,6 +32,7 @@ class WindowDataset(Dataset):
         skip_bad: bool = False,
     ):
         self.dataset, self.config, self.stats, self.spec = dataset, config, stats, dataset.spec
+        self.codec = ActionCodec(self.spec, stats) if self.spec.action is not None else None
         self.chunk = self.spec.action.chunk if self.spec.action else 1
         self.ratio = (
             dataset.fps / min(c.fps for c in self.spec.cameras)
@@ -152,14 +106,10 @@ class WindowDataset(Dataset):
         action_steps = t + np.arange(self.chunk)
         action_mask = np.zeros(self.chunk, bool)
         if episode.state is not None:
-            state = episode.state[self._rows(episode, np.array([t]))[0]]
-            if self.stats is not None:
-                state = self.stats.normalize(state, "state")
-        if episode.action is not None:
             raw_state = episode.state[self._rows(episode, np.array([t]))[0]]
-            action = to_model_actions(spec, episode.action[self._rows(episode, action_steps)], raw_state)
-            if self.stats is not None:
-                action = self.stats.normalize(action, "action")
+            state = self.codec.encode_state(raw_state)
+        if episode.action is not None:
+            action = self.codec.encode_actions(episode.action[self._rows(episode, action_steps)], raw_state)
             action_mask = action_steps < steps
         return {
             "state": torch.as_tensor(state, dtype=torch.float32),

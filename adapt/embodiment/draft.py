@@ -15,7 +15,8 @@ from pathlib import Path
 import mujoco
 
 from adapt.embodiment.kinematics import description_joints, load_description
-from adapt.embodiment.spec import EmbodimentSpec, spec_from_dict
+from adapt.embodiment.loading import spec_from_dict
+from adapt.embodiment.spec import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.resources import PACKAGE_SCHEME, resolve_package_path
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from adapt.data.windows import WindowConfig
+from adapt.data.window_config import WindowConfig
 from adapt.errors import AdaptError
 
 

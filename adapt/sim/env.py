@@ -24,6 +24,7 @@ from robosuite import load_composite_controller_config
 from robosuite.robots import ROBOT_CLASS_MAPPING
 from robosuite.utils.binding_utils import MjRenderContextOffscreen
 
+from adapt.data.codec import ActionCodec
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError, did_you_mean
 from adapt.sim.scenes import Thing, default_things, randomize_things
@@ -90,6 +91,7 @@ class SimEnv:
         if controller not in ("osc", "joint"):
             raise AdaptError(f"controller '{controller}': use osc (end-effector commands) or joint (joint targets)")
         self.spec, self.scene, self.controller = spec, scene, controller
+        self.codec = ActionCodec(spec)
         robot = robosuite_robot(spec)
         self.env = robosuite.make(
             scene,
@@ -191,16 +193,14 @@ class SimEnv:
 
     def step_spec_action(self, action: np.ndarray) -> None:
         """Execute one action of the spec's action space (the inverse of `spec_action`)."""
-        kind, n = self.spec.action.kind, len(self.spec.joints)
+        kind = self.spec.action.kind
         if (kind == "ee_delta") != (self.controller == "osc"):
             raise AdaptError(f"'{self.spec.name}' acts in {kind}: make the scene with controller='{_CONTROLLER[kind]}'")
-        gripper = np.clip(action[n if kind != "ee_delta" else 6 :][:1], -1.0, 1.0)
-        if kind == "ee_delta":
-            self.step(np.concatenate([action[:6], gripper]))
-        elif kind == "joint_position":
-            self.step(np.concatenate([action[:n], gripper]))
-        else:
-            self.step(np.concatenate([self.joint_positions() + action[:n], gripper]))
+        arm, gripper = self.codec.split(action)
+        gripper = np.clip(gripper[:1], -1.0, 1.0)
+        if kind == "joint_delta":
+            arm = self.joint_positions() + arm
+        self.step(np.concatenate([arm, gripper]))
 
     def holds(self, thing: Thing, floor: float) -> bool:
         """The object hangs near the gripper, above where it could rest on a surface at height `floor`."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from adapt.data import FeatureMap, LeRobotDataset
 from adapt.data.stats import NormStats, compute_stats
-from adapt.data.windows import WindowConfig, WindowDataset, window_loader
+from adapt.data.window_config import WindowConfig
+from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from adapt.adapter import save_adapter
+from adapt.data.codec import ActionCodec, state_names
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
@@ -192,8 +193,8 @@ def copy_from_donor(heads: EmbodimentHeads, donor: EmbodimentHeads, spec: Embodi
         if heads.action_decoder is not None and donor.action_decoder is not None:
             heads.action_decoder.net[0].load_state_dict(donor.action_decoder.net[0].state_dict())
         maps = {
-            "state": _shared_dims(dimension_names(spec, "state"), dimension_names(donor_spec, "state")),
-            "action": _shared_dims(dimension_names(spec, "action"), dimension_names(donor_spec, "action")),
+            "state": _shared_dims(state_names(spec), state_names(donor_spec)),
+            "action": _shared_dims(*(ActionCodec(s).names() if s.action else [] for s in (spec, donor_spec))),
         }
         if heads.state_encoder is not None and donor.state_encoder is not None:
             for i, j in maps["state"]:
@@ -205,21 +206,6 @@ def copy_from_donor(heads: EmbodimentHeads, donor: EmbodimentHeads, spec: Embodi
                 heads.action_encoder.net[0].weight[:, i] = donor.action_encoder.net[0].weight[:, j]
                 heads.action_decoder.net[2].weight[i] = donor.action_decoder.net[2].weight[j]
                 heads.action_decoder.net[2].bias[i] = donor.action_decoder.net[2].bias[j]
-
-
-def dimension_names(spec: EmbodimentSpec, field: str) -> list[str]:
-    """What each state/action dimension means, comparable across robots: joints are robot-specific
-    (named with the robot), grippers and end-effector deltas are not."""
-    if field == "state":
-        names = []
-        for block in spec.proprio:
-            own = block.name.startswith("joint")
-            names += [f"{spec.name}:{block.name}[{i}]" if own else f"{block.name}[{i}]" for i in range(block.dim)]
-        return names
-    kind = spec.action.kind
-    arm = spec.action_dim - (spec.gripper.dim if spec.gripper else 0)
-    body = [f"ee_delta[{i}]" if kind == "ee_delta" else f"{spec.name}:{kind}[{i}]" for i in range(arm)]
-    return body + [f"gripper[{i}]" for i in range(spec.action_dim - arm)]
 
 
 def _shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
