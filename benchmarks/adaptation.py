@@ -114,9 +114,11 @@ def plot(results: list[dict], out: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     names = [r["name"] for r in results]
-    for ax, (metric, ci) in zip(axes, (("success_rate", "success_ci95"), ("mean_progress", "progress_ci95"))):
+    metrics = (("success_rate", "success_ci95"), ("mean_progress", "progress_ci95"))
+    for ax, (metric, ci) in zip(axes, metrics, strict=True):
         values = [r["Lift"][metric] for r in results]
-        errors = [[v - r["Lift"][ci][0] for v, r in zip(values, results)], [r["Lift"][ci][1] - v for v, r in zip(values, results)]]
+        low = [v - r["Lift"][ci][0] for v, r in zip(values, results, strict=True)]
+        errors = [low, [r["Lift"][ci][1] - v for v, r in zip(values, results, strict=True)]]
         ax.bar(range(len(names)), values, yerr=errors, capsize=3, color="tab:blue")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1)
@@ -130,8 +132,8 @@ def plot(results: list[dict], out: Path) -> None:
         if rows:
             x = [r["minutes"] for r in rows]
             y = [r["Lift"]["success_rate"] for r in rows]
-            low = [v - r["Lift"]["success_ci95"][0] for v, r in zip(y, rows)]
-            high = [r["Lift"]["success_ci95"][1] - v for v, r in zip(y, rows)]
+            low = [v - r["Lift"]["success_ci95"][0] for v, r in zip(y, rows, strict=True)]
+            high = [r["Lift"]["success_ci95"][1] - v for v, r in zip(y, rows, strict=True)]
             ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=method)
     ax.set_xlabel("minutes of UR5e play data")
     ax.set_ylabel("UR5e Lift success (95% CI)")
@@ -179,7 +181,8 @@ def main() -> None:
 def table(results: list[dict]) -> str:
     """The README's markdown table."""
     lines = [
-        "| condition | Lift success (95% CI) | Lift progress (95% CI) | PickPlaceCan progress | action MSE | train min |",
+        "| condition | Lift success (95% CI) | Lift progress (95% CI) | PickPlaceCan progress | action MSE "
+        "| train min |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:

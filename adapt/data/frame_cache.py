@@ -45,7 +45,7 @@ def cached_frames(video: Path, size: tuple[int, int], open_reader) -> np.ndarray
 
 
 def _build(path: Path, reader, size: tuple[int, int]) -> None:
-    from adapt.data.reader import resize_frames
+    from adapt.data.resize import resize_frames
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
