@@ -12,7 +12,8 @@ A loader's first batches are drained untimed (its workers prefetch while nothing
 the timed steps are the sustained rate: steps/s = timed steps / their wall time. Reported beside each
 loader's steps/s as a fraction of model-only (goal >= 0.8).
 
-Run: `.venv/bin/python benchmarks/training_speed.py` (~10 minutes on 2 cores), `--quick` for a smoke run. Results: `benchmarks/results/training_speed.json`.
+Run: `.venv/bin/python benchmarks/training_speed.py` (~10 minutes on 2 cores), `--quick` for a smoke run.
+Results: `benchmarks/results/training_speed.json`.
 """
 
 from __future__ import annotations
