@@ -9,7 +9,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from adapt.embodiment.kinematics import check_against_description
 from adapt.embodiment.spec import EE_DELTA_DIM, EmbodimentSpec
 from adapt.errors import AdaptError, InvalidFileError, Problem, did_you_mean
 from adapt.resources import bundled_files
@@ -41,6 +40,8 @@ def spec_from_dict(
     spec._source = source.resolve() if source is not None else None
     problems = _check_rules(spec)
     if check_description and not spec.video_only and spec.description is not None:
+        from adapt.embodiment.kinematics import check_against_description  # MuJoCo: load it only when needed
+
         problems += check_against_description(spec)
     if problems:
         raise InvalidFileError(source, problems)
