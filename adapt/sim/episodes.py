@@ -72,7 +72,7 @@ class SimPool:
 def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, max_frames: int) -> Episode | None:
     """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed."""
     rng = np.random.default_rng(seed)
-    scene = {"play": PLAY_SCENE, "multitask": str(rng.choice(SCENES)), "demo": task}[kind]
+    scene = str(rng.choice(SCENES)) if kind == "multitask" else PLAY_SCENE if kind == "play" else task
     sim = pool.get(scene)
     sim.reset(rng, randomize=True)
     arm = Arm(sim, rng, Style.sample(rng))
@@ -92,7 +92,7 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
 
 
 def replay(sim: SimEnv, seed: np.random.SeedSequence, actions: np.ndarray) -> bool:
-    """Re-execute an episode's recorded spec actions from the scene `simulate` made with `seed`; whether
+    """Re-execute a play or demo episode's recorded spec actions from the scene `simulate` made with `seed`; whether
     robosuite's success check passed at any step. `sim` must run the controller `adapt eval` gives the
     spec's action kind, so this proves the actions mean what evaluation will take them to mean."""
     sim.reset(np.random.default_rng(seed), randomize=True)
