@@ -32,7 +32,7 @@ def run_demo(
     *,
     robot: str = "ur5e",
     minutes: float = 3.0,
-    steps: int = 300,
+    steps: int = 200,
     recipe: str = "play-30min",
     base: Path | None = None,
     workers: int = 2,

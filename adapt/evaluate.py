@@ -232,6 +232,7 @@ class _StageTracker:
         return success
 
 
+@torch.no_grad()
 def evaluate_open_loop(policy: Policy, dataset, out: Path, *, windows: int = 64, seed: int = 0) -> dict:
     """Action error (MSE, de-normalized units, per dimension) and predicted-video quality on held-out episodes.
 
