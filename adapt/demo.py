@@ -32,7 +32,7 @@ def run_demo(
     *,
     robot: str = "ur5e",
     minutes: float = 3.0,
-    steps: int = 200,
+    steps: int = 300,
     recipe: str = "play-30min",
     base: Path | None = None,
     workers: int = 2,
@@ -53,7 +53,7 @@ def run_demo(
     if (data / "meta" / "info.json").is_file():
         report(f"using the play data already in {data}")
     else:
-        report(f"1/2 simulating {minutes:g} minutes of {robot} play data (robosuite, scripted) -> {data}")
+        report(f"1/3 simulating {minutes:g} minutes of {robot} play data (robosuite, scripted) -> {data}")
         generate(robot, "play", data, minutes=minutes, seed=0, progress=True)
     report(f"2/3 adapting {base.name} to {robot} with recipe {recipe} for {steps} steps")
     options = TrainOptions(steps=steps, checkpoint_every=max(steps // 4, 1))

@@ -173,7 +173,7 @@ def demo_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Work folder for the data and the run.")] = Path("adapt-demo"),
     robot: Annotated[str, typer.Option(help="Robot to adapt to (a bundled single-arm spec).")] = "ur5e",
     minutes: Annotated[float, typer.Option(help="Minutes of play data to simulate.")] = 3.0,
-    steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 200,
+    steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 300,
     recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "play-30min",
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     check_episodes: Annotated[
