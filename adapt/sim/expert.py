@@ -4,7 +4,7 @@ It sees the simulator's state (object positions), not the camera frames, so it i
 learned policy can be measured against, and a check that the evaluation loop — scene reset, task
 text, stage tracking, action execution — lets a competent controller succeed. It drives robots whose
 spec acts in end-effector space (`ee_delta`), where its commands are the spec's actions; for
-joint-space robots the replay check (`benchmarks/replay.py`) proves the controller instead.
+joint-space robots the replay check (`benchmarks/harness.py`) proves the controller instead.
 """
 
 from __future__ import annotations
@@ -53,6 +53,3 @@ class ScriptedExpert:
             command = np.r_[np.zeros(6), 1.0 if self.sim.gripper() > -0.5 else -1.0]
             self.script = iter(())
         return np.asarray(command, dtype=np.float32)
-
-    def close(self) -> None:
-        pass
