@@ -60,14 +60,7 @@ class EvalReport:
         return float(np.mean([e.progress for e in self.episodes])) if self.episodes else 0.0
 
     def success_interval(self, confidence: float = 0.95) -> tuple[float, float]:
-        """Wilson score interval of the success rate (sound at 0 or n successes, unlike the normal one)."""
-        from scipy.stats import binomtest
-
-        n = len(self.episodes)
-        if n == 0:
-            return 0.0, 1.0
-        ci = binomtest(sum(e.success for e in self.episodes), n).proportion_ci(confidence, method="wilson")
-        return float(ci.low), float(ci.high)
+        return wilson_interval(sum(e.success for e in self.episodes), len(self.episodes), confidence)
 
     def progress_interval(self, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
         """Percentile bootstrap interval of the mean progress (10,000 resamples, seeded: reproducible)."""
@@ -98,6 +91,16 @@ class EvalReport:
             "progress_ci95": self.progress_interval(),
         }
         atomic_write_text(path, json.dumps(body, indent=2))
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a success rate (sound at 0 or n successes, unlike the normal one)."""
+    from scipy.stats import binomtest
+
+    if trials == 0:
+        return 0.0, 1.0
+    ci = binomtest(successes, trials).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def evaluate_closed_loop(
@@ -251,12 +254,12 @@ def evaluate_open_loop(policy: Policy, dataset, out: Path, *, windows: int = 64,
         sample = model.sample(batch, policy.config.steps, 0.0, cache=policy.config.cache_context)
         target = model.latents(batch["frames"])[:, :, ctx:]
         video_errors.append(((sample["future"] - target) ** 2).mean().item())
-        real = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
-        predicted = model.frames_from_latents(sample["future"]).clamp(-1, 1)
-        copied = (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(real)
-        keep = batch["future_mask"][:, None, :].expand(real.shape[:3])
-        frame_errors.append(((predicted - real) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
-        copy_errors.append(((copied - real) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
+        future = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
+        imagined = model.frames_from_latents(sample["future"]).clamp(-1, 1)
+        copied = (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(future)
+        keep = batch["future_mask"][:, None, :].expand(future.shape[:3])
+        frame_errors.append(((imagined - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
+        copy_errors.append(((copied - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()

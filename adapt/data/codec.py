@@ -47,10 +47,10 @@ class ActionCodec:
         self.relative = spec.action.relative
         if self.relative and self.joints is None:
             raise AdaptError(f"spec '{spec.name}': relative actions need a 'joint_position' proprio field")
-        self.dt = 1.0 / spec.action.control_hz
         self.lower = np.array([j.position[0] for j in spec.joints])
         self.upper = np.array([j.position[1] for j in spec.joints])
-        self.max_step = np.array([j.velocity for j in spec.joints]) * self.dt
+        self.max_step = np.array([j.velocity for j in spec.joints]) / spec.action.control_hz
+        """Largest joint move per control step (velocity limit x dt)."""
 
     # -- what each dimension is ------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class LeRobotDataset:
         """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""
         path, first = episode.videos[camera]
         if self.frame_cache:
-            return np.array(self._cached(path, size)[np.asarray(indices) + first])
+            return np.asarray(self._cached(path, size)[np.asarray(indices) + first])  # indexing copies
         reader = self._reader(path)
         # decord's get_batch fails on repeated indices (padding repeats frames): decode each once, in order
         unique, inverse = np.unique(np.asarray(indices), return_inverse=True)

@@ -31,7 +31,7 @@ class WindowDataset(Dataset):
         *,
         skip_bad: bool = False,
     ):
-        self.dataset, self.config, self.stats, self.spec = dataset, config, stats, dataset.spec
+        self.dataset, self.config, self.spec = dataset, config, dataset.spec
         self.codec = ActionCodec(self.spec, stats) if self.spec.action is not None else None
         self.chunk = self.spec.action.chunk if self.spec.action else 1
         self.ratio = (

@@ -189,9 +189,9 @@ class SimEnv:
 
     def _open_gripper_command(self) -> None:
         """robosuite's grippers rate-limit their command and keep it (`current_action`) across soft resets,
-        so an episode would start from whatever the previous one left (closed, after a lift) and its
-        outcome would depend on the episodes before it: a replay from the same seed diverged in 12 of 40
-        Panda Lift demos. Every episode starts from the fully open command instead."""
+        so an episode would start from whatever the previous one left (closed, after a lift): its outcome,
+        and a dataset simulated by several workers, would depend on the episodes run before it. Every
+        episode starts from the fully open command instead."""
         for gripper in self.env.robots[0].gripper.values():
             for _ in range(GRIPPER_SETTLE_LIMIT):
                 before = np.array(getattr(gripper, "current_action", 0.0), copy=True)
