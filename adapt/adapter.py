@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from adapt.atomic import atomic_directory
 from adapt.errors import AdaptError
 from adapt.lora import load_lora
-from adapt.model import WorldActionModel, fingerprint, load_model
+from adapt.model import WorldModel, fingerprint, load_model
 from adapt.model.checkpoint import read_specs_and_stats, write_specs_and_stats
 from adapt.recipe import Recipe, save_recipe
 
@@ -30,7 +30,7 @@ META = "adapt_adapter.json"
 
 
 def save_adapter(
-    model: WorldActionModel,
+    model: WorldModel,
     folder: Path,
     *,
     base: Path,
@@ -77,7 +77,7 @@ def read_meta(folder: Path) -> dict:
         raise AdaptError(f"{path}: not a valid adapter description ({error})") from None
 
 
-def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") -> WorldActionModel:
+def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") -> WorldModel:
     """The base model (from `base`, default: the path the adapter recorded) with the adapter applied."""
     folder = Path(folder)
     meta = read_meta(folder)
@@ -103,7 +103,7 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
     return model.to(device).eval()
 
 
-def merge(model: WorldActionModel) -> WorldActionModel:
+def merge(model: WorldModel) -> WorldModel:
     """Fold LoRA into the backbone weights (zero inference overhead); a no-op without LoRA."""
     if hasattr(model.backbone, "merge_and_unload"):
         model.backbone = model.backbone.merge_and_unload()

@@ -41,11 +41,11 @@ def run_demo(
 ) -> Path:
     """Generate play data for `robot` (unless already there), adapt the base to it and run
     `check_episodes` closed-loop Lift episodes with the adapter (none with 0); returns the adapter."""
-    from adapt.evaluate import evaluate_closed_loop
     from adapt.policy import Policy
     from adapt.sim import generate
+    from adapt.sim.closed_loop import evaluate_closed_loop
     from adapt.train.finetune import finetune
-    from adapt.train.fit import TrainOptions
+    from adapt.train.options import TrainOptions
 
     out = Path(out)
     base = Path(base) if base else bundled_base()

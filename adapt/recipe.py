@@ -71,7 +71,7 @@ class Recipe(_Strict):
 
     @property
     def mode(self) -> str:
-        """The model's loss mode (see `WorldActionModel.loss`)."""
+        """The model's loss mode (see `WorldModel.loss`)."""
         if not self.video_loss:
             return "action_only"
         return "joint" if self.action_loss else "video_only"

@@ -33,13 +33,15 @@ from pathlib import Path
 from report import machine, write_report
 
 from adapt.data import LeRobotDataset
-from adapt.evaluate import evaluate_closed_loop, evaluate_open_loop
+from adapt.evaluate import evaluate_open_loop
 from adapt.policy import Policy
+from adapt.predictor import ChunkPredictor
 from adapt.recipe import load_recipe
 from adapt.resources import bundled_dir
 from adapt.sim import generate
+from adapt.sim.closed_loop import evaluate_closed_loop
 from adapt.train.finetune import finetune
-from adapt.train.fit import TrainOptions
+from adapt.train.options import TrainOptions
 from adapt.train.pretrain import pretrain
 
 TARGET = "ur5e"
@@ -93,16 +95,17 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path) -> dict:
         policy_path = finetune(args.base, TARGET, data, recipe(row["recipe"]), run, options=options, overwrite=True)
     train_s = time.perf_counter() - start
     result = dict(row, train_wall_s=train_s)
-    policy = Policy.load(policy_path, TARGET)
+    predictor = ChunkPredictor.load(policy_path, TARGET)
     for task in ("Lift", UNSEEN_TASK):
-        report = evaluate_closed_loop(policy, task, args.episodes, run / f"eval_{task}", seed=args.eval_seed)
+        report = evaluate_closed_loop(Policy(predictor), task, args.episodes, run / f"eval_{task}", seed=args.eval_seed)
         result[task] = {
             "success_rate": report.success_rate,
             "success_ci95": list(report.success_interval()),
             "mean_progress": report.mean_progress,
             "progress_ci95": list(report.progress_interval()),
         }
-    result["open_loop"] = evaluate_open_loop(policy, LeRobotDataset(held_out, policy.spec), run / "eval_open_loop")
+    held_out_data = LeRobotDataset(held_out, predictor.spec)
+    result["open_loop"] = evaluate_open_loop(predictor, held_out_data, run / "eval_open_loop")
     return result
 
 

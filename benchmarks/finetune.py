@@ -2,7 +2,7 @@
 
 A `small` base with `panda` heads gets fresh `ur5e` heads, then each recipe (`play-30min`: LoRA + heads,
 `heads-only`, `full-finetune`) sets what trains through the code path `adapt finetune` uses
-(`adapt.train.finetune._set_trainable`). Per recipe, in a fresh process of its own (so its peak RSS is
+(`adapt.train.finetune.set_trainable`). Per recipe, in a fresh process of its own (so its peak RSS is
 its own) and from the same seed, weights and batch:
 
 - trainable parameters out of the total, as `adapt finetune` prints them (LoRA weights count in the
@@ -34,7 +34,7 @@ from report import machine, resolve_device, write_report
 
 from adapt.model import PRESETS, WorldActionModel, model_config
 from adapt.recipe import load_recipe
-from adapt.train.finetune import _set_trainable
+from adapt.train.finetune import set_trainable
 
 SOURCE, TARGET = "panda", "ur5e"
 RECIPES = ("play-30min", "heads-only", "full-finetune")
@@ -48,7 +48,7 @@ def adapted_model(size: str, recipe_name: str, device: str) -> WorldActionModel:
     torch.manual_seed(0)
     model = WorldActionModel(model_config(size), [load_spec(SOURCE)])
     model.add_embodiment(load_spec(TARGET))
-    _set_trainable(model, load_recipe(recipe_name), TARGET, [TARGET])
+    set_trainable(model, load_recipe(recipe_name), TARGET, [TARGET])
     return model.to(device)
 
 

@@ -23,8 +23,9 @@ import numpy as np
 from report import machine, write_report
 
 from adapt.embodiment import load_embodiment
-from adapt.evaluate import controller_for, evaluate_closed_loop, wilson_interval
-from adapt.sim.env import SimEnv
+from adapt.evaluate import wilson_interval
+from adapt.sim.closed_loop import evaluate_closed_loop
+from adapt.sim.env import SimEnv, controller_for
 from adapt.sim.episodes import SimPool, replay, simulate
 from adapt.sim.expert import ScriptedExpert
 

@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from report import machine, resolve_device, write_report
 
-from adapt.adapter import merge
 from adapt.embodiment import load_embodiment
-from adapt.model import WorldActionModel, model_config
+from adapt.model import WorldModel, build_model, model_config
 from adapt.policy import InferenceConfig, Policy
+from adapt.predictor import ChunkPredictor
 from adapt.recipe import load_recipe
-from adapt.train.finetune import _set_trainable
+from adapt.train.finetune import set_trainable
 
 SOURCE, TARGET = "panda", "ur5e"
 TARGET_HZ, TARGET_SPEEDUP = 10.0, 3.0
@@ -51,13 +51,13 @@ BLOCK = 3
 """Calls per configuration per round: one to warm the CPU caches, the rest timed."""
 
 
-def adapted_model(size: str) -> WorldActionModel:
+def adapted_model(size: str) -> WorldModel:
     """A base with `SOURCE` heads, new `TARGET` heads and play-30min's LoRA on the backbone."""
     torch.manual_seed(0)
     spec = lambda name: load_embodiment(name, check_description=False)  # noqa: E731
-    model = WorldActionModel(model_config(size), [spec(SOURCE)])
+    model = build_model(model_config(size), [spec(SOURCE)])
     model.add_embodiment(spec(TARGET))
-    _set_trainable(model, load_recipe("play-30min"), TARGET, [TARGET])
+    set_trainable(model, load_recipe("play-30min"), TARGET, [TARGET])
     return model.eval()
 
 
@@ -76,14 +76,9 @@ def configurations(compile_too: bool) -> dict[str, InferenceConfig]:
     return configs
 
 
-def make_policy(model: WorldActionModel, config: InferenceConfig) -> Policy:
-    """What `Policy.load` does after loading: merge LoRA and compile when the config says so."""
-    model = copy.deepcopy(model)
-    if config.merge_lora:
-        merge(model)
-    if config.compile:
-        model.backbone.forward_with_cache = torch.compile(model.backbone.forward_with_cache)
-    return Policy(model, TARGET, config, task="lift the cube")
+def make_policy(model: WorldModel, config: InferenceConfig) -> Policy:
+    """A policy on its own copy of `model` (the predictor merges LoRA and compiles as `config` says)."""
+    return Policy(ChunkPredictor(copy.deepcopy(model), TARGET, config), task="lift the cube")
 
 
 def observation(policy: Policy, rng: np.random.Generator) -> dict:

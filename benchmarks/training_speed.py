@@ -33,7 +33,7 @@ from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import load_embodiment
 from adapt.model import WorldActionModel, model_config
 from adapt.recipe import load_recipe
-from adapt.train.finetune import _set_trainable
+from adapt.train.finetune import set_trainable
 
 
 def make_model(kind: str, size: str, spec, stats) -> WorldActionModel:
@@ -44,7 +44,7 @@ def make_model(kind: str, size: str, spec, stats) -> WorldActionModel:
         donor = spec.model_copy(update={"name": "donor"})
         model.add_embodiment(donor)
         model.add_embodiment(spec)
-        _set_trainable(model, load_recipe("play-30min"), spec.name, [spec.name])
+        set_trainable(model, load_recipe("play-30min"), spec.name, [spec.name])
     model.tokenizer.requires_grad_(False)
     return model.train()
 

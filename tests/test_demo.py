@@ -50,7 +50,7 @@ def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
     assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e"
     assert (out / "run" / "loss_curves.png").is_file()
     policy = Policy.load(adapter)
-    assert policy.spec.name == "ur5e" and set(policy.model.heads) == {"panda", "ur5e"}
+    assert policy.spec.name == "ur5e" and set(policy.predictor.model.heads) == {"panda", "ur5e"}
 
     again = invoke(*args[:-2], "--check-episodes", "0")  # a rerun reuses the simulated data
     assert again.exit_code == 0, again.output

@@ -26,7 +26,7 @@ from adapt.errors import AdaptError
 from adapt.model import WorldActionModel, load_model, model_config, save_model
 from adapt.recipe import load_recipe
 from adapt.train.finetune import finetune
-from adapt.train.fit import TrainOptions
+from adapt.train.options import TrainOptions
 
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
 

@@ -13,6 +13,7 @@ from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.model import WorldActionModel, model_config, save_model
 from adapt.policy import InferenceConfig, Policy, blend
+from adapt.predictor import ChunkPredictor
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def adversarial(model, monkeypatch, values):
 
 def test_joint_targets_stay_within_position_and_velocity_limits_for_adversarial_outputs(model, monkeypatch):
     spec, rng = model.specs["ur5e"], np.random.default_rng(0)
-    policy = Policy(model, "ur5e", InferenceConfig(steps=1))
+    policy = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=1)))
     lo, hi = (np.array([j.position[i] for j in spec.joints]) for i in (0, 1))
     step = np.array([j.velocity for j in spec.joints]) / spec.action.control_hz
     for values in (
@@ -66,7 +67,7 @@ def test_non_finite_outputs_hold_position_with_a_warning(model, monkeypatch, cap
     obs = observation(spec, rng)
     obs["state"][6] = 0.5  # gripper half closed
     with caplog.at_level(logging.WARNING):
-        chunk = Policy(model, "ur5e", InferenceConfig(steps=1)).act(obs)
+        chunk = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=1))).act(obs)
     assert "non-finite" in caplog.text
     np.testing.assert_allclose(chunk, np.repeat(obs["state"][None], 16, axis=0))
 
@@ -74,16 +75,18 @@ def test_non_finite_outputs_hold_position_with_a_warning(model, monkeypatch, cap
 def test_end_effector_deltas_and_gripper_are_bounded(model, monkeypatch):
     spec = model.specs["panda"]
     adversarial(model, monkeypatch, lambda shape: np.full(shape, 50.0))
-    chunk = Policy(model, "panda", InferenceConfig(steps=1)).act(observation(spec, np.random.default_rng(2)))
+    chunk = Policy(ChunkPredictor(model, "panda", InferenceConfig(steps=1))).act(
+        observation(spec, np.random.default_rng(2))
+    )
     assert np.abs(chunk).max() <= 1.0
 
 
 def test_receding_horizon_replans_every_execute_steps_and_async_plans_ahead(model):
     spec, rng = model.specs["ur5e"], np.random.default_rng(3)
-    sync = Policy(model, "ur5e", InferenceConfig(steps=1, execute=4, blend=2))
+    sync = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=1, execute=4, blend=2)))
     actions = [sync.step(observation(spec, rng, q=np.zeros(6))) for _ in range(12)]
     assert sync.plans == 3 and len(actions) == 12 and actions[0].shape == (7,)
-    ahead = Policy(model, "ur5e", InferenceConfig(steps=1, execute=4, async_next=True))
+    ahead = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=1, execute=4, async_next=True)))
     for t in range(3):
         ahead.step(observation(spec, rng, q=np.zeros(6)))
         assert (ahead._pending is not None) == (t == 2)  # next chunk started 2 steps before it is due
@@ -109,7 +112,7 @@ def test_clip_to_limits_for_deltas_bounds_the_reached_position():
 
 
 def test_bad_observations_and_loading(model, tmp_path):
-    policy = Policy(model, "ur5e", InferenceConfig(steps=1))
+    policy = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=1)))
     obs = observation(model.specs["ur5e"], np.random.default_rng(4))
     with pytest.raises(AdaptError, match="no frame for camera 'agentview'"):
         policy.act({k: v for k, v in obs.items() if k != "agentview"})

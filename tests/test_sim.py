@@ -152,8 +152,7 @@ def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path
     the controller `adapt eval` uses for the spec's action kind (OSC for Panda, joint targets for UR5e),
     lift the cube again. Catches wrong action semantics (relative vs absolute, gripper sign), an
     off-by-one between frames and actions, and a controller that does not track recorded targets."""
-    from adapt.evaluate import controller_for
-    from adapt.sim.env import SimEnv
+    from adapt.sim.env import SimEnv, controller_for
     from adapt.sim.episodes import SimPool, replay, simulate
 
     spec = load_embodiment(tiny_spec(tmp_path, robot, cameras=1))

@@ -44,24 +44,21 @@ def eval_command(
     ] = 0,
 ) -> None:
     """Evaluate a policy: success and staged task progress per episode, JSON results and rollout videos."""
-    from adapt.evaluate import evaluate_closed_loop, evaluate_open_loop
     from adapt.policy import Policy
+    from adapt.predictor import ChunkPredictor
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     if str(policy_dir) == EXPERT:
         policy, target = _expert(robot, task, seed, open_loop), out_dir or Path(f"eval_{EXPERT}_{task}")
     else:
-        policy = Policy.load(policy_dir, robot, base, config)
         target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
-    if open_loop:
-        from adapt.data import LeRobotDataset
+        predictor = ChunkPredictor.load(policy_dir, robot, base, config)
+        if open_loop:
+            _open_loop(predictor, data, target)
+            return
+        policy = Policy(predictor)
+    from adapt.sim.closed_loop import evaluate_closed_loop
 
-        if data is None:
-            raise AdaptError("--open-loop needs --data DIR: a held-out dataset of the robot")
-        result = evaluate_open_loop(policy, LeRobotDataset(data, policy.spec), target)
-        out.print(result, highlight=False)
-        out.print(f"results: {target / 'results.json'}", highlight=False)
-        return
     table = Table("episode", "success", "progress", "stages", "steps", "video", title=f"{policy.spec.name} {task}")
     report = evaluate_closed_loop(
         policy,
@@ -78,6 +75,17 @@ def eval_command(
         )
     out.print(table)
     out.print(f"{report.summary()}; results: {target / 'results.json'}", highlight=False)
+
+
+def _open_loop(predictor, data: Path | None, target: Path) -> None:
+    from adapt.data import LeRobotDataset
+    from adapt.evaluate import evaluate_open_loop
+
+    if data is None:
+        raise AdaptError("--open-loop needs --data DIR: a held-out dataset of the robot")
+    result = evaluate_open_loop(predictor, LeRobotDataset(data, predictor.spec), target)
+    out.print(result, highlight=False)
+    out.print(f"results: {target / 'results.json'}", highlight=False)
 
 
 def _expert(robot: str | None, task: str, seed: int, open_loop: bool):

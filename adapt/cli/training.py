@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from adapt.cli import run_options as run
 from adapt.cli.common import app, out, user_errors
 from adapt.errors import AdaptError
 
@@ -21,31 +22,45 @@ def pretrain_command(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the checkpoint lands in OUT/model.")],
     size: Annotated[str, typer.Option(help="Model preset: tiny, small or base.")] = "small",
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 3000,
-    tokenizer_steps: Annotated[int, typer.Option(min=0, help="First steps that train the frame tokenizer.")] = 400,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = run.PRETRAINING.steps,
+    tokenizer_steps: Annotated[
+        int | None,
+        typer.Option(min=0, help="First steps that train the tokenizer (default: 400 from scratch, 0 with --init)."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per embodiment per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warmup then cosine).")] = 3e-4,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Continue from this model checkpoint (its size and tokenizer) instead of from scratch."),
+    ] = None,
+    action_weight: Annotated[float, typer.Option(min=0, help="Weight of the action flow-matching loss.")] = 1.0,
+    video_weight: Annotated[float, typer.Option(min=0, help="Weight of the video flow-matching loss.")] = 1.0,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 200,
-    seed: int = 0,
-    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")] = "auto",
-    devices: Annotated[str, typer.Option(help="Lightning devices: 1, 2, auto...")] = "1",
-    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Steps between resumable checkpoints.")
+    ] = run.PRETRAINING.checkpoint_every,
+    accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = run.PRETRAINING.accumulate,
+    seed: run.Seed = run.DEFAULT.seed,
+    accelerator: run.Accelerator = run.DEFAULT.accelerator,
+    devices: run.Devices = str(run.DEFAULT.devices),
+    strategy: run.Strategy = run.DEFAULT.strategy,
+    num_nodes: run.NumNodes = run.DEFAULT.num_nodes,
+    resume: run.Resume = run.DEFAULT.resume,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
     half: Annotated[bool, typer.Option(help="Store the final weights in float16 (half the file size).")] = False,
 ) -> None:
     """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
-    from adapt.train.fit import TrainOptions
     from adapt.train.pretrain import pretrain
 
-    options = TrainOptions(
+    options = run.train_options(
         steps=steps,
         checkpoint_every=checkpoint_every,
+        accumulate=accumulate,
         seed=seed,
         accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
+        devices=devices,
         strategy=strategy,
+        num_nodes=num_nodes,
         resume=resume,
     )
     path = pretrain(
@@ -59,6 +74,9 @@ def pretrain_command(
         options=options,
         overwrite=overwrite,
         half=half,
+        init=init,
+        video_weight=video_weight,
+        action_weight=action_weight,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 
@@ -75,31 +93,30 @@ def finetune_command(
     recipe: Annotated[str, typer.Option(help="Bundled recipe name (adapt recipe list) or a recipe YAML file.")] = (
         "play-30min"
     ),
-    steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's steps.")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Override the recipe's.")] = None,
-    accumulate: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation (batches per step).")] = None,
+    steps: run.Steps = None,
+    checkpoint_every: run.CheckpointEvery = None,
+    accumulate: run.Accumulate = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
-    seed: int = 0,
-    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")] = "auto",
-    devices: Annotated[str, typer.Option(help="Lightning devices per node: 1, 2, auto...")] = "1",
-    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")] = "auto",
-    num_nodes: Annotated[int, typer.Option(min=1, help="Nodes (multi-node DDP/FSDP through Lightning).")] = 1,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")] = True,
+    seed: run.Seed = run.DEFAULT.seed,
+    accelerator: run.Accelerator = run.DEFAULT.accelerator,
+    devices: run.Devices = str(run.DEFAULT.devices),
+    strategy: run.Strategy = run.DEFAULT.strategy,
+    num_nodes: run.NumNodes = run.DEFAULT.num_nodes,
+    resume: run.Resume = run.DEFAULT.resume,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
     from adapt.recipe import load_recipe
     from adapt.train.finetune import finetune
-    from adapt.train.fit import TrainOptions
 
     chosen = load_recipe(recipe)
-    options = TrainOptions(
-        steps=steps or chosen.steps,
-        checkpoint_every=checkpoint_every or chosen.checkpoint_every,
-        accumulate=accumulate or chosen.accumulate,
+    options = run.train_options(
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        accumulate=accumulate,
         seed=seed,
         accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
+        devices=devices,
         strategy=strategy,
         num_nodes=num_nodes,
         resume=resume,

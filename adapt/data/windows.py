@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from adapt.data.batch import Window, make_window
 from adapt.data.codec import ActionCodec
 from adapt.data.reader import EpisodeData, LeRobotDataset
 from adapt.data.stats import NormStats
@@ -76,7 +77,7 @@ class WindowDataset(Dataset):
         """Recorded frame indices for control steps, clamped into the episode."""
         return np.clip(np.round(steps * self.ratio).astype(int), 0, episode.length - 1)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Window:
         e, t = self.index[i]
         episode, cfg = self.dataset.episodes[e], self.config
         steps = self._steps(episode)
@@ -89,20 +90,7 @@ class WindowDataset(Dataset):
                 for c in self.spec.cameras
             ]
         )  # (cams, T, H, W, 3)
-        item = {
-            "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).contiguous(),  # (cams, T, 3, H, W) uint8
-            "context_mask": torch.from_numpy(context >= 0),
-            "future_mask": torch.from_numpy(future < steps),
-            "task": episode.task,
-            "embodiment": self.spec.name,
-        }
-        item |= self._state_and_action(episode, t, steps)
-        return item
-
-    def _state_and_action(self, episode: EpisodeData, t: int, steps: int) -> dict:
-        spec = self.spec
-        state = np.zeros(spec.state_dim, np.float32)
-        action = np.zeros((self.chunk, spec.action_dim), np.float32)
+        state = action = None
         action_steps = t + np.arange(self.chunk)
         action_mask = np.zeros(self.chunk, bool)
         if episode.state is not None:
@@ -111,13 +99,10 @@ class WindowDataset(Dataset):
         if episode.action is not None:
             action = self.codec.encode_actions(episode.action[self._rows(episode, action_steps)], raw_state)
             action_mask = action_steps < steps
-        return {
-            "state": torch.as_tensor(state, dtype=torch.float32),
-            "has_state": torch.tensor(episode.state is not None),
-            "action": torch.as_tensor(action, dtype=torch.float32),
-            "action_mask": torch.from_numpy(action_mask),
-            "has_action": torch.tensor(episode.action is not None),
-        }
+        shapes = (self.spec.state_dim, self.chunk, self.spec.action_dim)
+        return make_window(
+            frames, context >= 0, future < steps, state, action, action_mask, episode.task, self.spec.name, shapes
+        )
 
 
 def window_loader(

@@ -1,6 +1,7 @@
 """A model checkpoint is a folder anyone can read without unpickling:
 
-    config.json          ModelConfig and the embodiment names, in head order
+    config.json          ModelConfig (its `architecture` picks the implementation), the embodiment
+                         names in head order, and the weights' fingerprint
     model.safetensors    every weight (tokenizer, backbone, heads)
     embodiments/<n>.yaml the spec of every embodiment the model has heads for
     stats/<n>.json       the normalization statistics those heads were trained with
@@ -23,24 +24,29 @@ from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment, save_embodiment
 from adapt.errors import AdaptError
 from adapt.model.config import ModelConfig
-from adapt.model.wam import WorldActionModel
+from adapt.model.protocol import WorldModel, build_model
 
 FORMAT = "adapt-wam/1"
 
 
-def save_model(model: WorldActionModel, path: Path, *, overwrite: bool = False, half: bool = False) -> Path:
+def save_model(model: WorldModel, path: Path, *, overwrite: bool = False, half: bool = False) -> Path:
     """Write `model` (with `model.stats`, when set) as a checkpoint folder at `path`.
 
     `half` stores floating-point weights as float16: half the file (the bundled base must fit in
     the repository); `load_model` casts them back to the model's float32.
     """
     with atomic_directory(path, overwrite) as tmp:
-        config = {"format": FORMAT, "model": model.config.model_dump(), "embodiments": list(model.heads)}
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         if half:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, tmp / "model.safetensors", metadata={"format": FORMAT})
+        config = {
+            "format": FORMAT,
+            "model": model.config.model_dump(),
+            "embodiments": list(model.heads),
+            "fingerprint": _hash(tmp / "model.safetensors"),
+        }
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         write_specs_and_stats(tmp, model.specs.values(), getattr(model, "stats", {}))
     return Path(path)
 
@@ -62,7 +68,7 @@ def read_specs_and_stats(folder: Path, names: list[str]) -> tuple[list[Embodimen
     return specs, stats
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> WorldActionModel:
+def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
     """Load a checkpoint folder written by `save_model` (weights through safetensors only)."""
     path = Path(path)
     config_file, weights = path / "config.json", path / "model.safetensors"
@@ -77,7 +83,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> WorldActionMod
     except (ValueError, KeyError, TypeError) as error:
         raise AdaptError(f"{config_file}: not a valid model config ({error})") from None
     specs, stats = read_specs_and_stats(path, names)
-    model = WorldActionModel(config, specs)
+    model = build_model(config, specs)
     try:
         model.load_state_dict(load_file(weights, device=str(device)))
     except Exception as error:  # safetensors raises its own error types for damaged files
@@ -87,9 +93,21 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> WorldActionMod
 
 
 def fingerprint(path: Path) -> str:
-    """sha256 of a checkpoint's weights file: adapters record it and refuse to load on another base."""
+    """sha256 of a checkpoint's weights file: adapters record it and refuse to load on another base.
+
+    Computed once when the checkpoint is written and stored in its config.json (hashing a multi-GB base
+    at every adapter save and load would cost seconds to minutes); checkpoints written before that are
+    hashed here."""
+    try:
+        stored = json.loads((Path(path) / "config.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        stored = None
+    return stored if isinstance(stored, str) else _hash(Path(path) / "model.safetensors")
+
+
+def _hash(weights: Path) -> str:
     digest = hashlib.sha256()
-    with open(Path(path) / "model.safetensors", "rb") as f:
+    with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -20,6 +20,8 @@ class ModelConfig(BaseModel):
 
     size: str = "custom"
     """Preset name this config came from (informational)."""
+    architecture: str = "wam-dit"
+    """Model implementation (`adapt.model.protocol.ARCHITECTURES`)."""
     backbone: Literal["dit"] = "dit"
     """Backbone implementation (`adapt.model.backbone.BACKBONES`)."""
     image_size: PositiveInt = 32

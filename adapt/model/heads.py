@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from adapt.data.codec import ActionCodec, state_names
 from adapt.embodiment import EmbodimentSpec
 from adapt.model.backbone import timestep_embedding
 
@@ -64,3 +65,30 @@ class EmbodimentHeads(nn.Module):
         self.state_encoder = StateEncoder(spec.state_dim, dim) if spec.state_dim else None
         self.action_encoder = ActionEncoder(spec.action_dim, spec.action.chunk, dim) if spec.action else None
         self.action_decoder = ActionDecoder(dim, spec.action_dim) if spec.action else None
+
+    @torch.no_grad()
+    def copy_from(self, donor: EmbodimentHeads, spec: EmbodimentSpec, donor_spec: EmbodimentSpec) -> None:
+        """Seed these (new) heads from a donor's: hidden layers copied; input/output rows or columns copied
+        where the dimension means the same thing (gripper, end-effector deltas), the rest left fresh."""
+        self.embedding.copy_(donor.embedding)
+        for new, old in [(self.state_encoder, donor.state_encoder), (self.action_encoder, donor.action_encoder)]:
+            if new is not None and old is not None:
+                new.net[2].load_state_dict(old.net[2].state_dict())
+        if self.action_decoder is not None and donor.action_decoder is not None:
+            self.action_decoder.net[0].load_state_dict(donor.action_decoder.net[0].state_dict())
+        if self.state_encoder is not None and donor.state_encoder is not None:
+            for i, j in _shared_dims(state_names(spec), state_names(donor_spec)):
+                self.state_encoder.net[0].weight[:, i] = donor.state_encoder.net[0].weight[:, j]
+        if self.action_encoder is not None and donor.action_encoder is not None:
+            d = self.action_encoder.dim
+            self.action_encoder.net[0].weight[:, -d:] = donor.action_encoder.net[0].weight[:, -d:]  # time features
+            for i, j in _shared_dims(ActionCodec(spec).names(), ActionCodec(donor_spec).names()):
+                self.action_encoder.net[0].weight[:, i] = donor.action_encoder.net[0].weight[:, j]
+                self.action_decoder.net[2].weight[i] = donor.action_decoder.net[2].weight[j]
+                self.action_decoder.net[2].bias[i] = donor.action_decoder.net[2].bias[j]
+
+
+def _shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
+    """(i, j) pairs where dimension i of the new embodiment is named as dimension j of the donor."""
+    index = {n: j for j, n in enumerate(donor_names)}
+    return [(i, index[n]) for i, n in enumerate(names) if n in index]

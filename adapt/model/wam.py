@@ -19,7 +19,7 @@ noise - x_0, and sampling integrates from t = 1 down to 0 (or, for video, down t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
@@ -31,10 +31,10 @@ from adapt.errors import AdaptError
 from adapt.model.backbone import build_backbone, timestep_embedding
 from adapt.model.config import ModelConfig
 from adapt.model.heads import EmbodimentHeads
+from adapt.model.protocol import Mode
 from adapt.model.text import HashedTextEncoder
 from adapt.model.tokenizer import FrameTokenizer
 
-Mode = Literal["joint", "action_only", "video_only"]
 CLEAN, VIDEO, ACTION = 0, 1, 2
 ROLES = list(get_args(CameraRole))
 
@@ -60,7 +60,8 @@ class Prefix:
 
 
 class WorldActionModel(nn.Module):
-    """Frame tokenizer + shared backbone + per-embodiment heads."""
+    """Frame tokenizer + shared backbone + per-embodiment heads: the `wam-dit` implementation of
+    `adapt.model.protocol.WorldModel`."""
 
     def __init__(self, config: ModelConfig, specs: list[EmbodimentSpec] = ()):
         super().__init__()
@@ -84,11 +85,23 @@ class WorldActionModel(nn.Module):
         for spec in specs:
             self.add_embodiment(spec)
 
-    def add_embodiment(self, spec: EmbodimentSpec) -> EmbodimentHeads:
-        """Create fresh heads for `spec` (replacing any of the same name)."""
-        self.heads[spec.name] = EmbodimentHeads(spec, self.config.dim).to(self.no_state.device)
+    def add_embodiment(self, spec: EmbodimentSpec, donor: str | None = None) -> EmbodimentHeads:
+        """Create fresh heads for `spec` (replacing any of the same name), seeded from `donor`'s heads
+        where a dimension means the same thing (see `EmbodimentHeads.copy_from`)."""
+        if donor is not None and (donor not in self.heads or donor == spec.name):
+            raise AdaptError(f"donor '{donor}' is not another embodiment of the model (it has {sorted(self.heads)})")
+        heads = EmbodimentHeads(spec, self.config.dim).to(self.no_state.device)
+        if donor is not None:
+            heads.copy_from(self.heads[donor], spec, self.specs[donor])
+        self.heads[spec.name] = heads
         self.specs[spec.name] = spec
-        return self.heads[spec.name]
+        return heads
+
+    def shared_modules(self) -> dict[str, nn.Module | nn.Parameter]:
+        """Everything every embodiment uses except the tokenizer: what a full fine-tune trains."""
+        names = ["backbone", "text", "video_in", "video_out", "time_mlp", "camera_role"]
+        names += ["spatial_position", "frame_position", "no_state"]
+        return {name: getattr(self, name) for name in names}
 
     # -- video latents ------------------------------------------------------------------------------
 

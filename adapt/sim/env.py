@@ -272,6 +272,13 @@ class SimEnv:
 
 
 _CONTROLLER = {"ee_delta": "osc", "joint_position": "joint", "joint_delta": "joint"}
+
+
+def controller_for(spec: EmbodimentSpec) -> str:
+    """The robosuite controller that executes the spec's action kind (what evaluation and replay use)."""
+    return _CONTROLLER[spec.action.kind]
+
+
 JOINT_GAIN = 300
 """Stiffness of the joint-position controller that replays joint targets (robosuite's default, 50, lags)."""
 

@@ -166,13 +166,13 @@ def _subtask(arm: Arm, last: bool) -> tuple[str, Script]:
     if arm.sim.scene == "PickPlaceCan":
         can = things[0]
         if last:
-            return f"put the {can.name} in the bin", _to_goal(arm, can)
-        return f"lift the {can.name}", scripted.lift(arm, can)
+            return task_text("PickPlaceCan", [can.name]), _to_goal(arm, can)
+        return task_text("Lift", [can.name]), scripted.lift(arm, can)
     thing = things[int(rng.integers(len(things)))]
     others = [t for t in things if t is not thing]
     roll = rng.random()
     if others and roll < 0.35:
-        return f"stack the {thing.name} on the {others[0].name}", scripted.stack(arm, thing, others[0])
+        return task_text("Stack", [thing.name, others[0].name]), scripted.stack(arm, thing, others[0])
     sides = scripted.push_sides(arm, thing)
     if sides and roll < 0.55:
         side = str(rng.choice(sides))
@@ -180,7 +180,7 @@ def _subtask(arm: Arm, last: bool) -> tuple[str, Script]:
     if roll < 0.8:
         side = str(rng.choice(list(scripted.DIRECTIONS)))
         return f"put the {thing.name} {PLACE_TEXT[side]}", scripted.move_to(arm, thing, side, others)
-    return f"lift the {thing.name}", scripted.lift(arm, thing)
+    return task_text("Lift", [thing.name]), scripted.lift(arm, thing)
 
 
 def _to_goal(arm: Arm, thing) -> Script:
@@ -194,13 +194,23 @@ def _to_goal(arm: Arm, thing) -> Script:
     return bool(arm.sim.env._check_success())
 
 
+TASK_TEXT = {"Lift": "lift the {0}", "Stack": "stack the {0} on the {1}", "PickPlaceCan": "put the {0} in the bin"}
+"""How the demonstrations word each task, by robosuite task name; evaluation prompts a policy with the same."""
+
+
+def task_text(task: str, things: list[str]) -> str:
+    """The instruction for `task` about the scene's objects (by name, in the scene's order)."""
+    return TASK_TEXT[task].format(*things)
+
+
+def _names(arm: Arm) -> list[str]:
+    return [t.name for t in arm.sim.things]
+
+
 DEMOS: dict[str, Callable[[Arm], tuple[str, Script]]] = {
-    "Lift": lambda arm: (f"lift the {arm.sim.things[0].name}", scripted.lift(arm, arm.sim.things[0], put_back=False)),
-    "Stack": lambda arm: (
-        f"stack the {arm.sim.things[0].name} on the {arm.sim.things[1].name}",
-        scripted.stack(arm, *arm.sim.things),
-    ),
-    "PickPlaceCan": lambda arm: (f"put the {arm.sim.things[0].name} in the bin", _to_goal(arm, arm.sim.things[0])),
+    "Lift": lambda arm: (task_text("Lift", _names(arm)), scripted.lift(arm, arm.sim.things[0], put_back=False)),
+    "Stack": lambda arm: (task_text("Stack", _names(arm)), scripted.stack(arm, *arm.sim.things)),
+    "PickPlaceCan": lambda arm: (task_text("PickPlaceCan", _names(arm)), _to_goal(arm, arm.sim.things[0])),
 }
 """Demo tasks: robosuite task name -> (task text, behaviour). Each scene is the robosuite task of that name."""
 

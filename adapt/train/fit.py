@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -15,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import CombinedLoader
 
 from adapt.train.module import WAMModule
+from adapt.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -27,34 +27,11 @@ class StepProgressBar(RichProgressBar):
         return f"epoch {current_epoch} from step {self.trainer.global_step} of {self.trainer.max_steps}"
 
 
-@dataclass
-class TrainOptions:
-    """How a run is executed (what is trained is the module's business)."""
-
-    steps: int = 1000
-    """Optimizer steps."""
-    checkpoint_every: int = 200
-    """Steps between resumable checkpoints (run/checkpoints/last.ckpt)."""
-    seed: int = 0
-    accumulate: int = 1
-    """Gradient accumulation: batches per optimizer step."""
-    accelerator: str = "auto"
-    devices: int | str = 1
-    strategy: str = "auto"
-    """Lightning strategy: auto, ddp, ddp_spawn, fsdp, ..."""
-    num_nodes: int = 1
-    precision: str | None = None
-    """None: bf16-mixed on a GPU, 32-true on a CPU."""
-    resume: bool = True
-    """Continue from run/checkpoints/last.ckpt when it exists."""
-    progress: bool = True
-    log_every: int = 10
-    callbacks: list = field(default_factory=list)
-    """Extra Lightning callbacks (early stopping, custom logging...)."""
-
-
 def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) -> L.Trainer:
-    """Train until `options.steps`; returns the trainer (its `is_global_zero` says who writes outputs)."""
+    """Train until `options.steps` (resolved: see `TrainOptions.resolve`); returns the trainer (its
+    `is_global_zero` says who writes outputs)."""
+    if None in (options.steps, options.checkpoint_every, options.accumulate):
+        raise ValueError(f"unresolved run length in {options}; call TrainOptions.resolve first")
     L.seed_everything(options.seed, workers=True, verbose=False)
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"

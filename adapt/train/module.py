@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from adapt.model.wam import Mode, WorldActionModel
+from adapt.model.protocol import Mode, WorldModel
 
 TOKENIZER_FRAMES = 48
 """Frames per embodiment and step that the tokenizer phase reconstructs."""
@@ -19,7 +19,7 @@ TOKENIZER_FRAMES = 48
 class WAMModule(L.LightningModule):
     def __init__(
         self,
-        model: WorldActionModel,
+        model: WorldModel,
         *,
         mode: Mode = "joint",
         lr: float = 3e-4,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adapt.model.protocol import WorldModel
 from adapt.model.tokenizer import to_uint8
-from adapt.model.wam import WorldActionModel
 
 
 def read_metrics(logs: Path) -> list[dict[str, str]]:
@@ -53,7 +53,7 @@ def plot_losses(logs: Path, out: Path) -> Path | None:
 
 
 @torch.no_grad()
-def plot_predictions(model: WorldActionModel, batch: dict, out: Path, steps: int = 10, rows: int = 3) -> Path:
+def plot_predictions(model: WorldModel, batch: dict, out: Path, steps: int = 10, rows: int = 3) -> Path:
     """A strip per sample: context | real future | predicted future (first camera)."""
     from PIL import Image
 

@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 
 from adapt.errors import AdaptError
-from adapt.model import WorldActionModel, model_config, save_model
+from adapt.model import WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import TrainOptions, fit
+from adapt.train.fit import fit
 from adapt.train.module import WAMModule
+from adapt.train.options import PRETRAINING, TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
 
 log = logging.getLogger(__name__)
@@ -22,32 +23,49 @@ def pretrain(
     size: str = "small",
     batch_size: int = 16,
     lr: float = 3e-4,
-    tokenizer_steps: int = 300,
+    tokenizer_steps: int | None = None,
     workers: int = 2,
     options: TrainOptions | None = None,
     overwrite: bool = False,
     half: bool = False,
+    init: Path | None = None,
+    video_weight: float = 1.0,
+    action_weight: float = 1.0,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
     The model checkpoint lands in `out/model` (see `adapt.model.checkpoint`); `out` also holds
     Lightning checkpoints (resume), CSV logs, `loss_curves.png` and `predictions.png`. `half`
     stores the final weights in float16 (see `save_model`).
+
+    `init` continues pretraining from a model checkpoint (its size and trained tokenizer; no tokenizer
+    phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
+    `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
+    flow-matching losses.
     """
-    options = options or TrainOptions()
+    options = (options or TrainOptions()).resolve(
+        PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
+    )
     out = Path(out)
     if (out / "model").exists() and not overwrite:
         raise AdaptError(f"{out / 'model'} already exists; choose another --out or pass --overwrite")
+    if tokenizer_steps is None:
+        tokenizer_steps = 0 if init else 400
     if tokenizer_steps >= options.steps:
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
-    config = model_config(size)
     grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
     stats = statistics(grouped)
-    loaders = make_loaders(grouped, stats, config.window(), batch_size, workers, options.seed)
-    model = WorldActionModel(config, [datasets[0].spec for datasets in grouped.values()])
-    model.stats = stats
-    log.info("model %s: %.2fM parameters, embodiments %s", size, _millions(model), ", ".join(grouped))
-    module = WAMModule(model, lr=lr, tokenizer_steps=tokenizer_steps)
+    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()])
+    model.stats = {**model.stats, **stats}
+    loaders = make_loaders(grouped, stats, model.config.window(), batch_size, workers, options.seed)
+    log.info("model %s: %.2fM parameters, embodiments %s", model.config.size, _millions(model), ", ".join(grouped))
+    module = WAMModule(
+        model,
+        lr=lr,
+        tokenizer_steps=tokenizer_steps,
+        video_weight=video_weight,
+        action_weight=action_weight,
+    )
     trainer = fit(module, loaders, out, options)
     if trainer.is_global_zero:
         save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
@@ -55,7 +73,20 @@ def pretrain(
     return out / "model"
 
 
-def write_plots(model: WorldActionModel, loaders: dict, out: Path) -> None:
+def _initial_model(init: Path | None, size: str, specs: list) -> WorldModel:
+    """A fresh model of preset `size`, or the checkpoint `init` with heads added for embodiments it lacks
+    (heads it has are kept only when the spec is the same robot: same state and action sizes)."""
+    if init is None:
+        return build_model(model_config(size), specs)
+    model = load_model(Path(init)).train()
+    for spec in specs:
+        known = model.specs.get(spec.name)
+        if known is None or (known.state_dim, known.action_dim) != (spec.state_dim, spec.action_dim):
+            model.add_embodiment(spec)
+    return model
+
+
+def write_plots(model: WorldModel, loaders: dict, out: Path) -> None:
     plot_losses(out / "logs", out / "loss_curves.png")
     batch = next(iter(next(iter(loaders.values()))))
     plot_predictions(model, batch, out / "predictions.png")

@@ -1,0 +1,50 @@
+"""The Lightning run options `adapt pretrain` and `adapt finetune` share, declared once, with their
+defaults taken from `TrainOptions` (as `adapt eval` takes its own from `InferenceConfig`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from adapt.train.options import PRETRAINING, TrainOptions
+
+DEFAULT = TrainOptions()
+__all__ = ["DEFAULT", "PRETRAINING", "train_options"]
+Steps = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (default: the recipe's).")]
+CheckpointEvery = Annotated[
+    int | None, typer.Option(min=1, help="Steps between resumable checkpoints (default: the recipe's).")
+]
+Accumulate = Annotated[int | None, typer.Option(min=1, help="Batches per optimizer step (default: the recipe's).")]
+Seed = Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.")]
+Accelerator = Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")]
+Devices = Annotated[str, typer.Option(help="Lightning devices per node: 1, 2, auto...")]
+Strategy = Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")]
+NumNodes = Annotated[int, typer.Option(min=1, help="Nodes (multi-node DDP/FSDP through Lightning).")]
+Resume = Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")]
+
+
+def train_options(
+    *,
+    steps: int | None,
+    checkpoint_every: int | None,
+    accumulate: int | None,
+    seed: int,
+    accelerator: str,
+    devices: str,
+    strategy: str,
+    num_nodes: int,
+    resume: bool,
+) -> TrainOptions:
+    """The options as given; run-length fields left None are resolved by the training entry point."""
+    return TrainOptions(
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        accumulate=accumulate,
+        seed=seed,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        resume=resume,
+    )

@@ -1,0 +1,81 @@
+"""What the rest of `adapt` needs from a World Action Model, and the registry of implementations.
+
+Training, adaptation, adapters, policies and evaluation use a model only through `WorldModel`, so a
+second implementation (a Wan2.1 / DreamZero backbone, say) lives in one new module under
+`adapt/model/` and one line in `ARCHITECTURES`; checkpoints name theirs in `config.json`
+(`ModelConfig.architecture`) and `build_model` picks it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Literal, Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+from adapt.data.stats import NormStats
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+from adapt.model.config import ModelConfig
+
+Mode = Literal["joint", "action_only", "video_only"]
+"""What a loss or a sample covers: video and actions, actions only (a VLA-style baseline), video only."""
+ARCHITECTURES = {"wam-dit": "adapt.model.wam:WorldActionModel"}
+"""Architecture name -> `module:Class` implementing `WorldModel` (imported when first built)."""
+
+
+@runtime_checkable
+class WorldModel(Protocol):
+    """A torch module that jointly denoises future video and action chunks, with per-embodiment heads.
+
+    Parameters fall into three groups the adaptation code relies on: `tokenizer` (frames <-> latents;
+    trained only at the start of pretraining, frozen after), `shared_modules()` (what every embodiment
+    uses; a full fine-tune trains it, LoRA adapts `backbone` inside it) and `heads[name]` (one
+    embodiment's own). Every parameter belongs to exactly one group.
+    """
+
+    config: ModelConfig
+    specs: dict[str, EmbodimentSpec]
+    """The spec of every embodiment the model has heads for."""
+    stats: dict[str, NormStats]
+    """Normalization statistics per embodiment, saved with the model and used at inference."""
+    heads: nn.ModuleDict
+    tokenizer: nn.Module
+    """Has `reconstruction_loss(frames)` and `calibrate(frames)` (the tokenizer phase of pretraining)."""
+    backbone: nn.Module
+    """The transformer LoRA wraps; `backbone.lora_targets` names its projection groups."""
+
+    def shared_modules(self) -> dict[str, nn.Module | nn.Parameter]:
+        """Everything shared by all embodiments except the tokenizer, by attribute name."""
+        ...
+
+    def add_embodiment(self, spec: EmbodimentSpec, donor: str | None = None) -> nn.Module:
+        """Fresh heads for `spec` (replacing any of that name), seeded from embodiment `donor`'s when given."""
+        ...
+
+    def loss(self, batch: dict, mode: Mode = "joint", generator=None) -> dict[str, Tensor]:
+        """Flow-matching losses (`video`, `action`, `loss`) of one collated `adapt.data.batch` batch."""
+        ...
+
+    def sample(self, batch: dict, steps: int = 10, video_final_t: float = 0.0, mode: Mode = "joint",
+               generator=None, cache: bool = True) -> dict[str, Tensor]:  # fmt: skip
+        """Denoised `actions` (normalized), `future` latents and `future_estimate` from an observation batch,
+        the clean context encoded once and cached across steps when `cache`."""
+        ...
+
+    def latents(self, frames: Tensor) -> Tensor:
+        """uint8 frames (B, cams, T, 3, H, W) -> the latents `sample` predicts."""
+        ...
+
+    def frames_from_latents(self, latents: Tensor) -> Tensor:
+        """Latents back to frames in [-1, 1] (B, cams, T, 3, H, W)."""
+        ...
+
+
+def build_model(config: ModelConfig, specs: list[EmbodimentSpec] = ()) -> WorldModel:
+    """A fresh model of `config.architecture` with heads for `specs`."""
+    target = ARCHITECTURES.get(config.architecture)
+    if target is None:
+        raise AdaptError(f"unknown model architecture '{config.architecture}'; known: {', '.join(ARCHITECTURES)}")
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(config, list(specs))

@@ -1,0 +1,35 @@
+"""Checkpoints and adapters written by earlier versions keep loading and acting the same.
+
+Catches a change to the checkpoint or adapter format, to parameter names (a renamed module would
+leave weights unloaded or refused), to the codec or to sampling that silently changes what an
+existing adapter commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapt.inference_config import InferenceConfig
+from adapt.policy import Policy
+
+FIXTURE = Path(__file__).parent / "fixtures" / "pre_seams"
+
+
+def observation(spec) -> dict:
+    """The observation `make.py.txt` used: seeded random frames, every joint at the middle of its range."""
+    rng = np.random.default_rng(1)
+    obs = {c.name: rng.integers(0, 256, (c.height, c.width, 3), dtype=np.uint8) for c in spec.cameras}
+    joints = [(j.position[0] + j.position[1]) / 2 for j in spec.joints]
+    obs["state"] = np.array((joints + [0.0] * spec.state_dim)[: spec.state_dim], np.float32)
+    obs["task"] = "lift the red cube"
+    return obs
+
+
+@pytest.mark.parametrize(("name", "robot"), [("base", "panda"), ("adapter", "ur5e")])
+def test_a_base_and_an_adapter_from_before_the_seams_redesign_give_the_same_chunk(name, robot):
+    expected = np.load(FIXTURE / "expected_chunks.npz")[name]
+    policy = Policy.load(FIXTURE / name, robot, base=FIXTURE / "base", config=InferenceConfig(steps=2))
+    chunk = policy.act(observation(policy.spec))
+    np.testing.assert_allclose(chunk, expected, rtol=0, atol=1e-5)
