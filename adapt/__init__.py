@@ -20,9 +20,12 @@ _LAZY = {
     "LoraSettings": "adapt.recipe",
     "load_recipe": "adapt.recipe",
     "load_model": "adapt.model",
+    "build_model": "adapt.model",
+    "WorldModel": "adapt.model",
     "load_adapter": "adapt.adapter",
-    "TrainOptions": "adapt.train.fit",
+    "TrainOptions": "adapt.train.options",
     "Policy": "adapt.policy",
+    "ChunkPredictor": "adapt.predictor",
     "InferenceConfig": "adapt.inference_config",
 }
 __all__ = ["AdaptError", "EmbodimentSpec", "load_embodiment", *_LAZY]

@@ -121,11 +121,7 @@ def loader_order(loader: DataLoader) -> list[list[int]]:
 def frame_requests(windows: WindowDataset, i: int) -> list[tuple[str, list[int]]]:
     """(mp4 path, absolute frame indices) per camera for window `i`, as `WindowDataset.__getitem__` and
     `LeRobotDataset.frames` compute them: unique, sorted indices offset by the episode's first frame."""
-    e, t = windows.index[i]
-    episode, cfg = windows.dataset.episodes[e], windows.config
-    context = t - cfg.stride * np.arange(cfg.context - 1, -1, -1)
-    future = t + cfg.stride * np.arange(1, cfg.future + 1)
-    rows = windows._rows(episode, np.concatenate([context, future]))
+    episode, rows = windows.dataset.episodes[windows.index[i][0]], windows.frame_rows(i)
     requests = []
     for camera in windows.spec.cameras:
         path, first = episode.videos[camera.name]

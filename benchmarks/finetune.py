@@ -32,7 +32,7 @@ import torch
 from model import load_spec, make_batch, measure_train, parameter_counts, run_isolated
 from report import machine, resolve_device, write_report
 
-from adapt.model import PRESETS, WorldActionModel, model_config
+from adapt.model import PRESETS, WorldModel, build_model, model_config
 from adapt.recipe import load_recipe
 from adapt.train.finetune import set_trainable
 
@@ -43,16 +43,16 @@ TARGET_FRACTION = 0.05
 """Issue target: play-30min on small trains at most this fraction of the parameters."""
 
 
-def adapted_model(size: str, recipe_name: str, device: str) -> WorldActionModel:
+def adapted_model(size: str, recipe_name: str, device: str) -> WorldModel:
     """The base (`SOURCE` heads, seed 0) with new `TARGET` heads and the recipe's trainable set."""
     torch.manual_seed(0)
-    model = WorldActionModel(model_config(size), [load_spec(SOURCE)])
+    model = build_model(model_config(size), [load_spec(SOURCE)])
     model.add_embodiment(load_spec(TARGET))
     set_trainable(model, load_recipe(recipe_name), TARGET, [TARGET])
     return model.to(device)
 
 
-def trainable_parts(model: WorldActionModel) -> dict[str, int]:
+def trainable_parts(model: WorldModel) -> dict[str, int]:
     """Trainable parameters by part: `heads.<name>`, `backbone` (LoRA weights apart) or the module name."""
     parts: dict[str, int] = {}
     for name, p in model.named_parameters():

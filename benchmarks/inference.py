@@ -18,6 +18,14 @@ configurations interleaved (a shared CPU's slow spells hit them alike); chunks/s
 action rate is the control rate the policy sustains when it replans every `execute` steps (execute /
 latency).
 
+How close to the machine's limit: the floating-point work of one fast-path chunk is counted
+(`torch.utils.flop_counter`, with the CPU attention kernel counted as `sdpa_flop_count` does on GPU),
+the machine's float32 matmul rate is measured in the same run (median GFLOP/s of square matmuls, the
+best size taken as the roof), and the achieved GFLOP/s of the fast path is reported as a fraction of
+it. A profile of a few fast-path chunks says where the time goes: attention kernels, the linear layers
+of attention and MLP (told apart by their weight shapes), the tokenizer's convolutions, other aten ops
+(norms, elementwise, copies) and what is left of the wall time: Python and dispatch overhead.
+
 Run: `.venv/bin/python benchmarks/inference.py` (CPU, about 2 minutes on 2 cores), `--quick` for a
 smoke run, `--device cuda` on a GPU. Results go to `benchmarks/results/inference.json`
 (`inference-cuda.json` on CUDA).
@@ -141,6 +149,80 @@ def measure_interleaved(policies: dict[str, Policy], warmup: int, repeats: int, 
     return results
 
 
+def chunk_flops(policy: Policy, obs: dict) -> dict:
+    """Floating-point operations of one `act` call, in total and per part of the model."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def attention(query, key, value, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    cpu_attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    with FlopCounterMode(display=False, custom_mapping={cpu_attention: attention}) as counter:
+        policy.act(obs)
+    # modules are named from the outermost one called as a module (the model's methods are not calls)
+    names = {"Mlp": "MLP", "Linear": "attention projections, adaLN, video in/out", "Sequential": "tokenizer, time MLP"}
+    parts: dict[str, int] = {}
+    for module, ops in counter.get_flop_counts().items():
+        if module == "Global":
+            parts["attention kernels"] = sum(f for op, f in ops.items() if "scaled_dot_product" in str(op))
+        elif "." not in module:
+            part = names.get(module, "heads and text" if module.endswith(("Encoder", "Decoder")) else module)
+            parts[part] = parts.get(part, 0) + sum(ops.values())
+    return {"total": counter.get_total_flops(), "parts": parts}
+
+
+def matmul_roof(device: str, repeats: int = 10) -> dict:
+    """Median float32 GFLOP/s of square matmuls by size; the best is this machine's practical roof."""
+    rates = {}
+    for n in (256, 512, 1024, 2048):
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        times = []
+        for _ in range(repeats + 1):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ b
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        rates[n] = 2 * n**3 / statistics.median(times[1:]) / 1e9
+    return {"gflops_by_size": rates, "roof_gflops": max(rates.values())}
+
+
+def profile_chunks(policy: Policy, rng: np.random.Generator, calls: int = 5) -> dict:
+    """Share of the wall time of `calls` chunks per kind of work (CPU self time of aten ops by kind)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    dim = policy.predictor.model.config.dim
+    observations = [observation(policy, rng) for _ in range(calls)]
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for obs in observations:
+            policy.act(obs)
+    wall_us = (time.perf_counter() - start) * 1e6
+    kinds = {k: 0.0 for k in ("attention kernels", "attention linear", "MLP linear", "other linear")}
+    kinds |= {"convolution (tokenizer)": 0.0, "other aten ops": 0.0}
+    for event in prof.key_averages(group_by_input_shape=True):
+        name, us = event.key, event.self_cpu_time_total
+        if "scaled_dot_product" in name:
+            kinds["attention kernels"] += us
+        elif name in ("aten::addmm", "aten::mm"):
+            weight = tuple([shape for shape in event.input_shapes if len(shape) == 2][-1])  # (in, out)
+            if 4 * dim in weight:
+                kinds["MLP linear"] += us
+            elif weight in ((dim, 3 * dim), (dim, dim)):
+                kinds["attention linear"] += us
+            else:
+                kinds["other linear"] += us  # adaLN modulation, heads, text, video in/out
+        elif "conv" in name:
+            kinds["convolution (tokenizer)"] += us
+        elif name.startswith("aten::"):
+            kinds["other aten ops"] += us
+    kinds["Python and dispatch overhead"] = max(wall_us - sum(kinds.values()), 0.0)
+    share = {k: v / wall_us for k, v in kinds.items()}
+    return {"calls": calls, "wall_ms_per_chunk": wall_us / calls / 1000, "share": share}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small")
@@ -171,11 +253,24 @@ def main(argv: list[str] | None = None) -> None:
 
     fast, naive = results["fast"], results["naive"]
     speedup = naive["median_s"] / fast["median_s"]
+    rng = np.random.default_rng(1)
+    flops = chunk_flops(policies["fast"], observation(policies["fast"], rng))
+    roof = matmul_roof(args.device)
+    achieved = flops["total"] / fast["median_s"] / 1e9
+    roofline = {
+        "chunk_gflop": flops["total"] / 1e9,
+        "gflop_by_part": {k: v / 1e9 for k, v in flops["parts"].items()},
+        "achieved_gflops": achieved,
+        **roof,
+        "fraction_of_roof": achieved / roof["roof_gflops"],
+        "profile": profile_chunks(policies["fast"], rng) if args.device == "cpu" else None,
+    }
     report = {
         "machine": host,
         "config": {**vars(args), "out": str(out), "command": " ".join(["benchmarks/inference.py", *sys.argv[1:]])},
         "results": results,
         "fast_vs_naive_speedup": speedup,
+        "roofline": roofline,
         "target": {
             "size": args.size,
             "chunks_per_s": TARGET_HZ,
@@ -188,6 +283,13 @@ def main(argv: list[str] | None = None) -> None:
         f"fast vs naive: {speedup:.1f}x; fast path {fast['chunks_per_s']:.1f} chunks/s "
         f"({fast['actions_per_s']:.0f} actions/s executing {fast['config']['execute']} per chunk)"
     )
+    print(
+        f"fast path: {roofline['chunk_gflop']:.3f} GFLOP per chunk, {achieved:.1f} GFLOP/s achieved of "
+        f"{roof['roof_gflops']:.1f} GFLOP/s measured matmul roof ({100 * roofline['fraction_of_roof']:.0f}%)"
+    )
+    if roofline["profile"]:
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in roofline["profile"]["share"].items())
+        print(f"where a chunk's time goes: {shares}")
     write_report(out, report)
 
 

@@ -39,11 +39,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from report import machine, resolve_device, write_report
+from torch.utils.data import default_collate
 
+from adapt.data.batch import make_window, to_device
 from adapt.embodiment import EmbodimentSpec, load_embodiment
-from adapt.model import PRESETS, ModelConfig, WorldActionModel, model_config
+from adapt.model import PRESETS, ModelConfig, WorldModel, build_model, model_config
 
 STEPS = (1, 2, 4, 8, 16)
 VIDEO_FINAL_T = (0.0, 0.6)
@@ -64,28 +67,33 @@ def load_spec(name: str) -> EmbodimentSpec:
 
 
 def make_batch(config: ModelConfig, spec: EmbodimentSpec, b: int, device: str, seed: int = 0) -> dict:
-    """A collated training batch (as `adapt.data.windows` yields) of random frames, states and actions."""
-    g = torch.Generator().manual_seed(seed)
+    """A collated training batch (`adapt.data.batch.make_window`, as the loader yields) of random frames,
+    states and actions."""
+    rng = np.random.default_rng(seed)
     s, t = config.image_size, config.context + config.future
     chunk = spec.action.chunk if spec.action else 1
-    batch = {
-        "frames": torch.randint(0, 256, (b, len(spec.cameras), t, 3, s, s), generator=g, dtype=torch.uint8),
-        "context_mask": torch.ones(b, config.context, dtype=torch.bool),
-        "future_mask": torch.ones(b, config.future, dtype=torch.bool),
-        "state": torch.randn(b, max(spec.state_dim, 1), generator=g),
-        "has_state": torch.ones(b, dtype=torch.bool),
-        "action": torch.randn(b, chunk, max(spec.action_dim, 1), generator=g),
-        "action_mask": torch.ones(b, chunk, dtype=torch.bool),
-        "has_action": torch.full((b,), spec.action is not None),
-    }
-    batch = {k: v.to(device) for k, v in batch.items()}
-    return batch | {"task": ["pick up the red cube and place it in the bin"] * b, "embodiment": [spec.name] * b}
+    shapes = (spec.state_dim, chunk, spec.action_dim)
+    windows = [
+        make_window(
+            rng.integers(0, 256, (len(spec.cameras), t, s, s, 3), dtype=np.uint8),
+            np.ones(config.context, bool),
+            np.ones(config.future, bool),
+            rng.standard_normal(spec.state_dim) if spec.state_dim else None,
+            rng.standard_normal((chunk, spec.action_dim)) if spec.action else None,
+            np.ones(chunk, bool),
+            "pick up the red cube and place it in the bin",
+            spec.name,
+            shapes,
+        )
+        for _ in range(b)
+    ]
+    return to_device(default_collate(windows), device)
 
 
 # -- what a model is made of ----------------------------------------------------------------------------
 
 
-def parameter_counts(model: WorldActionModel) -> dict:
+def parameter_counts(model: WorldModel) -> dict:
     """Parameters by part; `trunk` is the shared rest (video in/out, positions, camera roles, time MLP).
     LoRA weights inside a wrapped backbone are counted apart, as `backbone_lora`."""
     counts = {"total": 0, "tokenizer": 0, "text": 0, "backbone": 0, "backbone_lora": 0, "trunk": 0}
@@ -104,7 +112,7 @@ def parameter_counts(model: WorldActionModel) -> dict:
     return counts | {"heads": heads}
 
 
-def tokens_per_sample(model: WorldActionModel, batch: dict) -> dict:
+def tokens_per_sample(model: WorldModel, batch: dict) -> dict:
     """Sequence length at the backbone's input in a training forward pass, and its parts by kind."""
     seen = []
     hook = model.backbone.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[1]))
@@ -172,7 +180,7 @@ def autocast(device: str, bf16: bool):
 
 
 def measure_train(
-    model: WorldActionModel,
+    model: WorldModel,
     batch: dict,
     args: argparse.Namespace,
     *,
@@ -221,7 +229,7 @@ def measure_train(
     return result
 
 
-def measure_sampling(model: WorldActionModel, batch: dict, args: argparse.Namespace) -> dict:
+def measure_sampling(model: WorldModel, batch: dict, args: argparse.Namespace) -> dict:
     """Latency of `model.sample` (one action chunk, batch 1) per number of steps, video_final_t and cache."""
     model.eval()
     one = {k: v[:1] for k, v in batch.items()}
@@ -267,7 +275,7 @@ def measure_preset(size: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     config = model_config(size)
     specs = [load_spec(name) for name in args.embodiments]
-    model = WorldActionModel(config, specs).to(args.device)
+    model = build_model(config, specs).to(args.device)
     model.tokenizer.requires_grad_(False)  # frozen after pretraining's tokenizer phase, and in adaptation
     batch = make_batch(config, specs[0], args.batch_size, args.device)
     report = {

@@ -31,14 +31,14 @@ from adapt.data import LeRobotDataset
 from adapt.data.stats import compute_stats
 from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import load_embodiment
-from adapt.model import WorldActionModel, model_config
+from adapt.model import WorldModel, build_model, model_config
 from adapt.recipe import load_recipe
 from adapt.train.finetune import set_trainable
 
 
-def make_model(kind: str, size: str, spec, stats) -> WorldActionModel:
+def make_model(kind: str, size: str, spec, stats) -> WorldModel:
     torch.manual_seed(0)
-    model = WorldActionModel(model_config(size), [spec])
+    model = build_model(model_config(size), [spec])
     model.stats[spec.name] = stats
     if kind == "adaptation":  # the base knows `spec` under another name; the target's heads are new
         donor = spec.model_copy(update={"name": "donor"})
@@ -49,7 +49,7 @@ def make_model(kind: str, size: str, spec, stats) -> WorldActionModel:
     return model.train()
 
 
-def steps_per_second(model: WorldActionModel, batches, steps: int, untimed: int) -> float:
+def steps_per_second(model: WorldModel, batches, steps: int, untimed: int) -> float:
     """Sustained training steps/s: `untimed` steps first (warm-up, prefetched batches), then `steps` timed."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 

@@ -77,18 +77,24 @@ class WindowDataset(Dataset):
         """Recorded frame indices for control steps, clamped into the episode."""
         return np.clip(np.round(steps * self.ratio).astype(int), 0, episode.length - 1)
 
+    def _frame_times(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Control steps of the context frames (up to t) and of the future frames of the window at t."""
+        cfg = self.config
+        return t - cfg.stride * np.arange(cfg.context - 1, -1, -1), t + cfg.stride * np.arange(1, cfg.future + 1)
+
+    def frame_rows(self, i: int) -> np.ndarray:
+        """Recorded frame indices within its episode of window `i`'s frames (context, then future)."""
+        e, t = self.index[i]
+        return self._rows(self.dataset.episodes[e], np.concatenate(self._frame_times(t)))
+
     def __getitem__(self, i: int) -> Window:
         e, t = self.index[i]
         episode, cfg = self.dataset.episodes[e], self.config
         steps = self._steps(episode)
-        context = t - cfg.stride * np.arange(cfg.context - 1, -1, -1)
-        future = t + cfg.stride * np.arange(1, cfg.future + 1)
-        times = np.concatenate([context, future])
+        context, future = self._frame_times(t)
+        rows = self.frame_rows(i)
         frames = np.stack(
-            [
-                self.dataset.frames(episode, c.name, self._rows(episode, times), (cfg.height, cfg.width))
-                for c in self.spec.cameras
-            ]
+            [self.dataset.frames(episode, c.name, rows, (cfg.height, cfg.width)) for c in self.spec.cameras]
         )  # (cams, T, H, W, 3)
         state = action = None
         action_steps = t + np.arange(self.chunk)

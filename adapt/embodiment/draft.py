@@ -12,9 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import mujoco
-
-from adapt.embodiment.kinematics import description_joints, load_description
+from adapt.embodiment.kinematics import description_joints, load_description, mujoco
 from adapt.embodiment.loading import spec_from_dict
 from adapt.embodiment.spec import EmbodimentSpec
 from adapt.errors import AdaptError

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mujoco
 import numpy as np
 
 from adapt.embodiment.spec import EmbodimentSpec
 from adapt.errors import AdaptError, Problem, did_you_mean
+from adapt.mujoco_gl import import_mujoco
+
+mujoco = import_mujoco()
 
 LIMIT_TOLERANCE = 1e-5
 """Spec limits may exceed the description's by this much (rounding when limits are copied by hand)."""
