@@ -60,33 +60,52 @@ class Policy:
     def act(self, observation: dict) -> np.ndarray:
         """The action chunk (chunk, action_dim) for `observation`: absolute, de-normalized, within limits.
 
-        `observation` holds a uint8 (H, W, 3) frame per spec camera name, the state as `state` or as its
-        proprio blocks by name, and optionally `task`.
+        `observation` holds a uint8 (H, W, 3) frame of the spec's size per spec camera name, the state as
+        `state` or as its proprio blocks by name, and optionally `task`. An observation that breaks any of
+        that (a missing camera, a wrong size, a non-finite state value) is refused with an `AdaptError`
+        and leaves the session as it was: no command is made from it.
         """
-        self._record(observation)
-        return self._plan(self._context(), self._state(observation), observation.get("task", self.task))
+        state, task = self._observe(observation)
+        return self._plan(self._context(), state, task)
 
-    def _record(self, observation: dict) -> None:
-        size = self.predictor.frame_size
-        for camera in self.spec.cameras:
-            if camera.name not in observation:
-                raise AdaptError(f"observation has no frame for camera '{camera.name}' (has {sorted(observation)})")
-            frame = np.asarray(observation[camera.name])
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-                raise AdaptError(f"camera '{camera.name}': expected uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-            self.history[camera.name].append(resize_frames(frame[None], size)[0])
+    def _observe(self, observation: dict) -> tuple[np.ndarray, str]:
+        """Check the whole observation, then record its frames; returns the state and the task."""
+        frames = {camera.name: self._frame(observation, camera) for camera in self.spec.cameras}
+        state = self._state(observation)
+        for name, frame in frames.items():
+            self.history[name].append(resize_frames(frame[None], self.predictor.frame_size)[0])
+        return state, str(observation.get("task", self.task))
+
+    def _frame(self, observation: dict, camera) -> np.ndarray:
+        if camera.name not in observation:
+            raise AdaptError(f"observation has no frame for camera '{camera.name}' (has {sorted(observation)})")
+        frame = np.asarray(observation[camera.name])
+        expected = (camera.height, camera.width, 3)
+        if frame.dtype != np.uint8 or frame.shape != expected:
+            raise AdaptError(
+                f"camera '{camera.name}': expected uint8 {expected} as spec '{self.spec.name}' says, "
+                f"got {frame.dtype} {frame.shape}"
+            )
+        return frame
 
     def _state(self, observation: dict) -> np.ndarray:
-        if "state" in observation:
-            state = np.asarray(observation["state"], np.float32).reshape(-1)
-        else:
-            missing = [p.name for p in self.spec.proprio if p.name not in observation]
-            if missing:
-                raise AdaptError(f"observation lacks 'state' and proprio fields {missing}")
-            state = np.concatenate([np.asarray(observation[p.name], np.float32).reshape(-1) for p in self.spec.proprio])
+        try:
+            if "state" in observation:
+                state = np.asarray(observation["state"], np.float64).reshape(-1)
+            else:
+                missing = [p.name for p in self.spec.proprio if p.name not in observation]
+                if missing:
+                    raise AdaptError(f"observation lacks 'state' and proprio fields {missing}")
+                state = np.concatenate(
+                    [np.asarray(observation[p.name], np.float64).reshape(-1) for p in self.spec.proprio]
+                )
+        except (TypeError, ValueError) as error:
+            raise AdaptError(f"observation state is not a vector of numbers: {error}") from None
         if state.shape != (self.spec.state_dim,):
             raise AdaptError(f"state has {state.shape[0]} values; spec '{self.spec.name}' has {self.spec.state_dim}")
-        return state
+        if not np.isfinite(state).all():
+            raise AdaptError(f"state values {np.flatnonzero(~np.isfinite(state)).tolist()} are not finite; no command")
+        return state.astype(np.float32)
 
     def _context(self) -> tuple[np.ndarray, list[bool]]:
         """Context frames (cams, context, S, S, 3) every `stride` steps back from now, and which exist."""
@@ -107,8 +126,7 @@ class Policy:
 
     def step(self, observation: dict) -> np.ndarray:
         """The next single action (action_dim,): replans every `execute` steps, blending chunk boundaries."""
-        self._record(observation)
-        state, task = self._state(observation), observation.get("task", self.task)
+        state, task = self._observe(observation)
         lead = max(1, self.config.execute // 2)
         if self._pool is not None and self._pending is None and self.since_plan == self.config.execute - lead:
             self._pending = self._pool.submit(self._plan, self._context(), state, task)
@@ -120,7 +138,8 @@ class Policy:
             self.queue = blend(self.queue, list(chunk), self.config.blend)
             self.since_plan = 0
         self.since_plan += 1
-        return self.queue.pop(0)
+        # blending two plans that each respect the limits can still step too far: bound it from `state`
+        return self.predictor.codec.clip(self.queue.pop(0)[None], state)[0]
 
     def close(self) -> None:
         if self._pool is not None:

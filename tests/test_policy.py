@@ -11,7 +11,7 @@ import torch
 from adapt.data.codec import ActionCodec
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
-from adapt.model import WorldActionModel, model_config, save_model
+from adapt.model import build_model, model_config, save_model
 from adapt.policy import InferenceConfig, Policy, blend
 from adapt.predictor import ChunkPredictor
 
@@ -19,11 +19,11 @@ from adapt.predictor import ChunkPredictor
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return WorldActionModel(model_config("tiny"), [load_embodiment("ur5e"), load_embodiment("panda")])
+    return build_model(model_config("tiny"), [load_embodiment("ur5e"), load_embodiment("panda")])
 
 
 def observation(spec, rng, q=None):
-    obs = {c.name: rng.integers(0, 255, (48, 40, 3), dtype=np.uint8) for c in spec.cameras}
+    obs = {c.name: rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8) for c in spec.cameras}
     state = np.zeros(spec.state_dim, np.float32)
     state[: len(spec.joints)] = q if q is not None else rng.uniform(-1, 1, len(spec.joints))
     return obs | {"state": state, "task": "lift the cube"}
@@ -118,6 +118,11 @@ def test_bad_observations_and_loading(model, tmp_path):
         policy.act({k: v for k, v in obs.items() if k != "agentview"})
     with pytest.raises(AdaptError, match="state has 3 values"):
         policy.act(obs | {"state": np.zeros(3)})
+    with pytest.raises(AdaptError, match=r"camera 'agentview': expected uint8 \(128, 128, 3\)"):
+        policy.act(obs | {"agentview": np.zeros((48, 40, 3), np.uint8)})
+    with pytest.raises(AdaptError, match="not a vector of numbers"):
+        policy.act(obs | {"state": ["a"] * 7})
+    assert all(len(h) == 0 for h in policy.history.values())  # refused observations leave no frames behind
     save_model(model, tmp_path / "ckpt")
     with pytest.raises(AdaptError, match="choose one with embodiment="):
         Policy.load(tmp_path / "ckpt")

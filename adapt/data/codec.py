@@ -47,8 +47,10 @@ class ActionCodec:
         self.relative = spec.action.relative
         if self.relative and self.joints is None:
             raise AdaptError(f"spec '{spec.name}': relative actions need a 'joint_position' proprio field")
-        self.lower = np.array([j.position[0] for j in spec.joints])
-        self.upper = np.array([j.position[1] for j in spec.joints])
+        # float32 limits rounded inwards: commands are float32, and a limit rounded outwards lets one
+        # through that is 1e-7 beyond the spec
+        self.lower = _float32_inwards(np.array([j.position[0] for j in spec.joints]), up=True)
+        self.upper = _float32_inwards(np.array([j.position[1] for j in spec.joints]), up=False)
         self.max_step = np.array([j.velocity for j in spec.joints]) / spec.action.control_hz
         """Largest joint move per control step (velocity limit x dt)."""
 
@@ -101,7 +103,11 @@ class ActionCodec:
         return self.stats.unnormalize(model, "action")
 
     def decode_actions(self, model: np.ndarray, state: np.ndarray) -> np.ndarray:
-        """The model's actions (chunk, dim) at `state` -> absolute commands within the spec's limits."""
+        """The model's actions (chunk, dim) at `state` -> absolute commands within the spec's limits.
+
+        A non-finite `state` is refused (there is no safe command relative to an unknown position)."""
+        if not np.isfinite(state).all():
+            raise AdaptError(f"state values {np.flatnonzero(~np.isfinite(state)).tolist()} are not finite; no command")
         model = np.asarray(model, dtype=np.float64)
         if not np.isfinite(model).all():
             log.warning("the model produced non-finite actions; holding position for this chunk")
@@ -169,3 +175,10 @@ def state_names(spec: EmbodimentSpec) -> list[str]:
         own = block.name.startswith("joint")
         names += [f"{spec.name}:{block.name}[{i}]" if own else f"{block.name}[{i}]" for i in range(block.dim)]
     return names
+
+
+def _float32_inwards(values: np.ndarray, up: bool) -> np.ndarray:
+    """`values` as float32, each moved one step towards +inf (`up`) or -inf where rounding went the other way."""
+    rounded = values.astype(np.float32)
+    outside = rounded < values if up else rounded > values
+    return np.where(outside, np.nextafter(rounded, np.float32(np.inf if up else -np.inf)), rounded)

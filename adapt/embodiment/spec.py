@@ -26,7 +26,15 @@ Cartesian controller takes. Our simulated robots use robosuite's OSC_POSE input,
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields are errors, and so is any NaN or infinity: every number in a spec is finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_POSITION = 50.0
+"""|limit| bound (rad or m): about eight turns either way, more than any real joint's range."""
+MAX_VELOCITY = 50.0
+"""Joint speed bound (rad/s or m/s): industrial arms move at a few rad/s."""
 
 
 class Joint(_Strict):
@@ -34,14 +42,18 @@ class Joint(_Strict):
 
     name: str
     """Joint name exactly as in the robot description."""
-    position: tuple[float, float]
-    """Allowed position range [lower, upper] in rad (m for prismatic); must lie within the description's."""
-    velocity: PositiveFloat
-    """Maximum speed in rad/s (m/s for prismatic); robot descriptions rarely carry it, so the spec does."""
+    position: tuple[Annotated[float, Field(ge=-MAX_POSITION, le=MAX_POSITION)], ...]
+    """Allowed position range [lower, upper] in rad (m for prismatic), within +-50; must lie within the
+    description's."""
+    velocity: Annotated[float, Field(gt=0, le=MAX_VELOCITY)]
+    """Maximum speed in rad/s (m/s for prismatic), at most 50; robot descriptions rarely carry it, so the
+    spec does."""
 
     @field_validator("position")
     @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+    def _ordered(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 2:
+            raise ValueError(f"needs [lower, upper], got {len(value)} values")
         if value[0] >= value[1]:
             raise ValueError(f"lower limit {value[0]} must be below upper limit {value[1]}")
         return value
@@ -63,9 +75,9 @@ class Camera(_Strict):
     name: str
     role: CameraRole
     """What the model may assume about the view: `primary` (scene), `wrist`, `egocentric` (a human's head)..."""
-    height: PositiveInt
-    width: PositiveInt
-    fps: PositiveFloat
+    height: Annotated[int, Field(gt=0, le=8192)]
+    width: Annotated[int, Field(gt=0, le=8192)]
+    fps: Annotated[float, Field(gt=0, le=1000)]
 
 
 class ProprioField(_Strict):
@@ -84,10 +96,10 @@ class ActionSpace(_Strict):
     """joint_position: absolute joint targets; joint_delta: joint increments; ee_delta: end-effector twists."""
     dim: PositiveInt
     """Total action dimensions: joints (or 6 per end effector for ee_delta) + gripper dims."""
-    control_hz: PositiveFloat
-    """Rate at which actions are executed."""
-    chunk: PositiveInt
-    """Actions predicted per model call (the action horizon)."""
+    control_hz: Annotated[float, Field(gt=0, le=2000)]
+    """Rate at which actions are executed (Hz, at most 2000)."""
+    chunk: Annotated[int, Field(gt=0, le=1024)]
+    """Actions predicted per model call (the action horizon, at most 1024)."""
     relative: bool = False
     """Train on actions relative to the current state and convert back at inference (joint_position only)."""
 
