@@ -33,7 +33,9 @@ print("chunk", chunk.shape)
 
 @pytest.mark.parametrize("backend", ["osmesa", "egl"])
 def test_mujoco_then_torch_models_with_a_mesa_backend_do_not_crash(backend):
-    env = os.environ | {"MUJOCO_GL": backend}
+    # a fresh user's environment: no rendering settings but the backend (MuJoCo sets PYOPENGL_PLATFORM)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    env["MUJOCO_GL"] = backend
     done = subprocess.run([sys.executable, "-c", MUJOCO_FIRST], env=env, capture_output=True, text=True, timeout=300)
     if backend == "egl" and "EGL" in done.stderr and done.returncode == 1:
         pytest.skip(f"no EGL on this machine: {done.stderr.strip().splitlines()[-1]}")
