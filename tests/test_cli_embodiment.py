@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -89,3 +90,28 @@ def test_cli_imports_no_heavy_packages():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_errors_end_in_one_line_never_a_traceback(invoke, tmp_path, monkeypatch):
+    """Catches an operating-system error or a bug escaping as a Python traceback: an --out under a regular
+    file is named with exit 2; an unexpected error prints one line and writes its traceback to a report
+    file (exit 1); `--debug` lets it propagate."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = invoke("embodiment", "new", "--from", UR5E_XML, "--name", "arm", "--out", blocker / "arm.yaml")
+    assert result.exit_code == 2 and str(blocker) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "arm.yaml").exists()
+
+    import adapt.embodiment.draft
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom inside drafting")
+
+    monkeypatch.setattr(adapt.embodiment.draft, "draft_spec", broken)
+    result = invoke("embodiment", "new", "--from", UR5E_XML, "--name", "arm", "--out", tmp_path / "arm.yaml")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "unexpected RuntimeError: boom inside drafting" in result.output
+    report = Path(result.output.split("full report: ")[1].split(";")[0])
+    assert "raise RuntimeError" in report.read_text()
+    result = invoke("--debug", "embodiment", "new", "--from", UR5E_XML, "--name", "arm", "--out", tmp_path / "arm.yaml")
+    assert isinstance(result.exception, RuntimeError)

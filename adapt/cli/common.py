@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
+import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,17 +25,50 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
+DEBUG = {"on": False}
+"""Set by `adapt --debug`: unexpected errors show their traceback instead of a one-line summary."""
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error.")] = False,
+) -> None:
+    DEBUG["on"] = debug
 
 
 def user_errors(command: F) -> F:
-    """Print AdaptError without a traceback and exit with status 2 (bad input)."""
+    """Errors end in one line, never a traceback: bad input (AdaptError) and operating-system errors
+    (a path that is a file, a full disk, no permission) exit with status 2 naming what to fix; anything
+    else exits with status 1 and writes its traceback to a report file (shown with `adapt --debug`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except AdaptError as error:
-            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _fail(str(error), 2)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            _fail(f"{error.strerror or error}{where}: check the path and its permissions", 2)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if DEBUG["on"]:
+                raise
+            report = _write_report()
+            _fail(f"unexpected {type(error).__name__}: {error} (full report: {report}; see it with `adapt --debug`)", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, status: int):
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(status) from None
+
+
+def _write_report() -> Path:
+    """The current exception's traceback in a new file under the temp folder; returns its path."""
+    fd, name = tempfile.mkstemp(prefix="adapt-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(traceback.format_exc())
+    return Path(name)
