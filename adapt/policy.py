@@ -31,6 +31,10 @@ class Policy:
     def __init__(self, predictor: ChunkPredictor, task: str = ""):
         self.predictor, self.task = predictor, task
         self.spec, self.config, self.chunk = predictor.spec, predictor.config, predictor.chunk
+        if self.config.execute < 1 or self.config.blend < 0:
+            raise AdaptError("InferenceConfig: execute must be >= 1 and blend >= 0")
+        if self.config.execute > self.chunk:
+            raise AdaptError(f"InferenceConfig.execute ({self.config.execute}) exceeds the chunk length ({self.chunk})")
         self.generator = torch.Generator(self.config.device).manual_seed(self.config.seed)
         self._pool = ThreadPoolExecutor(max_workers=1) if self.config.async_next else None
         self.plans = 0
@@ -103,8 +107,7 @@ class Policy:
             raise AdaptError(f"observation state is not a vector of numbers: {error}") from None
         if state.shape != (self.spec.state_dim,):
             raise AdaptError(f"state has {state.shape[0]} values; spec '{self.spec.name}' has {self.spec.state_dim}")
-        if not np.isfinite(state).all():
-            raise AdaptError(f"state values {np.flatnonzero(~np.isfinite(state)).tolist()} are not finite; no command")
+        self.predictor.codec.check_state(state)
         return state.astype(np.float32)
 
     def _context(self) -> tuple[np.ndarray, list[bool]]:

@@ -43,12 +43,8 @@ class ChunkPredictor:
     def __init__(self, model: WorldModel, embodiment: str, config: InferenceConfig = InferenceConfig()):
         if embodiment not in model.heads or model.specs[embodiment].action is None:
             raise AdaptError(f"the model has no action heads for '{embodiment}'; it has {sorted(model.heads)}")
-        if config.execute < 1 or config.blend < 0:
-            raise AdaptError("InferenceConfig: execute must be >= 1 and blend >= 0")
         self.spec: EmbodimentSpec = model.specs[embodiment]
         self.chunk = self.spec.action.chunk
-        if config.execute > self.chunk:
-            raise AdaptError(f"InferenceConfig.execute ({config.execute}) exceeds the chunk length ({self.chunk})")
         if config.merge_lora:
             merge(model)
         if config.compile:

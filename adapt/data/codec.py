@@ -106,8 +106,7 @@ class ActionCodec:
         """The model's actions (chunk, dim) at `state` -> absolute commands within the spec's limits.
 
         A non-finite `state` is refused (there is no safe command relative to an unknown position)."""
-        if not np.isfinite(state).all():
-            raise AdaptError(f"state values {np.flatnonzero(~np.isfinite(state)).tolist()} are not finite; no command")
+        self.check_state(state)
         model = np.asarray(model, dtype=np.float64)
         if not np.isfinite(model).all():
             log.warning("the model produced non-finite actions; holding position for this chunk")
@@ -115,6 +114,12 @@ class ActionCodec:
         return self.clip(self.to_absolute(self.unnormalize_actions(model), state), state)
 
     # -- the robot's side --------------------------------------------------------------------------------
+
+    @staticmethod
+    def check_state(state: np.ndarray) -> None:
+        """Refuse a measured state with NaN or infinite values: no command can be made relative to it."""
+        if not np.isfinite(state).all():
+            raise AdaptError(f"state values {np.flatnonzero(~np.isfinite(state)).tolist()} are not finite; no command")
 
     def hold(self, state: np.ndarray) -> np.ndarray:
         """The action that keeps the robot where it is (and its gripper as it is)."""

@@ -92,7 +92,7 @@ class WindowDataset(Dataset):
         episode, cfg = self.dataset.episodes[e], self.config
         steps = self._steps(episode)
         context, future = self._frame_times(t)
-        rows = self.frame_rows(i)
+        rows = self._rows(episode, np.concatenate([context, future]))
         frames = np.stack(
             [self.dataset.frames(episode, c.name, rows, (cfg.height, cfg.width)) for c in self.spec.cameras]
         )  # (cams, T, H, W, 3)
