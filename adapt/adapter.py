@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from adapt.atomic import atomic_directory
 from adapt.errors import AdaptError
+from adapt.files import read_json_object
 from adapt.lora import load_lora
 from adapt.model import WorldModel, fingerprint, load_model
 from adapt.model.checkpoint import read_specs_and_stats, write_specs_and_stats
@@ -69,9 +70,12 @@ def read_meta(folder: Path) -> dict:
     if not path.is_file():
         raise AdaptError(f"{folder}: not an adapter folder (no {META}); an interrupted run leaves none")
     try:
-        meta = json.loads(path.read_text())
+        meta = read_json_object(path, "adapter description")
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        missing = [key for key in ("base", "base_fingerprint", "target") if not isinstance(meta.get(key), str)]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         return meta
     except (ValueError, TypeError) as error:
         raise AdaptError(f"{path}: not a valid adapter description ({error})") from None
@@ -82,6 +86,11 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
     folder = Path(folder)
     meta = read_meta(folder)
     base = Path(base or meta["base"])
+    if not (base / "config.json").is_file():
+        raise AdaptError(
+            f"{folder}: its base model {base} is not here (an adapter copied from another machine?); "
+            "pass the base it was trained on with --base (Python: base=...)"
+        )
     if fingerprint(base) != meta["base_fingerprint"]:
         raise AdaptError(
             f"{folder} was trained on another base than {base} (weights fingerprint differs); "

@@ -9,7 +9,6 @@ limits (`ActionCodec.decode_actions`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adapt.adapter import load_adapter, merge
+from adapt.adapter import load_adapter, merge, read_meta
 from adapt.data.batch import observation_batch
 from adapt.data.codec import ActionCodec
 from adapt.embodiment import EmbodimentSpec
@@ -63,7 +62,7 @@ class ChunkPredictor:
         path = path / "adapter" if (path / "adapter" / "adapt_adapter.json").is_file() else path
         if (path / "adapt_adapter.json").is_file():
             model = load_adapter(path, base)
-            embodiment = embodiment or json.loads((path / "adapt_adapter.json").read_text())["target"]
+            embodiment = embodiment or read_meta(path)["target"]
         else:
             model = load_model(path)
             robots = [n for n, s in model.specs.items() if s.action is not None]

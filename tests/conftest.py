@@ -126,3 +126,10 @@ def frame_cache_in_tmp(tmp_path_factory):
     import os
 
     os.environ["ADAPT_CACHE"] = str(tmp_path_factory.mktemp("adapt_cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def lightning_logs_to_the_real_stderr():
+    """Lightning binds its log handler to sys.stderr when first imported; imported inside a CliRunner it
+    would keep the runner's stream, closed after that command, and later commands' logs would fail."""
+    import lightning  # noqa: F401

@@ -61,6 +61,19 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def output_path(value: Path | None) -> Path | None:
+    """`--out` callback: an output path under a file is refused while the options are parsed, before
+    anything is loaded (Click reports it as a bad --out value, exit status 2)."""
+    from adapt.files import check_output_path
+
+    if value is not None:
+        try:
+            check_output_path(value)
+        except AdaptError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
 def _fail(message: str, status: int):
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(status) from None

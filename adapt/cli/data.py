@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from adapt.cli.common import err, out, user_errors
+from adapt.cli.common import err, out, output_path, user_errors
 from adapt.errors import AdaptError
 
 data_app = typer.Typer(
@@ -63,11 +63,13 @@ def data_inspect(
         "\n".join(report.tasks[:10]) + (f"\n... {len(report.tasks) - 10} more" if len(report.tasks) > 10 else ""),
     )
     if report.spec:
-        table.add_row(
-            "spec",
-            f"{report.spec}: " + ("fits" if not report.problems else f"{len(report.problems)} episode(s) do not fit"),
-        )
+        verdict = "fits" if not report.problems else f"{len(report.problems)} episode(s) do not fit"
+        if report.mismatches and not report.problems:
+            verdict = f"fits, with {len(report.mismatches)} camera difference(s)"
+        table.add_row("spec", f"{report.spec}: {verdict}")
     out.print(table)
+    for mismatch in report.mismatches:
+        err.print(f"[yellow]warning:[/] {escape(mismatch)}", soft_wrap=True)
     for problem in report.problems:
         err.print(f"[yellow]problem:[/] {escape(problem)}", soft_wrap=True)
     out.print(f"contact sheet: {sheet}", highlight=False)
@@ -82,7 +84,10 @@ def data_stats(
     embodiment: Annotated[str, typer.Option(help="Spec name or file.")],
     camera: CameraOption = None,
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the JSON (default: PATH/meta/adapt_stats.json).")
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write the JSON (default: PATH/meta/adapt_stats.json).", callback=output_path
+        ),
     ] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip episodes that do not fit the spec, and count them.")] = False,
 ) -> None:
@@ -104,7 +109,7 @@ def data_stats(
 def data_import_videos(
     folder: Annotated[Path, typer.Argument(help="Folder of video files, one episode each.")],
     task: Annotated[str, typer.Option(help="What the videos show, e.g. 'put the cup in the sink'.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
     embodiment: Annotated[str, typer.Option(help="A video-only spec (one camera).")] = "human",
     skip_bad: Annotated[bool, typer.Option(help="Skip unreadable videos, and count them.")] = False,
 ) -> None:
@@ -122,7 +127,7 @@ def data_import_videos(
 def data_generate(
     robot: Annotated[str, typer.Option(help="Bundled robot spec, e.g. ur5e.")],
     kind: Annotated[str, typer.Option(help="play (target robot), multitask (pretraining) or demo (one task).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
     minutes: Annotated[float | None, typer.Option(help="Amount of data to generate.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Number of episodes (instead of --minutes).")] = None,
     task: Annotated[str, typer.Option(help="robosuite task for --kind demo.")] = "Lift",

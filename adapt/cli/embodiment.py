@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from adapt.cli.common import err, out, user_errors
+from adapt.cli.common import err, out, output_path, user_errors
 from adapt.errors import AdaptError
 
 embodiment_app = typer.Typer(
@@ -106,7 +106,7 @@ def embodiment_new(
     description: Annotated[str, typer.Option("--from", help="MJCF or URDF file, or package://<pkg>/<path>.")],
     name: Annotated[str, typer.Option(help="Name of the new embodiment (lowercase, digits, _ or -).")],
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the spec (default: NAME.yaml).")
+        Path | None, typer.Option("--out", help="Where to write the spec (default: NAME.yaml).", callback=output_path)
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:

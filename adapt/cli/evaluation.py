@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapt.cli.common import app, out, user_errors
+from adapt.cli.common import app, out, output_path, user_errors
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 
@@ -31,7 +31,9 @@ def eval_command(
     robot: Annotated[str | None, typer.Option(help="Embodiment to control (default: the adapter's).")] = None,
     episodes: Annotated[int, typer.Option(min=1)] = 5,
     max_steps: Annotated[int, typer.Option(min=1, help="Control steps per episode.")] = 200,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder (default: POLICY/eval_TASK).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Results folder (default: POLICY/eval_TASK).", callback=output_path)
+    ] = None,
     open_loop: Annotated[bool, typer.Option(help="Score predictions on held-out episodes instead (--data).")] = False,
     data: Annotated[Path | None, typer.Option(help="Held-out dataset for --open-loop.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from adapt.cli import run_options as run
-from adapt.cli.common import app, out, user_errors
+from adapt.cli.common import app, out, output_path, user_errors
 from adapt.errors import AdaptError
 
 
@@ -20,7 +20,9 @@ def pretrain_command(
     data: Annotated[
         list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; one or more embodiments).")
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the checkpoint lands in OUT/model.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder; the checkpoint lands in OUT/model.", callback=output_path)
+    ],
     size: Annotated[str, typer.Option(help="Model preset: tiny, small or base.")] = "small",
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = run.PRETRAINING.steps,
     tokenizer_steps: Annotated[
@@ -89,7 +91,9 @@ def finetune_command(
     data: Annotated[
         list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; e.g. play data + human video).")
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; the adapter lands in OUT/adapter.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder; the adapter lands in OUT/adapter.", callback=output_path)
+    ],
     recipe: Annotated[str, typer.Option(help="Bundled recipe name (adapt recipe list) or a recipe YAML file.")] = (
         "play-30min"
     ),
@@ -132,7 +136,7 @@ def finetune_command(
 @user_errors
 def export_command(
     adapter: Annotated[Path, typer.Argument(help="Adapter folder (RUN/adapter) or run folder (RUN).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write.", callback=output_path)],
     merge: Annotated[bool, typer.Option(help="Fold LoRA into the backbone weights (required for now).")] = True,
     base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,
     overwrite: bool = False,
@@ -187,7 +191,9 @@ def recipe_show(name: Annotated[str, typer.Argument(help="Bundled recipe name or
 @app.command("demo")
 @user_errors
 def demo_command(
-    out_dir: Annotated[Path, typer.Option("--out", help="Work folder for the data and the run.")] = Path("adapt-demo"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Work folder for the data and the run.", callback=output_path)
+    ] = Path("adapt-demo"),
     robot: Annotated[str, typer.Option(help="Robot to adapt to (a bundled single-arm spec).")] = "ur5e",
     minutes: Annotated[float, typer.Option(help="Minutes of play data to simulate.")] = 3.0,
     steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 300,

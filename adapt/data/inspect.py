@@ -7,13 +7,12 @@ can be inspected before anyone writes a spec for it.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from adapt.data.reader import FeatureMap, LeRobotDataset
+from adapt.data.reader import FeatureMap, LeRobotDataset, read_info
 from adapt.embodiment import EmbodimentSpec, spec_from_dict
 from adapt.errors import AdaptError
 
@@ -37,6 +36,9 @@ class DatasetReport:
     spec: str | None = None
     problems: list[str] = field(default_factory=list)
     """Episodes that do not fit the spec (skipped episodes and why)."""
+    mismatches: list[str] = field(default_factory=list)
+    """Cameras whose size or frame rate differ from the spec's: usable (frames are resized, windows are
+    timed by the dataset's rate), but worth knowing before training on them."""
 
     @property
     def minutes(self) -> float:
@@ -48,10 +50,7 @@ def inspect_dataset(
 ) -> DatasetReport:
     """Summarize `root`; with `spec`, check every episode against it; optionally save a contact sheet PNG."""
     root = Path(root)
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise AdaptError(f"{root}: not a LeRobot dataset (missing meta/info.json)")
-    info = json.loads(info_path.read_text())
+    info = read_info(root)
     view_spec, view_mapping = (spec, mapping) if spec is not None else _all_cameras_spec(info)
     dataset = LeRobotDataset(root, view_spec, view_mapping, skip_bad=True)
     features = info["features"]
@@ -69,10 +68,28 @@ def inspect_dataset(
         tasks=dataset.tasks,
         spec=spec.name if spec else None,
         problems=[f"episode {index}: {why}" for index, why in dataset.skipped],
+        mismatches=_camera_mismatches(dataset) if spec is not None else [],
     )
     if contact_sheet is not None:
         save_contact_sheet(dataset, contact_sheet)
     return report
+
+
+def _camera_mismatches(dataset: LeRobotDataset) -> list[str]:
+    """Each spec camera whose dataset video differs from it in size or frame rate, said in words."""
+    found = []
+    for camera in dataset.spec.cameras:
+        key = dataset.camera_keys[camera.name]
+        height, width = dataset.info["features"][key]["shape"][:2]
+        fps = dataset.camera_fps(key)
+        if (height, width) != (camera.height, camera.width):
+            found.append(
+                f"camera {camera.name}: the dataset's {key} is {height}x{width}, the spec says "
+                f"{camera.height}x{camera.width} (frames will be resized)"
+            )
+        if abs(fps - camera.fps) > 1e-6:
+            found.append(f"camera {camera.name}: the dataset's {key} runs at {fps:g} fps, the spec says {camera.fps:g}")
+    return found
 
 
 def save_contact_sheet(

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapt.data.resize import resize_frames
 from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
 from adapt.embodiment import EmbodimentSpec
-from adapt.errors import AdaptError
+from adapt.errors import AdaptError, InvalidFileError, Problem
+from adapt.files import read_json_object, read_text
 
 log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")
@@ -38,6 +39,32 @@ class FeatureMap(BaseModel):
     """Spec camera name -> dataset video key."""
     state: str = STATE_KEY
     action: str = ACTION_KEY
+
+
+class DatasetInfo(BaseModel):
+    """The fields of `meta/info.json` this reader relies on (LeRobot writes more; they are kept)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    codebase_version: str
+    fps: float = Field(gt=0, le=1000)
+    features: dict[str, dict]
+    data_path: str
+    video_path: str | None = None
+
+
+def read_info(root: Path) -> dict:
+    """`meta/info.json` of the dataset at `root`, checked: a missing or malformed field is named."""
+    info_path = Path(root) / "meta" / "info.json"
+    if not info_path.is_file():
+        raise AdaptError(f"{root}: not a LeRobot dataset (missing meta/info.json)")
+    raw = read_json_object(info_path, "dataset metadata")
+    try:
+        return DatasetInfo.model_validate(raw).model_dump()
+    except ValidationError as error:
+        problems = [
+            Problem(".".join(map(str, e["loc"])), f"{e['msg']} (got {e.get('input')!r})") for e in error.errors()
+        ]
+        raise InvalidFileError(info_path, problems) from None
 
 
 @dataclass
@@ -69,13 +96,13 @@ class LeRobotDataset:
         size asked for) instead of decoding them on every call; training turns it on."""
         self.root, self.spec, self.mapping = Path(root), spec, mapping or FeatureMap()
         self.frame_cache = frame_cache
-        info_path = self.root / "meta" / "info.json"
-        if not info_path.is_file():
-            raise AdaptError(f"{self.root}: not a LeRobot dataset (missing meta/info.json)")
-        self.info = json.loads(info_path.read_text())
-        self.version = self.info.get("codebase_version")
+        self.info = read_info(self.root)
+        self.version = self.info["codebase_version"]
         if self.version not in SUPPORTED_VERSIONS:
-            raise AdaptError(f"{info_path}: codebase_version {self.version!r} is not one of {SUPPORTED_VERSIONS}")
+            raise AdaptError(
+                f"{self.root / 'meta' / 'info.json'}: codebase_version {self.version!r} "
+                f"is not one of {SUPPORTED_VERSIONS}"
+            )
         self.fps = float(self.info["fps"])
         self.camera_keys = self._map_cameras()
         features = self.info["features"]
@@ -140,7 +167,12 @@ class LeRobotDataset:
         return self._read_v2()
 
     def _read_v3(self) -> list[EpisodeData]:
-        meta = pq.ParquetDataset(sorted((self.root / "meta" / "episodes").rglob("*.parquet"))).read().to_pylist()
+        files = sorted((self.root / "meta" / "episodes").rglob("*.parquet"))
+        if not files:
+            raise AdaptError(
+                f"{self.root}: a v3.0 dataset lists its episodes in meta/episodes/*.parquet, and there are none"
+            )
+        meta = pq.ParquetDataset(files).read().to_pylist()
         tables: dict[Path, dict] = {}
         episodes = []
         for row in sorted(meta, key=lambda r: r["episode_index"]):
@@ -159,13 +191,24 @@ class LeRobotDataset:
                     chunk_index=row[f"videos/{key}/chunk_index"],
                     file_index=row[f"videos/{key}/file_index"],
                 )
-                episode.videos[camera] = (video, round(row[f"videos/{key}/from_timestamp"] * self._video_fps(key)))
+                episode.videos[camera] = (video, round(row[f"videos/{key}/from_timestamp"] * self.camera_fps(key)))
             episodes.append(episode)
         return episodes
 
     def _read_v2(self) -> list[EpisodeData]:
-        meta = self.root / "meta"
-        rows = [json.loads(line) for line in (meta / "episodes.jsonl").read_text().splitlines() if line.strip()]
+        listing = self.root / "meta" / "episodes.jsonl"
+        if not listing.is_file():
+            raise AdaptError(
+                f"{self.root}: a {self.version} dataset lists its episodes in meta/episodes.jsonl, which is missing"
+            )
+        rows = []
+        for number, line in enumerate(read_text(listing, "episode listing").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise AdaptError(f"{listing}: line {number} is not valid JSON ({error.msg})") from None
         chunk = self.info.get("chunks_size", 1000)
         episodes = []
         for row in sorted(rows, key=lambda r: r["episode_index"]):
@@ -211,7 +254,8 @@ class LeRobotDataset:
             arrays[name] = values
         return EpisodeData(index, task, length, arrays["state"], arrays["action"])
 
-    def _video_fps(self, key: str) -> float:
+    def camera_fps(self, key: str) -> float:
+        """Frame rate of the video stream `key` (LeRobot records it per stream; else the dataset's)."""
         return float(self.info["features"][key].get("info", {}).get("video.fps", self.fps))
 
     # -- checks and decoding -----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ def import_videos(
 
     if not spec.video_only or len(spec.cameras) != 1:
         raise AdaptError(f"import-videos needs a video-only spec with one camera; '{spec.name}' is not")
+    if not Path(folder).is_dir():
+        raise AdaptError(f"{folder}: not a folder (import-videos reads every video file in a folder)")
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if not files:
         raise AdaptError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapt.embodiment.spec import EE_DELTA_DIM, EmbodimentSpec
 from adapt.errors import AdaptError, InvalidFileError, Problem, did_you_mean
+from adapt.files import read_text
 from adapt.resources import bundled_files
 
 
@@ -21,7 +22,7 @@ def load_embodiment(name_or_path: str | Path, *, check_description: bool = True)
     """
     path = _find_spec_file(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path, "embodiment spec"))
     except yaml.YAMLError as err:
         raise InvalidFileError(path, [Problem("", f"not valid YAML: {err}")]) from None
     if not isinstance(raw, dict):

@@ -23,6 +23,7 @@ from adapt.atomic import atomic_directory
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment, save_embodiment
 from adapt.errors import AdaptError
+from adapt.files import read_json_object
 from adapt.model.config import ModelConfig
 from adapt.model.protocol import WorldModel, build_model
 
@@ -75,7 +76,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
     if not config_file.is_file() or not weights.is_file():
         raise AdaptError(f"{path}: not a model checkpoint (needs config.json and model.safetensors)")
     try:
-        raw = json.loads(config_file.read_text())
+        raw = read_json_object(config_file, "model config")
         if raw.get("format") != FORMAT:
             raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
         config = ModelConfig.model_validate(raw["model"])

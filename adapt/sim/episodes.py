@@ -75,7 +75,7 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
     scene = str(rng.choice(SCENES)) if kind == "multitask" else PLAY_SCENE if kind == "play" else task
     sim = pool.get(scene)
     sim.reset(rng, randomize=True)
-    arm = Arm(sim, rng, Style.sample(rng))
+    arm = Arm(sim, rng, Style.sample(rng, proficient=kind == "demo"))
     log: list[list] = []
     script = {"play": _play, "multitask": _multitask, "demo": _demo}[kind](arm, log)
     frames, state, action = record(sim, script, max_frames)

@@ -46,7 +46,7 @@ class ScriptedExpert:
         if self.script is None:
             rng = np.random.default_rng([self.seed, self.episodes])
             self.episodes += 1
-            self.script = DEMOS[self.task](Arm(self.sim, rng, Style.sample(rng)))[1]
+            self.script = DEMOS[self.task](Arm(self.sim, rng, Style.sample(rng, proficient=True)))[1]
             self.plans += 1
         command = next(self.script, None)
         if command is None:  # done: stay put with the gripper as it is

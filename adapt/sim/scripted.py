@@ -3,8 +3,9 @@
 Each behaviour is a generator that yields one 7-value command per control step and reads the scene
 again before the next, so it reacts to what actually happened (a cube that slipped, a grasp that
 missed). Sub-tasks return whether they succeeded; `grasp` retries after a miss, and its first attempt
-sometimes aims off on purpose (`Style.miss`), so the data shows failures and recoveries rather than
-clean repetitions. Every episode also draws its own speed and command noise.
+sometimes aims off on purpose (`Style.miss`), so play data shows failures and recoveries rather than
+clean repetitions. Every episode also draws its own speed and command noise; task demonstrations are
+drawn proficient (`Style.sample(rng, proficient=True)`: no deliberate miss, little noise).
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ class Style:
     """Probability that a grasp's first attempt aims 2.5 to 4 cm off the object."""
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> Style:
+    def sample(cls, rng: np.random.Generator, proficient: bool = False) -> Style:
+        """A varied style for play; with `proficient` the style of a task demonstration.
+
+        A demonstration's first grasp aims at the object: a deliberate miss cannot be told apart from a
+        real attempt in the frames, so behaviour cloning learns to aim off at random (the base trained on
+        such demos stopped centimetres beside the cube). Misses still happen and are retried."""
+        if proficient:
+            return cls(speed=rng.uniform(0.5, 0.9), noise=rng.uniform(0.0, 0.03), miss=0.0)
         return cls(speed=rng.uniform(0.35, 0.9), noise=rng.uniform(0.02, 0.12), miss=rng.uniform(0.1, 0.35))
 
 

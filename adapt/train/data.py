@@ -7,12 +7,12 @@ every embodiment, and under DDP it gives each loader a distributed sampler.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapt.data import FeatureMap, LeRobotDataset
+from adapt.data.reader import read_info
 from adapt.data.stats import NormStats, compute_stats
 from adapt.data.window_config import WindowConfig
 from adapt.data.windows import WindowDataset, window_loader
@@ -37,14 +37,11 @@ class DataSource:
         path = Path(path)
         if spec:
             return cls(path, load_embodiment(spec))
-        info = path / "meta" / "info.json"
-        if not info.is_file():
-            raise AdaptError(f"{path}: not a LeRobot dataset (no meta/info.json)")
-        robot = json.loads(info.read_text()).get("robot_type")
+        robot = read_info(path).get("robot_type")
         if default is not None and robot in (None, default.name):
             return cls(path, default)
         if not robot:
-            raise AdaptError(f"{info}: no robot_type; name the embodiment as {path}=SPEC")
+            raise AdaptError(f"{path / 'meta' / 'info.json'}: no robot_type; name the embodiment as {path}=SPEC")
         return cls(path, load_embodiment(robot))
 
 

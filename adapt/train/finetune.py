@@ -16,11 +16,12 @@ from adapt.adapter import save_adapter
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
+from adapt.files import check_output_path
 from adapt.lora import add_lora
 from adapt.model import WorldModel, load_model
 from adapt.recipe import Recipe, load_recipe
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import fit
+from adapt.train.fit import check_options, fit
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
@@ -55,6 +56,8 @@ def finetune(
     options = (options or TrainOptions()).resolve(recipe.steps, recipe.checkpoint_every, recipe.accumulate)
     if (out / "adapter").exists() and not overwrite:
         raise AdaptError(f"{out / 'adapter'} already exists; choose another --out or pass --overwrite")
+    check_output_path(out)
+    check_options(options)
     model = load_model(base)
     sources = [s if isinstance(s, DataSource) else DataSource.parse(s, default=spec) for s in data]
     grouped = open_sources(sources)

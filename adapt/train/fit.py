@@ -4,6 +4,7 @@ and multi-device strategies (DDP, FSDP) passed straight to Lightning."""
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import CombinedLoader
 
+from adapt.errors import AdaptError
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 
@@ -25,6 +27,38 @@ class StepProgressBar(RichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         return f"epoch {current_epoch} from step {self.trainer.global_step} of {self.trainer.max_steps}"
+
+
+def check_options(options: TrainOptions) -> None:
+    """Refuse Lightning options this machine cannot honour before any data or weights are loaded: an
+    accelerator it lacks, more CPU processes than it has cores, an unknown strategy or precision.
+
+    Lightning checks accelerator, strategy and precision when a Trainer is built (no process starts then),
+    so a throwaway one is built; CPU devices are counted here because Lightning would start one process
+    per device, however many cores there are."""
+    try:
+        trainer = L.Trainer(
+            accelerator=options.accelerator,
+            devices=options.devices,
+            strategy=options.strategy,
+            num_nodes=options.num_nodes,
+            precision=options.precision or "32-true",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+    except Exception as error:  # Lightning raises MisconfigurationException, ValueError, RuntimeError
+        raise AdaptError(
+            f"Lightning cannot run with --accelerator {options.accelerator} --devices {options.devices} "
+            f"--strategy {options.strategy}: {error}"
+        ) from None
+    cores = os.cpu_count() or 1
+    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and trainer.num_devices > cores:
+        raise AdaptError(
+            f"--devices {options.devices} would start {trainer.num_devices} training processes on "
+            f"{cores} CPU cores; use at most {cores}"
+        )
 
 
 def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) -> L.Trainer:

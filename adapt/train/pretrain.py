@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 from adapt.errors import AdaptError
+from adapt.files import check_output_path
 from adapt.model import WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import fit
+from adapt.train.fit import check_options, fit
 from adapt.train.module import WAMModule
 from adapt.train.options import PRETRAINING, TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
@@ -53,6 +54,10 @@ def pretrain(
         tokenizer_steps = 0 if init else 400
     if tokenizer_steps >= options.steps:
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
+    if init is None:
+        model_config(size)  # an unknown size is named before the data is read
+    check_output_path(out)
+    check_options(options)
     grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
     stats = statistics(grouped)
     model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()])

@@ -1,0 +1,252 @@
+"""Bad input through the CLI, command by command: each case must end with exit status 2 (a user error,
+not the unexpected-error path's 1), a message naming the file, field or option and what to do, no
+traceback, and nothing written where the command would have written.
+
+Each case would catch a boundary that lets a user's mistake through as a raw exception (exit 1 with
+"unexpected ...") or that fails only after loading everything (then the output folder exists)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from adapt.data.reader import read_info
+from adapt.embodiment import bundled_embodiments, load_embodiment
+from adapt.errors import InvalidFileError
+from adapt.model import model_config, save_model
+from adapt.model.wam import WorldActionModel
+
+FIXTURE_ADAPTER = Path(__file__).parent / "fixtures" / "pre_seams" / "adapter"
+FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
+
+
+@dataclass
+class World:
+    """Lazily made inputs for one case: datasets, a tiny base, a copied adapter, scratch paths."""
+
+    tmp: Path
+    make_dataset: object
+
+    def dataset(self, robot: str = "ur5e") -> Path:
+        return self.make_dataset(robot, episodes=2, length=24)
+
+    def copy_dataset(self, robot: str = "ur5e") -> Path:
+        return Path(shutil.copytree(self.dataset(robot), self.tmp / f"copy_{robot}"))
+
+    def base(self) -> Path:
+        torch.manual_seed(0)
+        return save_model(WorldActionModel(model_config("tiny"), [load_embodiment("panda")]), self.tmp / "base")
+
+    def adapter(self, **meta_changes) -> Path:
+        adapter = Path(shutil.copytree(FIXTURE_ADAPTER, self.tmp / "adapter"))
+        meta = json.loads((adapter / "adapt_adapter.json").read_text())
+        meta.update(meta_changes)
+        (adapter / "adapt_adapter.json").write_text(json.dumps(meta))
+        return adapter
+
+    def file(self, name: str = "a_file") -> Path:
+        path = self.tmp / name
+        path.write_text("not a folder")
+        return path
+
+
+def _edit_info(w: World, edit) -> Path:
+    data = w.copy_dataset()
+    info_path = data / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    edit(info)
+    info_path.write_text(json.dumps(info))
+    return data
+
+
+def _latin1_spec(w: World) -> Path:
+    path = w.tmp / "spec.yaml"
+    path.write_bytes(bundled_embodiments()["panda"].read_bytes().replace(b"panda arm", b"panda \xe9 arm", 1))
+    return path
+
+
+def _garbage_videos(w: World) -> Path:
+    folder = w.tmp / "videos"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"\x00\x01garbage" * 50)
+    return folder
+
+
+# name -> (build the arguments, words the message must contain, the output path that must not appear)
+CASES = {
+    "spec not UTF-8": (lambda w: ["embodiment", "validate", _latin1_spec(w)], ["spec.yaml", "not UTF-8", "line 1"]),
+    "recipe not UTF-8": (
+        lambda w: ["recipe", "show", (w.tmp / "r.yaml", (w.tmp / "r.yaml").write_bytes(b"name: x\n# \xe9\n"))[0]],
+        ["r.yaml", "not UTF-8", "line 2"],
+    ),
+    "spec is a folder": (lambda w: ["embodiment", "validate", w.tmp], ["embodiment spec file not found"]),
+    "embodiment new --out under a file": (
+        lambda w: (
+            ["embodiment", "new", "--from", "package://robosuite/models/assets/robots/panda/robot.xml"]
+            + ["--name", "p", "--out", w.file() / "p.yaml"]
+        ),
+        ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
+    ),
+    "data stats --out under a file": (
+        lambda w: ["data", "stats", w.dataset(), "--embodiment", "ur5e", "--out", w.file() / "s.json"],
+        ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
+    ),
+    "finetune --out under a file": (
+        lambda w: (
+            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
+            + ["--out", w.file() / "run", *FAST]
+        ),
+        ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
+    ),
+    "export --out under a file": (
+        lambda w: ["export", w.adapter(), "--out", w.file() / "merged"],
+        ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
+    ),
+    "data generate --out under a file": (
+        lambda w: (
+            ["data", "generate", "--robot", "panda", "--kind", "demo", "--episodes", "1"] + ["--out", w.file() / "d"]
+        ),
+        ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
+    ),
+    "info.json not JSON": (
+        lambda w: ["data", "inspect", (d := w.copy_dataset(), (d / "meta" / "info.json").write_text("{nope"))[0]],
+        ["info.json", "not valid JSON", "line 1 column 2"],
+    ),
+    "info.json without fps": (
+        lambda w: ["data", "inspect", _edit_info(w, lambda i: i.pop("fps"))],
+        ["info.json", "fps", "Field required"],
+    ),
+    "info.json fps not a number": (
+        lambda w: ["data", "stats", _edit_info(w, lambda i: i.update(fps="fast")), "--embodiment", "ur5e"],
+        ["info.json", "fps", "'fast'"],
+    ),
+    "info.json fps zero": (
+        lambda w: ["data", "inspect", _edit_info(w, lambda i: i.update(fps=0))],
+        ["info.json", "fps", "greater than 0"],
+    ),
+    "v3 dataset without meta/episodes": (
+        lambda w: ["data", "inspect", (d := w.copy_dataset(), shutil.rmtree(d / "meta" / "episodes"))[0]],
+        ["v3.0 dataset lists its episodes in meta/episodes"],
+    ),
+    "v2 dataset without episodes.jsonl": (
+        lambda w: ["data", "inspect", _edit_info(w, lambda i: i.update(codebase_version="v2.1"))],
+        ["v2.1 dataset lists its episodes in meta/episodes.jsonl, which is missing"],
+    ),
+    "finetune --accelerator gpu without a GPU": (
+        lambda w: (
+            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
+            + ["--out", w.tmp / "run", *FAST, "--accelerator", "gpu"]
+        ),
+        ["--accelerator gpu", "gpu"],
+        "run",
+    ),
+    "finetune --devices beyond the cores": (
+        lambda w: (
+            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
+            + ["--out", w.tmp / "run", *FAST, "--devices", "64"]
+        ),
+        ["--devices 64 would start 64 training processes"],
+        "run",
+    ),
+    "finetune --strategy unknown": (
+        lambda w: (
+            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
+            + ["--out", w.tmp / "run", *FAST, "--strategy", "warp"]
+        ),
+        ["--strategy warp", "warp"],
+        "run",
+    ),
+    "pretrain --devices beyond the cores": (
+        lambda w: (
+            ["pretrain", "--data", w.dataset(), "--size", "tiny", "--tokenizer-steps", "1"]
+            + ["--out", w.tmp / "run", *FAST, "--devices", "64"]
+        ),
+        ["--devices 64 would start 64 training processes"],
+        "run",
+    ),
+    "pretrain unknown size": (
+        lambda w: (
+            ["pretrain", "--data", w.dataset(), "--size", "huge", "--tokenizer-steps", "1"]
+            + ["--out", w.tmp / "run", *FAST]
+        ),
+        ["unknown model size 'huge'"],
+        "run",
+    ),
+    "pretrain on an empty folder": (
+        lambda w: (
+            ["pretrain", "--data", (w.tmp / "empty", (w.tmp / "empty").mkdir())[0], "--size", "tiny"]
+            + ["--tokenizer-steps", "1", "--out", w.tmp / "run", *FAST]
+        ),
+        ["empty", "not a LeRobot dataset (missing meta/info.json)"],
+        "run",
+    ),
+    "adapter whose base is gone: export": (
+        lambda w: ["export", w.adapter(base="/nowhere/base"), "--out", w.tmp / "merged"],
+        ["/nowhere/base is not here", "pass the base it was trained on with --base"],
+        "merged",
+    ),
+    "adapter whose base is gone: eval": (
+        lambda w: ["eval", "--policy", w.adapter(base="/nowhere/base"), "--episodes", "1", "--out", w.tmp / "e"],
+        ["/nowhere/base is not here", "--base"],
+        "e",
+    ),
+    "adapter description without its base": (
+        lambda w: ["export", w.adapter(base=None), "--out", w.tmp / "merged"],
+        ["adapt_adapter.json", "not a valid adapter description", "no base"],
+        "merged",
+    ),
+    "base config.json not JSON": (
+        lambda w: (
+            ["finetune", "--base", (b := w.base(), (b / "config.json").write_text("{"))[0]]
+            + ["--embodiment", "ur5e", "--data", w.dataset(), "--out", w.tmp / "run", *FAST]
+        ),
+        ["config.json", "not valid JSON"],
+        "run",
+    ),
+    "import-videos from a missing folder": (
+        lambda w: ["data", "import-videos", w.tmp / "nope", "--task", "wave", "--out", w.tmp / "o"],
+        ["nope: not a folder"],
+        "o",
+    ),
+    "import-videos from a folder without videos": (
+        lambda w: ["data", "import-videos", w.tmp, "--task", "wave", "--out", w.tmp / "o"],
+        ["no video files"],
+        "o",
+    ),
+    "import-videos of a damaged video": (
+        lambda w: ["data", "import-videos", _garbage_videos(w), "--task", "wave", "--out", w.tmp / "o"],
+        ["clip.mp4: not a readable video", "--skip-bad"],
+        "o",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_refused_by_name_with_status_2_and_nothing_written(case, invoke, synthetic_dataset, tmp_path):
+    build, words, *unwritten = CASES[case]
+    world = World(tmp_path / "work", synthetic_dataset)
+    world.tmp.mkdir()
+    result = invoke(*build(world))
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code == 2, text
+    assert "Traceback" not in text and "unexpected" not in text, text
+    squeezed = "".join(c for c in text if not c.isspace() and c not in "│╭╮╰╯─")  # rich wraps in boxes
+    for word in words:
+        assert "".join(word.split()) in squeezed, f"{word!r} not in: {text}"
+    for name in unwritten:
+        assert not (world.tmp / name).exists(), f"{name} was written"
+
+
+def test_dataset_metadata_problems_are_all_named_in_one_pass(synthetic_dataset, tmp_path):
+    data = Path(shutil.copytree(synthetic_dataset("ur5e", episodes=1, length=12), tmp_path / "d"))
+    info = json.loads((data / "meta" / "info.json").read_text())
+    info.update(fps=float("nan"), features=[], data_path=None)
+    (data / "meta" / "info.json").write_text(json.dumps(info))  # json writes NaN, as Python's reader accepts
+    with pytest.raises(InvalidFileError) as caught:
+        read_info(data)
+    assert {p.field for p in caught.value.problems} == {"fps", "features", "data_path"}
