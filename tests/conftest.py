@@ -133,3 +133,21 @@ def lightning_logs_to_the_real_stderr():
     """Lightning binds its log handler to sys.stderr when first imported; imported inside a CliRunner it
     would keep the runner's stream, closed after that command, and later commands' logs would fail."""
     import lightning  # noqa: F401
+
+
+@pytest.fixture
+def assert_picture():
+    return _assert_picture
+
+
+def _assert_picture(path: Path, min_size: tuple[int, int]) -> None:
+    """`path` is a PNG of at least `min_size` (width, height) with something drawn on it: a plot or a frame
+    grid that rendered blank (one flat colour) fails, as does a missing or unreadable file."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path}: {image.format}"
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1], f"{path}: {image.size}"
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 5 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, f"{path} is blank"

@@ -155,14 +155,26 @@ def test_camera_mapping_is_never_silent(tmp_path, ur5e, episodes, caplog):
 
 
 def test_corrupt_and_truncated_video(dataset_v3, ur5e):
+    """A cut file (its index gone) is unreadable; a whole but shorter video (re-encoded from fewer frames)
+    opens fine and is caught by the frame count the metadata promises."""
+    import decord
+
+    from adapt.data.writer import VideoStream
+
     video = dataset_v3 / "videos/observation.images.agentview/chunk-000/file-000.mp4"
     content = video.read_bytes()
+    frames = decord.VideoReader(str(video)).get_batch(list(range(50))).asnumpy()  # of 30 + 41 + 25 = 96
     video.write_bytes(content[: len(content) // 2])
-    with pytest.raises(AdaptError, match="file-000.mp4"):
+    with pytest.raises(AdaptError, match="file-000.mp4: not a readable video"):
         LeRobotDataset(dataset_v3, ur5e)
-    video.write_bytes(b"\x00" * 1000)
-    with pytest.raises(AdaptError, match="not a readable video"):
+    video.unlink()
+    stream = VideoStream(video, fps=20, crf=18, gop=10)
+    stream.write(frames)
+    stream.close()
+    with pytest.raises(AdaptError, match=r"episode 1 needs frames 30\.\.70 but the video has 50 \(truncated\?\)"):
         LeRobotDataset(dataset_v3, ur5e)
+    skipping = LeRobotDataset(dataset_v3, ur5e, skip_bad=True)
+    assert [e.index for e in skipping.episodes] == [0] and [i for i, _ in skipping.skipped] == [1, 2]
 
 
 def test_missing_column_named(dataset_v3, ur5e):
@@ -316,3 +328,44 @@ def test_frame_cache_equals_decoding_and_follows_the_file(dataset_v3, ur5e, epis
     (dataset_v3 / "videos").rename(dataset_v3.parent / "old_videos")
     (dataset_v3.parent / "again" / "videos").rename(dataset_v3 / "videos")
     assert entry_path(video, (16, 16)) != before
+
+
+def test_import_videos_resamples_to_the_spec_and_counts_what_it_skips(invoke, tmp_path):
+    """Clips at 40 fps and 48x80 become 20 fps 128x128 episodes (the human spec's camera); an unreadable
+    file is skipped and named with --skip-bad, and refused without it."""
+    from adapt.data.writer import VideoStream
+
+    folder = tmp_path / "clips"
+    sources = {}
+    for name, length in (("a.mp4", 40), ("b.mp4", 24)):
+        frames = np.zeros((length, 48, 80, 3), np.uint8)
+        for t in range(length):
+            frames[t, 10:30, 2 * t % 60 : 2 * t % 60 + 20] = (220, 40, 30)
+        stream = VideoStream(folder / name, fps=40, crf=12, gop=10)
+        stream.write(frames)
+        stream.close()
+        sources[name] = frames
+    (folder / "c.mp4").write_bytes(b"\x00not a video" * 40)
+    out = tmp_path / "imported"
+    refused = invoke("data", "import-videos", folder, "--task", "wave", "--out", out)
+    assert refused.exit_code == 2 and "c.mp4: not a readable video" in refused.output and not out.exists()
+
+    result = invoke("data", "import-videos", folder, "--task", "wave", "--out", out, "--skip-bad")
+    assert result.exit_code == 0, result.output
+    assert "c.mp4" in result.output
+    dataset = LeRobotDataset(out, load_embodiment("human"))
+    assert [e.length for e in dataset.episodes] == [20, 12] and dataset.tasks == ["wave"]
+    assert not dataset.has_action and not dataset.has_state
+    first = dataset.frames(dataset.episodes[0], "egocentric", np.array([0, 5]), (48, 80))
+    expected = sources["a.mp4"][[0, 10]]  # 40 -> 20 fps keeps every second frame
+    assert np.abs(first.astype(int) - expected).mean() < 12
+
+
+def test_inspect_names_cameras_that_differ_from_the_spec(invoke, synthetic_dataset, tmp_path):
+    """The synthetic datasets hold 32 px frames; the ur5e spec's cameras are 128 px."""
+    data = synthetic_dataset("ur5e")
+    result = invoke("data", "inspect", data, "--embodiment", "ur5e", "--contact-sheet", tmp_path / "s.png")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "ur5e: fits, with 2 camera difference(s)" in text
+    assert "camera agentview: the dataset's observation.images.agentview is 32x32, the spec says 128x128" in text

@@ -37,7 +37,7 @@ def test_bundled_base_acts_as_a_panda_policy():
     assert np.isfinite(chunk).all()
 
 
-def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
+def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path, assert_picture):
     pytest.importorskip("robosuite")
     out = tmp_path / "demo"
     args = ("demo", "--out", out, "--minutes", "0.15", "--steps", "2", "--workers", "0", "--check-episodes", "1")
@@ -48,7 +48,7 @@ def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path):
     adapter = out / "run" / "adapter"
     assert f"adapter: {adapter}" in result.output.replace("\n", "")
     assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e"
-    assert (out / "run" / "loss_curves.png").is_file()
+    assert_picture(out / "run" / "loss_curves.png", (400, 250))
     policy = Policy.load(adapter)
     assert policy.spec.name == "ur5e" and set(policy.predictor.model.heads) == {"panda", "ur5e"}
 

@@ -23,7 +23,9 @@ def test_closed_loop_eval_writes_results_and_videos(invoke, tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert report["robot"] == "ur5e" and len(report["episodes"]) == 2
     for episode in report["episodes"]:
-        assert 0.0 <= episode["progress"] <= 1.0 and episode["steps"] == 10
+        stages = ("reach", "grasp", "lift", "hold")
+        assert tuple(episode["stages"]) == stages[: len(episode["stages"])]  # each stage needs those before
+        assert episode["progress"] == len(episode["stages"]) / 4 and episode["steps"] == 10
         video = out / episode["video"]
         assert video.is_file() and video.stat().st_size > 1000
     import decord

@@ -61,13 +61,14 @@ def batch_of(model, dataset_dir, spec_name):
 
 
 def test_play_data_adapts_a_new_robot_and_the_adapter_is_peft_format(
-    invoke, panda_only_base, synthetic_dataset, tmp_path
+    invoke, panda_only_base, synthetic_dataset, tmp_path, assert_picture
 ):
     data = synthetic_dataset("ur5e")
     run = tmp_path / "run"
     result = invoke("finetune", "--base", panda_only_base, "--embodiment", "ur5e", "--data", data, "--out", run, *FAST)
     assert result.exit_code == 0, result.output
     assert "trainable parameters" in result.output
+    assert "Tip:" not in result.output and "available: False" not in result.output  # Lightning's noise is dropped
     adapter = run / "adapter"
     for name in (
         "adapter_config.json",
@@ -77,10 +78,10 @@ def test_play_data_adapts_a_new_robot_and_the_adapter_is_peft_format(
         "embodiments/ur5e.yaml",
         "stats/ur5e.json",
         "adapt_adapter.json",
-        "../loss_curves.png",
-        "../predictions.png",
     ):
         assert (adapter / name).is_file(), name
+    assert_picture(run / "loss_curves.png", (400, 250))
+    assert_picture(run / "predictions.png", (2 * 32, 2 * 32))
     assert all(k.startswith("heads.ur5e.") for k in load_file(adapter / "heads.safetensors"))
 
     ours = load_adapter(adapter)
@@ -110,7 +111,9 @@ def test_play_data_adapts_a_new_robot_and_the_adapter_is_peft_format(
     torch.testing.assert_close(out["actions"], sample["actions"], rtol=0, atol=1e-5)
 
 
-def test_video_only_adaptation_leaves_action_heads_bit_identical(invoke, base, synthetic_dataset, tmp_path):
+def test_video_only_adaptation_trains_lora_and_never_the_action_heads(invoke, base, synthetic_dataset, tmp_path):
+    """The recipe freezes the action heads, and even unfrozen no gradient would reach them: a video-only
+    sample's action is pure noise whose loss is masked, and its tokens never feed the video loss."""
     demos = synthetic_dataset("ur5e", video_only=True, task="stack the blocks")
     run = tmp_path / "run"
     args = ["--base", base, "--embodiment", "ur5e", "--data", demos, "--recipe", "video-only", "--out", run, *FAST]
@@ -122,6 +125,16 @@ def test_video_only_adaptation_leaves_action_heads_bit_identical(invoke, base, s
     lora = load_file(run / "adapter" / "adapter_model.safetensors")
     assert lora and any(v.any() for k, v in lora.items() if "lora_B" in k)  # LoRA did train
 
+    model = load_model(base).train()
+    model.requires_grad_(True)
+    batch = batch_of(model, synthetic_dataset("ur5e", seed=5), "ur5e")
+    batch["has_action"] = torch.zeros_like(batch["has_action"])  # the same windows, labelled video-only
+    model.loss(batch, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    heads = model.heads["ur5e"]
+    touched = [n for n, p in heads.named_parameters() if "action" in n and p.grad is not None and p.grad.any()]
+    assert not touched, touched
+    assert model.video_out.weight.grad.abs().sum() > 0  # the video branch did learn from the same batch
+
 
 class Crash(L.Callback):
     def on_train_batch_end(self, trainer, *args):
@@ -130,8 +143,9 @@ class Crash(L.Callback):
 
 
 def test_an_interrupted_run_leaves_no_adapter_and_resumes_to_the_final_step(
-    panda_only_base, synthetic_dataset, tmp_path
+    panda_only_base, synthetic_dataset, tmp_path, caplog
 ):
+    """Also: a damaged last.ckpt (a kill while it was copied) falls back to the intact checkpoint beside it."""
     data, run = [str(synthetic_dataset("ur5e"))], tmp_path / "run"
     options = dict(steps=5, checkpoint_every=2, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -147,10 +161,24 @@ def test_an_interrupted_run_leaves_no_adapter_and_resumes_to_the_final_step(
     assert not (run / "adapter").exists()
     with pytest.raises(AdaptError, match="not an adapter folder"):
         load_adapter(run / "adapter")
-    finetune(panda_only_base, "ur5e", data, "play-30min", run, options=TrainOptions(**options), workers=0)
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:3000])
+    with caplog.at_level("WARNING", logger="adapt.train.fit"):
+        finetune(panda_only_base, "ur5e", data, "play-30min", run, options=TrainOptions(**options), workers=0)
+    assert "damaged checkpoint(s) last.ckpt" in caplog.text and "step=2.ckpt" in caplog.text
+    checkpoint = torch.load(last, weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 5
     load_adapter(run / "adapter")
+
+
+def test_a_run_whose_checkpoints_are_all_damaged_is_named_with_the_way_out(tmp_path):
+    from adapt.train.fit import resume_point
+
+    assert resume_point(tmp_path) is None  # nothing to resume: a fresh run
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    (tmp_path / "epoch=0-step=2.ckpt").write_bytes(b"")
+    with pytest.raises(AdaptError, match=r"every checkpoint is damaged \(last.ckpt .*epoch=0-step=2.ckpt.*--no-resume"):
+        resume_point(tmp_path)
 
 
 def test_ddp_on_two_cpu_processes_writes_the_same_adapter_format(panda_only_base, synthetic_dataset, tmp_path):
@@ -257,14 +285,15 @@ def test_adapter_on_another_base_is_refused(invoke, panda_only_base, base, synth
         load_adapter(run / "adapter", base=base)
 
 
-def test_every_bundled_recipe_loads_and_a_recipe_can_be_built_in_python():
-    from adapt.recipe import LoraSettings, Recipe, bundled_recipes
+def test_every_bundled_recipe_loads_and_a_recipe_can_be_built_in_python(tmp_path):
+    from adapt.recipe import LoraSettings, Recipe, bundled_recipes, save_recipe
 
     assert {"play-30min", "video-only", "mixed", "heads-only", "full-finetune", "action-only"} <= set(bundled_recipes())
     modes = {name: load_recipe(name).mode for name in bundled_recipes()}
     assert modes["video-only"] == "video_only" and modes["action-only"] == "action_only"
     recipe = Recipe(name="mine", lora=LoraSettings(rank=8, targets=["attention"]), steps=10)
-    assert recipe.lora.rank == 8
+    save_recipe(recipe, tmp_path / "mine.yaml")
+    assert load_recipe(tmp_path / "mine.yaml") == recipe  # a Python recipe is the same data as a YAML one
     with pytest.raises(ValueError, match="nothing to learn"):
         Recipe(name="bad", video_loss=False, action_loss=False)
 
@@ -282,3 +311,71 @@ def test_custom_recipe_example_adapts_and_acts(panda_only_base, synthetic_datase
     meta = json.loads((tmp_path / "run" / "adapter" / "adapt_adapter.json").read_text())
     assert meta["target"] == "ur5e"
     assert yaml.safe_load((tmp_path / "run" / "adapter" / "recipe.yaml").read_text())["lora"]["rank"] == 8
+
+
+KILLED_RUN = """
+import os, signal, sys
+import lightning as L
+import adapt.train.fit as fit
+from adapt.train.finetune import finetune
+from adapt.train.options import TrainOptions
+
+base, data, run, where, step = sys.argv[1:6]
+step = int(step)
+
+class KillAtStep(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if where == "step" and trainer.global_step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+def half_written_then_killed(path, data):  # SIGKILL halfway through the temp file of a checkpoint write
+    import tempfile
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.write(fd, data[: len(data) // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if where == "checkpoint":
+    calls = iter(range(10**6))
+    original = fit.atomic_write_bytes
+    fit.atomic_write_bytes = lambda path, data: (
+        half_written_then_killed(path, data) if next(calls) == step else original(path, data)
+    )
+if where == "adapter":
+    import adapt.train.finetune as ft
+    ft.save_adapter = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+options = TrainOptions(steps=8, checkpoint_every=2, progress=False, callbacks=[KillAtStep()])
+finetune(base, "ur5e", [data], "play-30min", run, options=options, workers=0)
+"""
+
+
+@pytest.mark.parametrize(("where", "at"), [("step", 5), ("checkpoint", 2), ("adapter", 0)])
+def test_a_run_killed_anywhere_reruns_to_the_end_losing_at_most_one_interval(
+    where, at, panda_only_base, synthetic_dataset, tmp_path, caplog
+):
+    """SIGKILL after step 5, halfway through the third checkpoint write (step 4's), or while the adapter is
+    written: no adapter folder that looks valid is left, and the rerun resumes at most one checkpoint
+    interval (2 steps) back and finishes."""
+    data, run = str(synthetic_dataset("ur5e")), tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(panda_only_base), data, str(run), where, str(at)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert killed.returncode == -9, killed.stderr
+    with pytest.raises(AdaptError, match="not an adapter folder"):
+        load_adapter(run / "adapter")
+    last = run / "checkpoints" / "last.ckpt"
+    assert bool(list(last.parent.glob(".*.tmp"))) == (where == "checkpoint")  # the cut write is a temp file
+    resumed_from = torch.load(last, weights_only=True, map_location="cpu")["global_step"]  # intact: atomic
+    reached = {"step": 5, "checkpoint": 4, "adapter": 8}[where]
+    assert reached - 2 <= resumed_from <= reached
+    with caplog.at_level("INFO", logger="adapt.train.fit"):
+        options = TrainOptions(steps=8, checkpoint_every=2)
+        finetune(panda_only_base, "ur5e", [data], "play-30min", run, options=options, workers=0)
+    assert f"resuming from {last}" in caplog.text
+    assert torch.load(last, weights_only=True, map_location="cpu")["global_step"] == 8
+    assert not list(last.parent.glob(".*.tmp"))  # the half-written temp file was cleared
+    load_adapter(run / "adapter")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from adapt.model import load_model
@@ -13,7 +15,7 @@ def last_step(run) -> int:
     return checkpoint["global_step"]
 
 
-def test_pretrain_two_embodiments_then_resume(invoke, synthetic_dataset, tmp_path):
+def test_pretrain_two_embodiments_then_resume(invoke, synthetic_dataset, tmp_path, assert_picture):
     ur5e, baxter = synthetic_dataset("ur5e"), synthetic_dataset("baxter", episodes=2)
     run = tmp_path / "run"
     args = ["pretrain", "--data", str(ur5e), "--data", f"{baxter}=baxter", "--out", str(run), "--size", "tiny"]
@@ -21,8 +23,8 @@ def test_pretrain_two_embodiments_then_resume(invoke, synthetic_dataset, tmp_pat
     result = invoke(*args, "--steps", "6")
     assert result.exit_code == 0, result.output
     assert last_step(run) == 6
-    for name in ("loss_curves.png", "predictions.png", "model/config.json", "model/model.safetensors"):
-        assert (run / name).is_file(), name
+    assert_picture(run / "loss_curves.png", (400, 250))
+    assert_picture(run / "predictions.png", (2 * 32, 2 * 32))  # context and predicted frames of 32 px
     model = load_model(run / "model")
     assert sorted(model.specs) == ["baxter", "ur5e"] and sorted(model.stats) == ["baxter", "ur5e"]
     assert model.tokenizer.latent_scale != 1.0  # calibrated when the tokenizer froze
@@ -37,6 +39,15 @@ def test_pretrain_two_embodiments_then_resume(invoke, synthetic_dataset, tmp_pat
     assert steps == sorted(steps) and min(steps) <= 2 and max(steps) >= 7
 
 
-def test_pretrain_rejects_data_without_an_embodiment(invoke, tmp_path):
-    result = invoke("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--size", "tiny")
-    assert result.exit_code == 2 and "not a LeRobot dataset" in result.output
+def test_pretrain_rejects_data_without_an_embodiment(invoke, synthetic_dataset, tmp_path):
+    """A dataset that names no robot (no robot_type) and no `DIR=SPEC`: pretraining cannot know its heads."""
+    data = synthetic_dataset("ur5e")
+    info = json.loads((data / "meta" / "info.json").read_text())
+    del info["robot_type"]
+    (data / "meta" / "info.json").write_text(json.dumps(info))
+    run = tmp_path / "run"
+    result = invoke("pretrain", "--data", str(data), "--out", str(run), "--size", "tiny", "--workers", "0")
+    assert result.exit_code == 2, result.output
+    message = "".join(result.output.split())
+    assert "info.json:norobot_type;nametheembodimentas" in message and f"{data}=SPEC".replace(" ", "") in message
+    assert not run.exists()

@@ -123,7 +123,7 @@ def test_unknown_kind_is_a_user_error(tmp_path):
         generate("ur5e", "plya", tmp_path / "out", minutes=1.0)
 
 
-def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path):
+def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path, assert_picture):
     out = tmp_path / "cli"
     result = invoke("data", "generate", "--robot", ur5e_spec, "--kind", "play", "--minutes", "0.05", "--out", out)
     assert result.exit_code == 0, result.output
@@ -131,7 +131,7 @@ def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path):
     result = invoke("data", "inspect", out, "--embodiment", ur5e_spec, "--contact-sheet", sheet)
     assert result.exit_code == 0, result.output
     assert "60 frames" in result.output and "fits" in result.output
-    assert sheet.stat().st_size > 0
+    assert_picture(sheet, (6 * 96, 96))  # six frames across, a row per episode and camera
 
 
 def test_simulation_then_torch_compiler_in_one_process():

@@ -3,8 +3,10 @@ and multi-device strategies (DDP, FSDP) passed straight to Lightning."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -12,13 +14,27 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import CombinedLoader
 
+from adapt.atomic import atomic_write_bytes
 from adapt.errors import AdaptError
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
+
+
+class _NothingToActOn(logging.Filter):
+    """Drops Lightning's advertisements ("Tip: ... try installing ...") and its "GPU available: False"
+    lines: a run's output is our progress and results, and what a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("\N{ELECTRIC LIGHT BULB}") or re.match(r"\w+ available: False", message))
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NothingToActOn())
 
 
 class StepProgressBar(RichProgressBar):
@@ -27,6 +43,19 @@ class StepProgressBar(RichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         return f"epoch {current_epoch} from step {self.trainer.global_step} of {self.trainer.max_steps}"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their target, synced, then renamed over it: a kill or a full disk leaves
+    the previous checkpoint whole. (Lightning's own save writes a temp file in the system temp folder and
+    moves it; onto another disk that move is a copy that a kill can cut short.)"""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options are not supported by AtomicCheckpointIO")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def check_options(options: TrainOptions) -> None:
@@ -61,6 +90,34 @@ def check_options(options: TrainOptions) -> None:
         )
 
 
+def resume_point(checkpoints: Path) -> Path | None:
+    """The checkpoint a rerun continues from: `last.ckpt`, or when it is damaged (a kill while it was
+    copied, a full disk) the newest intact checkpoint beside it, with a warning naming the damaged one.
+    None when there is none; an `AdaptError` when every one there is damaged."""
+    for leftover in checkpoints.glob(".*.ckpt.*.tmp"):  # a write that was killed (see AtomicCheckpointIO)
+        leftover.unlink()
+    last = checkpoints / "last.ckpt"
+    if not last.is_file():
+        return None
+    others = sorted(
+        (p for p in checkpoints.glob("*.ckpt") if p != last and p.is_file()), key=lambda p: p.stat().st_mtime
+    )
+    damaged = []
+    for candidate in [last, *reversed(others)]:
+        try:  # mmap: reads the archive's index, not the tensors
+            torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:  # torch raises RuntimeError/EOFError/pickle errors for damaged archives
+            damaged.append(f"{candidate.name} ({str(error).splitlines()[0][:80]})")
+            continue
+        if damaged:
+            log.warning("damaged checkpoint(s) %s; resuming from %s", ", ".join(damaged), candidate)
+        return candidate
+    raise AdaptError(
+        f"{checkpoints}: every checkpoint is damaged ({', '.join(damaged)}); "
+        "pass --no-resume to start this run afresh (the folder is kept; remove it to reclaim the space)"
+    )
+
+
 def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) -> L.Trainer:
     """Train until `options.steps` (resolved: see `TrainOptions.resolve`); returns the trainer (its
     `is_global_zero` says who writes outputs)."""
@@ -90,9 +147,10 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         log_every_n_steps=max(1, min(options.log_every, options.steps // 20)),
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        plugins=[AtomicCheckpointIO()],
     )
     last = checkpoints / "last.ckpt"
-    resume = last if options.resume and last.is_file() else None
+    resume = resume_point(checkpoints) if options.resume else None
     if resume:
         log.info("resuming from %s", resume)
     with warnings.catch_warnings():
