@@ -119,6 +119,17 @@ class Policy:
             frames.append(np.stack([history[max(i, 0)] for i in picks]))
         return np.stack(frames), [i >= 0 for i in picks]
 
+    @torch.no_grad()
+    def predicted_frame(self) -> np.ndarray | None:
+        """The last plan's predicted future frame (first camera, first future step), uint8 at the model's
+        resolution; None before the first plan."""
+        from adapt.model.tokenizer import to_uint8
+
+        if self.last_future is None:
+            return None
+        frames = self.predictor.model.frames_from_latents(self.last_future[:1, :1, :1])
+        return to_uint8(frames)[0, 0, 0].cpu().numpy()
+
     def _plan(self, context: tuple[np.ndarray, list[bool]], state: np.ndarray, task: str) -> np.ndarray:
         chunk = self.predictor.predict(*context, state, task, self.generator)
         self.plans += 1

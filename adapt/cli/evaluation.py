@@ -20,13 +20,13 @@ EXPERT = "scripted"
 @user_errors
 def eval_command(
     policy_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--policy",
             help="Adapter folder (RUN or RUN/adapter) or checkpoint; 'scripted' runs the scripted demonstrator"
             " (privileged simulator state, end-effector robots: a reference and a check of the harness).",
         ),
-    ],
+    ] = None,
     task: Annotated[str, typer.Option(help="robosuite task: Lift, Stack or PickPlaceCan.")] = "Lift",
     robot: Annotated[str | None, typer.Option(help="Embodiment to control (default: the adapter's).")] = None,
     episodes: Annotated[int, typer.Option(min=1)] = 5,
@@ -44,13 +44,28 @@ def eval_command(
     seed: Annotated[
         int, typer.Option(help="Seed of the first episode (episode i uses SEED + i) and of the sampling noise.")
     ] = 0,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the closed loop through `adapt serve` at this URL (ws://HOST:PORT) instead of --policy."
+        ),
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="ADAPT_TOKEN", help="API key for --server.")] = None,
 ) -> None:
     """Evaluate a policy: success and staged task progress per episode, JSON results and rollout videos."""
     from adapt.policy import Policy
     from adapt.predictor import ChunkPredictor
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
-    if str(policy_dir) == EXPERT:
+    if (policy_dir is None) == (server is None):
+        raise AdaptError("give --policy (evaluate in this process) or --server (through `adapt serve`), not both")
+    if server is not None:
+        from adapt.serving.client import RemotePolicy
+
+        if open_loop:
+            raise AdaptError("--open-loop scores a model in this process: use --policy")
+        policy, target = RemotePolicy(server, token), out_dir or Path(f"eval_server_{task}")
+    elif str(policy_dir) == EXPERT:
         policy, target = _expert(robot, task, seed, open_loop), out_dir or Path(f"eval_{EXPERT}_{task}")
     else:
         target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
@@ -77,6 +92,8 @@ def eval_command(
         )
     out.print(table)
     out.print(f"{report.summary()}; results: {target / 'results.json'}", highlight=False)
+    if server is not None:
+        policy.close()
 
 
 def _open_loop(predictor, data: Path | None, target: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from adapt.data.writer import VideoStream
 from adapt.errors import AdaptError
@@ -101,16 +100,14 @@ def _rollout(
     return EpisodeResult(seed, tracker.success, tracker.progress, tracker.stages, step + 1, video_path.name)
 
 
-@torch.no_grad()
 def _predicted_frame(policy: Policy, size: tuple[int, int]) -> np.ndarray:
-    """The model's last predicted future frame (first camera, first future step), at the camera's size."""
+    """The model's last predicted future frame (first camera, first future step), at the camera's size;
+    black for a policy without one (the scripted expert, or before the first plan)."""
     from adapt.data.resize import resize_frames
-    from adapt.model.tokenizer import to_uint8
 
-    future = getattr(policy, "last_future", None)
-    if future is None:
+    frame = policy.predicted_frame() if hasattr(policy, "predicted_frame") else None
+    if frame is None:
         return np.zeros((*size, 3), np.uint8)
-    frame = to_uint8(policy.predictor.model.frames_from_latents(future[:1, :1, :1]))[0, 0, 0].cpu().numpy()
     return resize_frames(frame[None], size)[0]
 
 

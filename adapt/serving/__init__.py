@@ -1,0 +1,1 @@
+"""Serving adapted policies to robots over openpi's websocket protocol (`adapt serve`)."""
