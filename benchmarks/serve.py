@@ -1,0 +1,160 @@
+"""`adapt serve` on loopback: round-trip latency and throughput with 1 and 8 concurrent robots, and the
+server's overhead over calling the same predictor in this process.
+
+The model is the `small` preset with UR5e heads (untrained: timing does not depend on the weights). The
+server runs in a thread of this process (`PolicyServer.start`), the clients are openpi's own
+`WebsocketClientPolicy`, each in its own thread, each sending a fresh observation (random frames at
+the spec's size) per request for `--seconds`. Inference is serialised on the server (one model), so
+with 8 clients throughput stays that of one predictor while latency grows with the queue.
+
+Overhead: in-process `Policy.act` and one client's round trip are timed in interleaved rounds (a shared
+CPU's slow spells hit both alike); overhead = median round trip / median in-process call - 1
+(issue target: <= 10 % at 1 client on `small`).
+
+Run: `.venv/bin/python benchmarks/serve.py` (CPU, about 1 minute); results in
+`benchmarks/results/serve.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from openpi_client.websocket_client_policy import WebsocketClientPolicy
+from report import machine, write_report
+
+from adapt.embodiment import load_embodiment
+from adapt.model import build_model, model_config
+from adapt.policy import InferenceConfig, Policy
+from adapt.predictor import ChunkPredictor
+from adapt.serving.server import PolicyServer, ServerConfig
+
+TARGET_OVERHEAD = 0.10
+
+
+def request(spec, rng: np.random.Generator) -> dict:
+    obs = {f"observation/{c.name}": rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8) for c in spec.cameras}
+    obs["observation/state"] = rng.uniform(-0.3, 0.3, spec.state_dim).astype(np.float32)
+    obs["prompt"] = "lift the red cube"
+    return obs
+
+
+def in_process(obs: dict, spec) -> dict:
+    return {c.name: obs[f"observation/{c.name}"] for c in spec.cameras} | {
+        "state": obs["observation/state"],
+        "task": obs["prompt"],
+    }
+
+
+def load(port: int, clients: int, seconds: float, spec) -> dict:
+    """`clients` robots asking as fast as they are answered for `seconds`: latencies and errors."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def robot(index: int) -> None:
+        rng = np.random.default_rng(index)
+        try:
+            client = WebsocketClientPolicy("127.0.0.1", port)
+            while time.perf_counter() < deadline:
+                obs = request(spec, rng)
+                start = time.perf_counter()
+                reply = client.infer(obs)
+                elapsed = time.perf_counter() - start
+                if not np.isfinite(reply["actions"]).all():
+                    raise RuntimeError("non-finite actions")
+                with lock:
+                    latencies.append(elapsed)
+        except Exception as error:  # counted, and the benchmark goes on
+            with lock:
+                errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=robot, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "chunks_per_s": len(latencies) / wall,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+def overhead(port: int, policy: Policy, spec, rounds: int) -> dict:
+    """Interleaved: one in-process `act`, one round trip, on the same observation, `rounds` times."""
+    client = WebsocketClientPolicy("127.0.0.1", port)
+    rng = np.random.default_rng(123)
+    local, remote = [], []
+    for _ in range(rounds):
+        obs = request(spec, rng)
+        start = time.perf_counter()
+        policy.act(in_process(obs, spec))
+        local.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        client.infer(obs)
+        remote.append(time.perf_counter() - start)
+    local_ms, remote_ms = statistics.median(local) * 1000, statistics.median(remote) * 1000
+    return {
+        "in_process_ms": local_ms,
+        "round_trip_ms": remote_ms,
+        "overhead": remote_ms / local_ms - 1,
+        "target": TARGET_OVERHEAD,
+        "met": remote_ms / local_ms - 1 <= TARGET_OVERHEAD,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--seconds", type=float, default=15.0, help="Load per client count.")
+    parser.add_argument("--rounds", type=int, default=40, help="Interleaved rounds of the overhead measurement.")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(0)
+    spec = load_embodiment("ur5e")
+    model = build_model(model_config(args.size), [spec])
+    predictor = ChunkPredictor(model, "ur5e", InferenceConfig())
+    server = PolicyServer(predictor, ServerConfig(port=0, max_sessions=64)).start()  # openpi clients never close
+    try:
+        for n in (1, 8):  # warm-up: first calls allocate
+            load(server.port, n, 2.0, spec)
+        cost = overhead(server.port, Policy(predictor), spec, args.rounds)
+        runs = [load(server.port, n, args.seconds, spec) for n in (1, 8)]
+    finally:
+        server.stop()
+    report = {
+        "machine": machine("cpu", size=args.size),
+        "overhead_1_client": cost,
+        "load": runs,
+    }
+    print(
+        f"in process {cost['in_process_ms']:.1f} ms, round trip {cost['round_trip_ms']:.1f} ms: "
+        f"overhead {100 * cost['overhead']:.1f} % (target <= {100 * TARGET_OVERHEAD:.0f} %)"
+    )
+    for run in runs:
+        print(
+            f"{run['clients']} client(s): p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
+            f"{run['chunks_per_s']:.1f} chunks/s, {run['errors']} errors"
+        )
+    write_report(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main()["load"][0]["errors"] == 0 else 1)
