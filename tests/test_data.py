@@ -369,3 +369,50 @@ def test_inspect_names_cameras_that_differ_from_the_spec(invoke, synthetic_datas
     text = " ".join(result.output.split())
     assert "ur5e: fits, with 2 camera difference(s)" in text
     assert "camera agentview: the dataset's observation.images.agentview is 32x32, the spec says 128x128" in text
+
+
+def _to_av1(video) -> None:
+    """Re-encode an mp4 to AV1 in place (SVT-AV1, as LeRobot >= 0.3 writes its videos)."""
+    import av
+
+    with av.open(str(video)) as source:
+        frames = [f.to_ndarray(format="rgb24") for f in source.decode(video=0)]
+        rate = source.streams.video[0].average_rate
+    target = video.with_suffix(".av1.mp4")
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libsvtav1", rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "12"}
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    target.replace(video)
+
+
+def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_path, monkeypatch):
+    """decord cannot open AV1; the reader falls back to PyAV for random access, the frame cache and the
+    frame count, and frames agree with the H.264 originals; a damaged AV1 file is named as damaged."""
+    from adapt.data.video import PyAVReader, open_video
+
+    h264 = LeRobotDataset(dataset_v3, ur5e)
+    episode = h264.episodes[1]
+    expected = h264.frames(episode, "agentview", np.array([0, 7, 7, 40]), (64, 64))
+    for video in sorted(dataset_v3.rglob("*.mp4")):
+        _to_av1(video)
+    video = dataset_v3 / "videos/observation.images.agentview/chunk-000/file-000.mp4"
+    assert isinstance(open_video(video), PyAVReader) and open_video(video).codec == "libdav1d"
+    av1 = LeRobotDataset(dataset_v3, ur5e)
+    frames = av1.frames(av1.episodes[1], "agentview", np.array([0, 7, 7, 40]), (64, 64))
+    assert frames.shape == expected.shape and np.abs(frames.astype(int) - expected).mean() < 6
+    monkeypatch.setenv("ADAPT_CACHE", str(tmp_path / "cache"))
+    cached = LeRobotDataset(dataset_v3, ur5e, frame_cache=True)
+    np.testing.assert_array_equal(
+        cached.frames(cached.episodes[1], "agentview", np.array([0, 7, 7, 40]), (64, 64)), frames
+    )
+
+    video.write_bytes(video.read_bytes()[:-2000])  # the end of the stream cut off
+    with pytest.raises(
+        AdaptError, match="file-000.mp4: (not a readable video|the libdav1d stream ended|cannot decode)"
+    ):
+        LeRobotDataset(dataset_v3, ur5e, frame_cache=True).build_frame_cache((64, 64))

@@ -37,7 +37,7 @@ def entry_path(video: Path, size: tuple[int, int]) -> Path:
 
 def cached_frames(video: Path, size: tuple[int, int], open_reader) -> np.ndarray:
     """All frames of `video` as a read-only uint8 memory map (n, H, W, 3); on first use the entry is built
-    from `open_reader()` (a decord VideoReader of that file)."""
+    from `open_reader()` (a reader from `adapt.data.video.open_video`)."""
     path = entry_path(video, size)
     if not path.is_file():
         _build(path, open_reader(), size)

@@ -1,7 +1,8 @@
 """Read LeRobot datasets (codebase v2.0, v2.1 and v3.0) against an embodiment spec.
 
 Parquet columns are read once with pyarrow and kept in memory (30 minutes at 20 Hz is ~36k rows);
-frames are decoded on demand with decord's random access (`get_batch`), resized by the decoder.
+frames are decoded on demand (`adapt.data.video`: decord's random access, PyAV for AV1 and whatever
+decord cannot open), or read from the frame cache.
 Every problem with the files is an `AdaptError` naming the file, episode and column; with
 `skip_bad=True` the episode is skipped instead, and the skip is counted in `skipped`.
 """
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapt.data.resize import resize_frames
+from adapt.data.video import open_video
 from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError, InvalidFileError, Problem
@@ -278,17 +280,18 @@ class LeRobotDataset:
     def _count_frames(self, path: Path) -> int:
         cache = self.__dict__.setdefault("_frame_counts", {})
         if path not in cache:
-            cache[path] = len(_open_video(path))
+            cache[path] = len(open_video(path))
         return cache[path]
 
     def _reader(self, path: Path):
-        """decord readers, opened lazily per process: a reader inherited through fork (DataLoader
-        workers) shares decoder threads with its parent and deadlocks, so each process opens its own."""
+        """Video readers (`adapt.data.video.open_video`), opened lazily per process: a decord reader inherited
+        through fork (DataLoader workers) shares decoder threads with its parent and deadlocks, so each
+        process opens its own."""
         if self.__dict__.get("_readers_pid") != os.getpid():
             self._readers, self._readers_pid = {}, os.getpid()
         readers = self._readers
         if path not in readers:
-            readers[path] = _open_video(path)
+            readers[path] = open_video(path)
         return readers[path]
 
     def _cached(self, path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -312,17 +315,6 @@ class LeRobotDataset:
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_readers_pid", "_frame_maps")}
-
-
-def _open_video(path: Path):
-    import decord
-
-    if not path.is_file():
-        raise AdaptError(f"{path}: video file listed in the dataset metadata does not exist")
-    try:
-        return decord.VideoReader(str(path), num_threads=1)
-    except Exception as error:
-        raise AdaptError(f"{path}: not a readable video (corrupt or truncated mp4?): {error}") from None
 
 
 def _to_numpy(column) -> np.ndarray:
