@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from adapt.embodiment import bundled_embodiments, load_embodiment
@@ -115,3 +116,98 @@ def test_errors_end_in_one_line_never_a_traceback(invoke, tmp_path, monkeypatch)
     assert "raise RuntimeError" in report.read_text()
     result = invoke("--debug", "embodiment", "new", "--from", UR5E_XML, "--name", "arm", "--out", tmp_path / "arm.yaml")
     assert isinstance(result.exception, RuntimeError)
+
+
+def _urdf(name: str, joints: list[tuple[str, str, str, str]]) -> str:
+    """A URDF from (joint, type, parent link, child link) rows; `mimic:` before a name adds a <mimic>."""
+    links = {"base_link"} | {c for *_, c in joints} | {p for _, _, p, _ in joints}
+    inertial = (
+        '<inertial><mass value="0.5"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial>'
+    )
+    body = [f'<link name="{link}">{inertial}</link>' for link in sorted(links)]
+    for joint, kind, parent, child in joints:
+        mimic = joint.startswith("mimic:")
+        joint = joint.removeprefix("mimic:")
+        limit = '<limit lower="-1.5" upper="1.5" velocity="2.0" effort="10"/>' if kind != "fixed" else ""
+        body.append(
+            f'<joint name="{joint}" type="{kind}"><parent link="{parent}"/><child link="{child}"/>'
+            f'<origin xyz="0 0 0.1"/><axis xyz="0 0 1"/>{limit}'
+            + ('<mimic joint="finger_joint1"/>' if mimic else "")
+            + "</joint>"
+        )
+    return f'<?xml version="1.0"?><robot name="{name}">{"".join(body)}</robot>'
+
+
+def _chain(prefix: str, count: int, parent: str) -> list[tuple[str, str, str, str]]:
+    rows, link = [], parent
+    for i in range(1, count + 1):
+        rows.append((f"{prefix}joint{i}", "revolute", link, f"{prefix}link{i}"))
+        link = f"{prefix}link{i}"
+    return rows
+
+
+VENDOR_URDFS = {
+    "7-joint arm with fingers": (
+        _chain("", 7, "base_link")
+        + [
+            ("hand_joint", "fixed", "link7", "hand"),
+            ("finger_joint1", "prismatic", "hand", "leftfinger"),
+            ("mimic:finger_joint2", "prismatic", "hand", "rightfinger"),
+            ("tip_joint", "fixed", "leftfinger", "left_fingertip"),
+        ],
+        [
+            (
+                ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"],
+                "hand",
+                ["finger_joint1", "finger_joint2"],
+            )
+        ],
+        {},
+    ),
+    "small arm with a jaw": (
+        _chain("", 5, "base_link")
+        + [("gripper", "revolute", "link5", "moving_jaw"), ("tcp", "fixed", "link5", "tcp_link")],
+        [(["joint1", "joint2", "joint3", "joint4", "joint5"], "tcp_link", ["gripper"])],
+        {},
+    ),
+    "bimanual with a torso and a head": (
+        [("torso_joint", "revolute", "base_link", "torso"), ("head_pan", "revolute", "torso", "head")]
+        + [("display_joint", "fixed", "head", "display")]
+        + _chain("left_", 7, "torso")
+        + [
+            ("left_hand_joint", "fixed", "left_link7", "left_hand"),
+            ("left_finger", "prismatic", "left_hand", "left_tip"),
+        ]
+        + _chain("right_", 7, "torso")
+        + [
+            ("right_hand_joint", "fixed", "right_link7", "right_hand"),
+            ("right_finger", "prismatic", "right_hand", "right_tip"),
+        ],
+        [
+            ([f"left_joint{i}" for i in range(1, 8)], "left_hand", ["left_finger"]),
+            ([f"right_joint{i}" for i in range(1, 8)], "right_hand", ["right_finger"]),
+        ],
+        {"torso_joint": "shared by several chains", "head_pan": "on a short chain"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VENDOR_URDFS)
+def test_new_tells_arms_grippers_and_other_joints_apart(case, invoke, tmp_path):
+    """Finger, jaw and mimic joints go to the gripper, never the arm; a finger tip or a display is never an
+    end effector; a head and a shared torso are listed as left out; the header says how each was read."""
+    rows, arms, left_out = VENDOR_URDFS[case]
+    urdf = tmp_path / "robot.urdf"
+    urdf.write_text(_urdf("robot", rows))
+    out = tmp_path / "robot.yaml"
+    result = invoke("embodiment", "new", "--from", urdf, "--name", "robot", "--out", out)
+    assert result.exit_code == 0, result.output
+    spec = load_embodiment(out)
+    assert spec.joint_names == [j for joints, _, _ in arms for j in joints]
+    assert spec.end_effectors == [end for _, end, _ in arms]
+    assert spec.gripper.dim == len(arms) and spec.state_dim == len(spec.joint_names) + len(arms)
+    header = " ".join(line.strip("# ") for line in out.read_text().splitlines() if line.startswith("#"))
+    for i, (joints, end, gripper) in enumerate(arms, 1):
+        assert f"arm {i}: {', '.join(joints)} -> end effector {end}; gripper: {', '.join(gripper)}" in header
+    for joint, why in left_out.items():
+        assert f"left out: {joint} ({why}" in header
