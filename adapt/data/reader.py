@@ -106,6 +106,10 @@ class LeRobotDataset:
                 f"is not one of {SUPPORTED_VERSIONS}"
             )
         self.fps = float(self.info["fps"])
+        if (self.root / "meta" / "modality.json").is_file() and not spec.video_only:
+            from adapt.data.gear import check_modality  # a GEAR dataset (DreamZero, GR00T): sub-keys by name
+
+            check_modality(self.root, spec)
         self.camera_keys = self._map_cameras()
         features = self.info["features"]
         self.has_state = self.mapping.state in features and not spec.video_only

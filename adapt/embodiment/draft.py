@@ -117,9 +117,10 @@ def classify_joints(model: mujoco.MjModel, mimic: frozenset[str] = frozenset()) 
 
     Gripper joints: URDF mimic joints and names like finger/gripper/jaw/knuckle/claw, and every joint
     beyond an arm's end effector. An arm is a maximal chain of the remaining joints from the root to a
-    leaf. Joints shared by several chains (a torso), chains of leg-like names (hip, knee, ankle, wheel) and
-    chains much shorter than the longest arm (a head pan) are left out. The end effector is the last body of the chain before its gripper: a body
-    named like a hand or tool, else the one the gripper hangs from, else the deepest; never a finger tip.
+    leaf. Joints shared by several chains (a torso), chains of leg-like names (hip, knee, ankle, wheel)
+    and chains much shorter than the longest arm (a head pan) are left out. The end effector is the last
+    body of the chain before its gripper: a body named like a hand or tool, else the one the gripper
+    hangs from, else the deepest; never a finger tip.
     """
     movable = {mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE}
     names = {j: model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] in movable}

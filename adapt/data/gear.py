@@ -1,0 +1,248 @@
+"""The GEAR layout DreamZero and GR00T train from: a LeRobot v2.1 dataset (one parquet file and one mp4 per
+episode and camera) whose `meta/` adds `modality.json` (named sub-keys of the packed state and action
+columns, with index ranges), `embodiment.json`, `stats.json` (mean, std, min, max, q01, q99 per column)
+and `relative_stats_dreamzero.json` (statistics of action chunks minus the state they start from).
+
+Everything comes from the embodiment spec: proprio blocks are the state sub-keys, the action's arm part
+(named after the action kind) and gripper are the action sub-keys, cameras are the video keys, and the
+relative keys are the action sub-keys a state block of the same name has (DreamZero's rule). Reading a
+GEAR dataset checks its sub-keys against the spec by name and index range.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adapt.atomic import atomic_directory
+from adapt.data.reader import LeRobotDataset
+from adapt.data.writer import ACTION_KEY, STATE_KEY, VideoStream, camera_key
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
+from adapt.files import read_json_object
+
+CODEBASE_VERSION = "v2.1"
+DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+TASK_KEY = "annotation.task"
+RELATIVE_HORIZON = 24
+"""Action chunk length DreamZero's relative statistics are computed over (its converter's default)."""
+
+
+def state_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
+    """State sub-key -> [start, end) in the state vector: the spec's proprio blocks."""
+    layout, start = {}, 0
+    for block in spec.proprio:
+        layout[block.name] = (start, start + block.dim)
+        start += block.dim
+    return layout
+
+
+def action_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
+    """Action sub-key -> [start, end): the arm part named after the action kind, then the gripper."""
+    arm = spec.action_dim - (spec.gripper.dim if spec.gripper else 0)
+    layout = {spec.action.kind: (0, arm)}
+    if spec.gripper:
+        layout["gripper"] = (arm, spec.action_dim)
+    return layout
+
+
+def modality(spec: EmbodimentSpec) -> dict:
+    def entries(layout: dict, key: str) -> dict:
+        return {
+            name: {
+                "original_key": key,
+                "start": a,
+                "end": b,
+                "rotation_type": None,
+                "absolute": True,
+                "dtype": "float32",
+            }
+            for name, (a, b) in layout.items()
+        }
+
+    return {
+        "state": entries(state_layout(spec), STATE_KEY),
+        "action": entries(action_layout(spec), ACTION_KEY),
+        "video": {c.name: {"original_key": camera_key(c.name)} for c in spec.cameras},
+        "annotation": {"task": {"original_key": TASK_KEY}},
+    }
+
+
+def relative_keys(spec: EmbodimentSpec) -> list[str]:
+    """Action sub-keys with a state block of the same name and size (DreamZero subtracts one from the other)."""
+    states, actions = state_layout(spec), action_layout(spec)
+    return [k for k, (a, b) in actions.items() if k in states and states[k][1] - states[k][0] == b - a]
+
+
+def statistics(values: np.ndarray) -> dict[str, list[float]]:
+    values = values.astype(np.float64)
+    return {
+        "mean": values.mean(0).tolist(),
+        "std": values.std(0).tolist(),
+        "min": values.min(0).tolist(),
+        "max": values.max(0).tolist(),
+        "q01": np.quantile(values, 0.01, axis=0).tolist(),
+        "q99": np.quantile(values, 0.99, axis=0).tolist(),
+    }
+
+
+def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None = None, progress=None) -> Path:
+    """Write `dataset` (any layout this package reads) as a GEAR dataset at `out`; returns `out`."""
+    spec = dataset.spec
+    if spec.video_only or not (dataset.has_state and dataset.has_action):
+        raise AdaptError(f"{dataset.root}: GEAR datasets carry state and actions; this one has none")
+    tasks = {task: i for i, task in enumerate(dataset.tasks)}
+    states, actions, lines, per_episode = [], [], [], []
+    offset = 0
+    with atomic_directory(Path(out)) as tmp:
+        for index, episode in enumerate(dataset.episodes):  # renumbered: skipped source episodes leave no gap
+            n, chunk = episode.length, index // 1000
+            task = np.full(n, tasks[episode.task], np.int64)
+            table = {
+                STATE_KEY: _fixed(episode.state),
+                ACTION_KEY: _fixed(episode.action),
+                "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(dataset.fps)),
+                "frame_index": pa.array(np.arange(n, dtype=np.int64)),
+                "episode_index": pa.array(np.full(n, index, np.int64)),
+                "index": pa.array(np.arange(offset, offset + n, dtype=np.int64)),
+                "task_index": pa.array(task),
+                TASK_KEY: pa.array(task),
+            }
+            path = tmp / DATA_PATH.format(episode_chunk=chunk, episode_index=index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table(table), path)
+            for camera in spec.cameras:
+                frames = dataset.frames(episode, camera.name, np.arange(n), (camera.height, camera.width))
+                video = VideoStream(
+                    tmp
+                    / VIDEO_PATH.format(episode_chunk=chunk, video_key=camera_key(camera.name), episode_index=index),
+                    dataset.fps,
+                    crf=18,
+                    gop=10,
+                )
+                video.write(frames)
+                video.close()
+            states.append(episode.state)
+            actions.append(episode.action)
+            lines.append({"episode_index": index, "tasks": [episode.task], "length": n})
+            per_episode.append(
+                {
+                    "episode_index": index,
+                    "stats": {
+                        key: {**statistics(v), "count": [n]}
+                        for key, v in ((STATE_KEY, episode.state), (ACTION_KEY, episode.action))
+                    },
+                }
+            )
+            offset += n
+            if progress is not None:
+                progress()
+        meta = tmp / "meta"
+        _jsonl(meta / "episodes.jsonl", lines)
+        _jsonl(meta / "tasks.jsonl", [{"task_index": i, "task": t} for t, i in tasks.items()])
+        _jsonl(meta / "episodes_stats.jsonl", per_episode)
+        (meta / "info.json").write_text(json.dumps(_info(dataset, spec, offset, len(tasks)), indent=2))
+        (meta / "modality.json").write_text(json.dumps(modality(spec), indent=2))
+        (meta / "embodiment.json").write_text(json.dumps({"embodiment_tag": embodiment_tag or spec.name}))
+        state, action = np.concatenate(states), np.concatenate(actions)
+        (meta / "stats.json").write_text(
+            json.dumps({STATE_KEY: statistics(state), ACTION_KEY: statistics(action)}, indent=2)
+        )
+        (meta / "relative_stats_dreamzero.json").write_text(
+            json.dumps(_relative_statistics(spec, dataset.episodes), indent=2)
+        )
+    return Path(out)
+
+
+def check_modality(root: Path, spec: EmbodimentSpec) -> None:
+    """A GEAR dataset's `meta/modality.json` against `spec`: every state and action sub-key must be one of the
+    spec's (by name) and sit at the spec's index range in the packed column; anything else is named."""
+    path = Path(root) / "meta" / "modality.json"
+    raw = read_json_object(path, "GEAR modality description")
+    for group, layout, column in (
+        ("state", state_layout(spec), STATE_KEY),
+        ("action", action_layout(spec), ACTION_KEY),
+    ):
+        entries = raw.get(group, {})
+        if not isinstance(entries, dict):
+            raise AdaptError(f"{path}: '{group}' must map sub-key names to index ranges")
+        for name, entry in entries.items():
+            if name not in layout:
+                raise AdaptError(
+                    f"{path}: {group}.{name} is not a {group} part of spec '{spec.name}' (its parts: "
+                    f"{', '.join(f'{k} [{a}, {b})' for k, (a, b) in layout.items())})"
+                )
+            try:
+                got = (int(entry["start"]), int(entry["end"]))
+                key = entry.get("original_key", column)
+            except (KeyError, TypeError, ValueError):
+                raise AdaptError(f"{path}: {group}.{name} needs integer 'start' and 'end'") from None
+            if key != column or got != layout[name]:
+                raise AdaptError(
+                    f"{path}: {group}.{name} is {key}[{got[0]}:{got[1]}], but spec '{spec.name}' puts it at "
+                    f"{column}[{layout[name][0]}:{layout[name][1]}]"
+                )
+
+
+def _relative_statistics(spec: EmbodimentSpec, episodes) -> dict:
+    """Per relative key: statistics of every action in each chunk of `RELATIVE_HORIZON` minus the state at
+    the chunk's start (DreamZero's definition)."""
+    states, actions = state_layout(spec), action_layout(spec)
+    out = {}
+    for key in relative_keys(spec):
+        (s0, s1), (a0, a1) = states[key], actions[key]
+        chunks = [
+            e.action[i : i + RELATIVE_HORIZON, a0:a1] - e.state[i, s0:s1]
+            for e in episodes
+            for i in range(max(e.length - RELATIVE_HORIZON, 0))
+        ]
+        if chunks:
+            out[key] = statistics(np.concatenate(chunks))
+    return out
+
+
+def _info(dataset: LeRobotDataset, spec: EmbodimentSpec, frames: int, tasks: int) -> dict:
+    features = {
+        camera_key(c.name): {
+            "dtype": "video",
+            "shape": [c.height, c.width, 3],
+            "names": ["height", "width", "channels"],
+            "info": {"video.fps": dataset.fps, "video.codec": "h264", "video.pix_fmt": "yuv420p"},
+        }
+        for c in spec.cameras
+    }
+    features[STATE_KEY] = {"dtype": "float32", "shape": [spec.state_dim], "names": None}
+    features[ACTION_KEY] = {"dtype": "float32", "shape": [spec.action_dim], "names": None}
+    for key in ("frame_index", "episode_index", "index", "task_index", TASK_KEY):
+        features[key] = {"dtype": "int64", "shape": [1], "names": None}
+    features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+    episodes = len(dataset.episodes)
+    return {
+        "codebase_version": CODEBASE_VERSION,
+        "robot_type": spec.name,
+        "total_episodes": episodes,
+        "total_frames": frames,
+        "total_tasks": tasks,
+        "total_videos": episodes * len(spec.cameras),
+        "total_chunks": (episodes - 1) // 1000 + 1,
+        "chunks_size": 1000,
+        "fps": dataset.fps,
+        "splits": {"train": f"0:{episodes}"},
+        "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH,
+        "features": features,
+    }
+
+
+def _fixed(values: np.ndarray) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.astype(np.float32).ravel()), values.shape[1])
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
