@@ -416,3 +416,47 @@ def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_pa
         AdaptError, match="file-000.mp4: (not a readable video|the libdav1d stream ended|cannot decode)"
     ):
         LeRobotDataset(dataset_v3, ur5e, frame_cache=True).build_frame_cache((64, 64))
+
+
+def test_gear_export_for_dreamzero_reads_back_and_wrong_ranges_are_named(invoke, dataset_v3, ur5e, episodes, tmp_path):
+    """`adapt data export --format gear`: LeRobot v2.1 with DreamZero's metadata derived from the spec; read back,
+    its sub-keys are checked against the spec by name and index range."""
+    out = tmp_path / "gear"
+    result = invoke("data", "export", dataset_v3, "--out", out, "--embodiment", "ur5e", "--tag", "my_ur5e")
+    assert result.exit_code == 0, result.output
+    meta = out / "meta"
+    assert json.loads((meta / "embodiment.json").read_text()) == {"embodiment_tag": "my_ur5e"}
+    modality = json.loads((meta / "modality.json").read_text())
+    ranges = {
+        g: {k: (v["original_key"], v["start"], v["end"]) for k, v in modality[g].items()} for g in ("state", "action")
+    }
+    assert ranges["state"] == {"joint_position": ("observation.state", 0, 6), "gripper": ("observation.state", 6, 7)}
+    assert ranges["action"] == {"joint_position": ("action", 0, 6), "gripper": ("action", 6, 7)}
+    assert modality["video"]["agentview"] == {"original_key": "observation.images.agentview"}
+    states = np.concatenate([e.state for e in episodes])
+    stats = json.loads((meta / "stats.json").read_text())["observation.state"]
+    np.testing.assert_allclose(stats["mean"], states.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["q99"], np.quantile(states.astype(np.float64), 0.99, axis=0), rtol=1e-5)
+    relative = json.loads((meta / "relative_stats_dreamzero.json").read_text())
+    assert set(relative) == {"joint_position", "gripper"}  # the action parts a state block of that name has
+    assert len(list((out / "videos" / "chunk-000" / "observation.images.agentview").glob("episode_*.mp4"))) == 3
+
+    back = LeRobotDataset(out, ur5e)
+    assert back.version == "v2.1" and [e.length for e in back.episodes] == [30, 41, 25]
+    np.testing.assert_allclose(back.episodes[1].state, episodes[1].state, atol=1e-6)
+    np.testing.assert_allclose(back.episodes[2].action, episodes[2].action, atol=1e-6)
+
+    modality["state"]["joint_position"]["end"] = 5
+    (meta / "modality.json").write_text(json.dumps(modality))
+    with pytest.raises(
+        AdaptError,
+        match=r"state\.joint_position is observation\.state\[0:5\], but spec 'ur5e' puts it at "
+        r"observation\.state\[0:6\]",
+    ):
+        LeRobotDataset(out, ur5e)
+    modality["state"]["arm"] = modality["state"].pop("joint_position")
+    (meta / "modality.json").write_text(json.dumps(modality))
+    with pytest.raises(
+        AdaptError, match=r"state\.arm is not a state part of spec 'ur5e' \(its parts: joint_position \[0, 6\)"
+    ):
+        LeRobotDataset(out, ur5e)

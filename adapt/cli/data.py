@@ -104,6 +104,37 @@ def data_stats(
     out.print(f"statistics of {len(dataset.episodes)} episodes ({stats.mode}) -> {target}", highlight=False)
 
 
+@data_app.command("export")
+@user_errors
+def data_export(
+    path: Annotated[Path, typer.Argument(help="Dataset folder (any LeRobot layout adapt reads).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
+    layout: Annotated[str, typer.Option("--format", help="Target layout: gear (DreamZero / GR00T LeRobot v2.1).")] = (
+        "gear"
+    ),
+    embodiment: Annotated[str | None, typer.Option(help="Spec name or file (default: the dataset's robot).")] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Embodiment tag for meta/embodiment.json (default: spec name).")
+    ] = None,
+    camera: CameraOption = None,
+) -> None:
+    """Write a dataset in another project's layout: gear = LeRobot v2.1 with modality.json, embodiment.json,
+    stats.json and relative_stats_dreamzero.json, derived from the embodiment spec."""
+    from adapt.data import LeRobotDataset
+    from adapt.data.gear import export_gear
+    from adapt.data.reader import read_info
+    from adapt.embodiment import load_embodiment
+
+    if layout != "gear":
+        raise AdaptError(f"--format {layout!r}: the layouts adapt writes are: gear")
+    robot = embodiment or read_info(path).get("robot_type")
+    if not robot:
+        raise AdaptError(f"{path}: the dataset names no robot (robot_type); pass --embodiment")
+    dataset = LeRobotDataset(path, load_embodiment(robot), _feature_map(camera))
+    export_gear(dataset, out_dir, tag)
+    out.print(f"wrote {out_dir} (GEAR, LeRobot v2.1): {len(dataset.episodes)} episodes", highlight=False)
+
+
 @data_app.command("import-videos")
 @user_errors
 def data_import_videos(
