@@ -398,6 +398,8 @@ def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_pa
     h264 = LeRobotDataset(dataset_v3, ur5e)
     episode = h264.episodes[1]
     expected = h264.frames(episode, "agentview", np.array([0, 7, 7, 40]), (64, 64))
+    jumps = [(2, [20, 3]), (0, [25, 1]), (2, [0])]  # forward, back to the start, forward again: seeks
+    expected_jumps = [h264.frames(h264.episodes[e], "agentview", np.array(i), (64, 64)) for e, i in jumps]
     for video in sorted(dataset_v3.rglob("*.mp4")):
         _to_av1(video)
     video = dataset_v3 / "videos/observation.images.agentview/chunk-000/file-000.mp4"
@@ -405,6 +407,9 @@ def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_pa
     av1 = LeRobotDataset(dataset_v3, ur5e)
     frames = av1.frames(av1.episodes[1], "agentview", np.array([0, 7, 7, 40]), (64, 64))
     assert frames.shape == expected.shape and np.abs(frames.astype(int) - expected).mean() < 6
+    for (e, i), want in zip(jumps, expected_jumps, strict=True):
+        got = av1.frames(av1.episodes[e], "agentview", np.array(i), (64, 64))
+        assert np.abs(got.astype(int) - want).mean() < 6, (e, i)
     monkeypatch.setenv("ADAPT_CACHE", str(tmp_path / "cache"))
     cached = LeRobotDataset(dataset_v3, ur5e, frame_cache=True)
     np.testing.assert_array_equal(

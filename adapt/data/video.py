@@ -40,9 +40,12 @@ class _Frames:
 
 
 class PyAVReader:
-    """decord's reader interface over PyAV. Frames are decoded in order and kept decoding forward, so reading a
-    video front to back (the frame cache does) decodes each frame once; asking for an earlier frame reopens
-    the file. Frame i is the i-th frame in presentation order."""
+    """decord's reader interface over PyAV. Frame i is the frame at presentation time i / fps (the index is
+    read from each decoded frame's timestamp). Decoding goes forward from where it stopped; a request more
+    than `SEEK_AHEAD` frames ahead or behind seeks to the keyframe before it first, so random access costs
+    a keyframe interval, and reading front to back (the frame cache) decodes each frame once."""
+
+    SEEK_AHEAD = 48
 
     def __init__(self, path: Path, decord_error: Exception | None = None):
         import av
@@ -66,11 +69,13 @@ class PyAVReader:
                 ) from None
             self.codec = codec
             self._length = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-        self._container = None
-        self._decoded = None
-        self._next = 0
+            rate = stream.average_rate or stream.guessed_rate
+            self._ticks_per_frame = float(1 / (rate * stream.time_base)) if rate else None
+            self._start = stream.start_time or 0
         if self._length == 0:
             raise AdaptError(f"{self.path}: the {codec} stream holds no frames")
+        self._container = self._decoded = None
+        self._next = 0
 
     def __len__(self) -> int:
         return self._length
@@ -80,39 +85,46 @@ class PyAVReader:
         if wanted and (wanted[0] < 0 or wanted[-1] >= self._length):
             raise AdaptError(f"{self.path}: frames {wanted[0]}..{wanted[-1]} asked of a {self._length}-frame video")
         found: dict[int, np.ndarray] = {}
-        if wanted and wanted[0] < self._next:
-            self._restart()
         try:
             for index in wanted:
+                if self._decoded is None or index < self._next or index - self._next > self.SEEK_AHEAD:
+                    self._seek(index)
                 while self._next <= index:
-                    frame = next(self._frames())
-                    if self._next == index:
+                    frame = next(self._decoded)
+                    position = self._index_of(frame)
+                    self._next = position + 1
+                    if position == index:
                         found[index] = frame.to_ndarray(format="rgb24")
-                    self._next += 1
+                if index not in found:
+                    raise AdaptError(f"{self.path}: frame {index} is missing from the {self.codec} stream")
         except StopIteration:
-            raise AdaptError(
-                f"{self.path}: the {self.codec} stream ended after {self._next} of {self._length} frames"
-            ) from None
+            raise AdaptError(f"{self.path}: the {self.codec} stream ended before frame {wanted[-1]}") from None
         except AdaptError:
             raise
         except Exception as error:  # av.error.* for a damaged stream
             raise AdaptError(f"{self.path}: cannot decode frame {self._next} ({self.codec}): {error}") from None
         return _Frames(np.stack([found[int(i)] for i in indices]))
 
-    def _frames(self):
-        if self._decoded is None:
-            import av
+    def _seek(self, index: int) -> None:
+        import av
 
+        if self._container is None:
             self._container = av.open(str(self.path))
-            self._decoded = self._container.decode(video=0)
-        return self._decoded
+        stream = self._container.streams.video[0]
+        if index and self._ticks_per_frame is not None:
+            self._container.seek(int(self._start + index * self._ticks_per_frame), stream=stream, backward=True)
+        else:
+            self._container.seek(self._start, stream=stream, backward=True)
+        self._decoded = self._container.decode(stream)
+        self._next = 0  # a lower bound until the first frame's timestamp says where decoding resumed
 
-    def _restart(self) -> None:
-        if self._container is not None:
-            self._container.close()
-        self._container = self._decoded = None
-        self._next = 0
+    def _index_of(self, frame) -> int:
+        """The frame's index from its timestamp (by count for a stream without timestamps, which `_seek`
+        always reads from the start)."""
+        if frame.pts is None or self._ticks_per_frame is None:
+            return self._next
+        return round((frame.pts - self._start) / self._ticks_per_frame)
 
     def __del__(self):
-        if self._container is not None:
+        if getattr(self, "_container", None) is not None:
             self._container.close()
