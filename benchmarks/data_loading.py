@@ -1,4 +1,4 @@
-"""Data-loading throughput: the training DataLoader against raw decord decoding of the same frames.
+"""Data-loading throughput: the training DataLoader against raw decoding of the same frames by the same decoder.
 
 Three numbers answer "does decoding keep training fed, and how fast can we make data":
 
@@ -39,6 +39,7 @@ from report import machine, write_report
 from torch.utils.data import DataLoader, Dataset
 
 from adapt.data import DatasetWriter, Episode, LeRobotDataset
+from adapt.data.video import transcode
 from adapt.data.window_config import WindowConfig
 from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import EmbodimentSpec, load_embodiment
@@ -146,11 +147,11 @@ class RawDecode(Dataset):
         return len(self.requests)
 
     def __getitem__(self, i: int) -> int:
-        import decord
+        from adapt.data.video import open_video  # decord, or PyAV for what decord cannot open (AV1)
 
         for path, indices in self.requests[i]:
             if path not in self.readers:
-                self.readers[path] = decord.VideoReader(path, num_threads=1)
+                self.readers[path] = open_video(Path(path))
             self.readers[path].get_batch(indices).asnumpy()
         return self.frames_per_window
 
@@ -420,11 +421,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sim-minutes", type=float, default=0.25, help="simulated data to generate; 0 skips")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "data_loading.json")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 min of data, few batches, tiny sim")
+    p.add_argument(
+        "--codec", choices=["h264", "av1"], default="h264", help="re-encode the synthetic videos (av1: PyAV)"
+    )
     args = p.parse_args(argv)
     args.episode_seconds = EPISODE_SECONDS
     if args.quick:
         args.minutes, args.batches, args.repeats, args.episode_seconds = 1.0, 5, 2, 15.0
         args.sim_minutes = min(args.sim_minutes, 0.05)
+    if args.codec == "av1" and args.out == p.get_default("out"):
+        args.out = args.out.with_name("data_loading-av1.json")
     if args.workers < 1:
         p.error("--workers must be >= 1 (the comparison is between worker processes)")
     return args
@@ -443,6 +449,10 @@ def main(argv: list[str] | None = None) -> None:
             root = Path(tmp) / "synthetic"
             print(f"building {args.minutes} min of synthetic {spec.name} data ...", flush=True)
             build_s = build_dataset(root, spec, args.minutes, args.episode_seconds)
+            if args.codec == "av1":
+                print("re-encoding the videos to AV1 (SVT-AV1) ...", flush=True)
+                for video in sorted(root.rglob("*.mp4")):
+                    transcode(video)
         dataset = LeRobotDataset(root, spec)
         windows = WindowDataset(dataset, WindowConfig())
         loading = measure_loading(windows, args)
@@ -452,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         "config": {
             "embodiment": spec.name,
             "data": str(args.data) if args.data else "synthetic",
+            "codec": args.codec,
             "minutes": sum(e.length for e in dataset.episodes) / dataset.fps / 60,
             "episodes": len(dataset.episodes),
             "windows": len(windows),

@@ -371,29 +371,10 @@ def test_inspect_names_cameras_that_differ_from_the_spec(invoke, synthetic_datas
     assert "camera agentview: the dataset's observation.images.agentview is 32x32, the spec says 128x128" in text
 
 
-def _to_av1(video) -> None:
-    """Re-encode an mp4 to AV1 in place (SVT-AV1, as LeRobot >= 0.3 writes its videos)."""
-    import av
-
-    with av.open(str(video)) as source:
-        frames = [f.to_ndarray(format="rgb24") for f in source.decode(video=0)]
-        rate = source.streams.video[0].average_rate
-    target = video.with_suffix(".av1.mp4")
-    with av.open(str(target), "w") as out:
-        stream = out.add_stream("libsvtav1", rate=rate)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "12"}
-        for frame in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode())
-    target.replace(video)
-
-
 def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_path, monkeypatch):
     """decord cannot open AV1; the reader falls back to PyAV for random access, the frame cache and the
     frame count, and frames agree with the H.264 originals; a damaged AV1 file is named as damaged."""
-    from adapt.data.video import PyAVReader, open_video
+    from adapt.data.video import PyAVReader, open_video, transcode
 
     h264 = LeRobotDataset(dataset_v3, ur5e)
     episode = h264.episodes[1]
@@ -401,7 +382,7 @@ def test_av1_videos_are_read_through_pyav_in_every_path(dataset_v3, ur5e, tmp_pa
     jumps = [(2, [20, 3]), (0, [25, 1]), (2, [0])]  # forward, back to the start, forward again: seeks
     expected_jumps = [h264.frames(h264.episodes[e], "agentview", np.array(i), (64, 64)) for e, i in jumps]
     for video in sorted(dataset_v3.rglob("*.mp4")):
-        _to_av1(video)
+        transcode(video)  # SVT-AV1, as LeRobot >= 0.3 writes
     video = dataset_v3 / "videos/observation.images.agentview/chunk-000/file-000.mp4"
     assert isinstance(open_video(video), PyAVReader) and open_video(video).codec == "libdav1d"
     av1 = LeRobotDataset(dataset_v3, ur5e)

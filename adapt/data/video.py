@@ -128,3 +128,25 @@ class PyAVReader:
     def __del__(self):
         if getattr(self, "_container", None) is not None:
             self._container.close()
+
+
+def transcode(path: Path, codec: str = "libsvtav1", crf: int = 20) -> None:
+    """Re-encode the video at `path` in place with `codec` (SVT-AV1 by default, as LeRobot >= 0.3 writes):
+    how tests and benchmarks make the files other tools write."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path)) as source:
+        stream_in = source.streams.video[0]
+        rate = stream_in.average_rate
+        frames = [frame.to_ndarray(format="rgb24") for frame in source.decode(stream_in)]
+    target = path.with_name(f".{path.name}.transcoding.mp4")
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "12"} if codec == "libsvtav1" else {"crf": str(crf)}
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    target.replace(path)
