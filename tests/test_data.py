@@ -331,8 +331,9 @@ def test_frame_cache_equals_decoding_and_follows_the_file(dataset_v3, ur5e, epis
 
 
 def test_import_videos_resamples_to_the_spec_and_counts_what_it_skips(invoke, tmp_path):
-    """Clips at 40 fps and 48x80 become 20 fps 128x128 episodes (the human spec's camera); an unreadable
-    file is skipped and named with --skip-bad, and refused without it."""
+    """Clips at 40 fps and 48x80 (H.264 and AV1) become 20 fps 128x128 episodes (the human spec's camera);
+    an unreadable file is skipped and named with --skip-bad, and refused without it."""
+    from adapt.data.video import transcode
     from adapt.data.writer import VideoStream
 
     folder = tmp_path / "clips"
@@ -345,6 +346,7 @@ def test_import_videos_resamples_to_the_spec_and_counts_what_it_skips(invoke, tm
         stream.write(frames)
         stream.close()
         sources[name] = frames
+    transcode(folder / "b.mp4")  # one clip in AV1, as phones and LeRobot write them
     (folder / "c.mp4").write_bytes(b"\x00not a video" * 40)
     out = tmp_path / "imported"
     refused = invoke("data", "import-videos", folder, "--task", "wave", "--out", out)
@@ -356,9 +358,10 @@ def test_import_videos_resamples_to_the_spec_and_counts_what_it_skips(invoke, tm
     dataset = LeRobotDataset(out, load_embodiment("human"))
     assert [e.length for e in dataset.episodes] == [20, 12] and dataset.tasks == ["wave"]
     assert not dataset.has_action and not dataset.has_state
-    first = dataset.frames(dataset.episodes[0], "egocentric", np.array([0, 5]), (48, 80))
-    expected = sources["a.mp4"][[0, 10]]  # 40 -> 20 fps keeps every second frame
-    assert np.abs(first.astype(int) - expected).mean() < 12
+    for episode, name in zip(dataset.episodes, ("a.mp4", "b.mp4"), strict=True):
+        got = dataset.frames(episode, "egocentric", np.array([0, 5]), (48, 80))
+        expected = sources[name][[0, 10]]  # 40 -> 20 fps keeps every second frame
+        assert np.abs(got.astype(int) - expected).mean() < 12, name
 
 
 def test_inspect_names_cameras_that_differ_from_the_spec(invoke, synthetic_dataset, tmp_path):

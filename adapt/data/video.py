@@ -2,8 +2,8 @@
 
 decord first: fast random access (`get_batch`) for what its bundled FFmpeg decodes (H.264, HEVC,
 MPEG-4). What decord cannot open goes to PyAV, whose FFmpeg carries libdav1d: AV1, LeRobot's default
-codec since 0.3, and whatever else FFmpeg decodes. Both readers answer the same two calls, `len()` and
-`get_batch(indices).asnumpy()`. A file neither can read is named with the reason: a codec no decoder
+codec since 0.3, and whatever else FFmpeg decodes. Both readers answer the same calls: `len()`,
+`get_avg_fps()` and `get_batch(indices).asnumpy()`. A file neither can read is named with the reason: a codec no decoder
 here supports, or a damaged file.
 """
 
@@ -70,6 +70,7 @@ class PyAVReader:
             self.codec = codec
             self._length = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
             rate = stream.average_rate or stream.guessed_rate
+            self._fps = float(rate) if rate else 0.0
             self._ticks_per_frame = float(1 / (rate * stream.time_base)) if rate else None
             self._start = stream.start_time or 0
         if self._length == 0:
@@ -79,6 +80,9 @@ class PyAVReader:
 
     def __len__(self) -> int:
         return self._length
+
+    def get_avg_fps(self) -> float:
+        return self._fps
 
     def get_batch(self, indices) -> _Frames:
         wanted = sorted(set(int(i) for i in indices))

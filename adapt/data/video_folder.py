@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from adapt.data.episode import Episode
+from adapt.data.resize import resize_frames
+from adapt.data.video import open_video
 from adapt.data.writer import DatasetWriter
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
@@ -19,8 +21,6 @@ def import_videos(
 ) -> tuple[Path, list[str]]:
     """One episode per video file, sorted by name, decoded at the spec camera's resolution and resampled
     to its fps. `spec` must be video-only with one camera. Returns the dataset and the skipped files."""
-    import decord
-
     if not spec.video_only or len(spec.cameras) != 1:
         raise AdaptError(f"import-videos needs a video-only spec with one camera; '{spec.name}' is not")
     if not Path(folder).is_dir():
@@ -33,11 +33,11 @@ def import_videos(
     with DatasetWriter(out, spec) as writer:
         for path in _maybe_progress(files, progress):
             try:
-                reader = decord.VideoReader(str(path), height=camera.height, width=camera.width, num_threads=1)
+                reader = open_video(path)  # decord, or PyAV for AV1 and what decord cannot open
                 step = reader.get_avg_fps() / camera.fps
                 indices = np.arange(0, len(reader), step).round().astype(int).clip(0, len(reader) - 1)
-                frames = reader.get_batch(list(indices)).asnumpy()
-            except Exception as error:  # decord raises DECORDError for unreadable files
+                frames = resize_frames(reader.get_batch(list(indices)).asnumpy(), (camera.height, camera.width))
+            except Exception as error:  # AdaptError from open_video, DECORDError for damaged streams
                 if not skip_bad:
                     raise AdaptError(f"{path}: not a readable video ({error}); pass --skip-bad to skip it") from None
                 skipped.append(f"{path.name}: {error}")
