@@ -74,7 +74,7 @@ def unpack(data: bytes, max_depth: int = 8) -> dict:
     except BadRequest:
         raise
     except Exception as error:  # msgpack raises ExtraData, FormatError, StackError, ValueError...
-        raise BadRequest(f"not a msgpack message ({type(error).__name__}: {error})") from None
+        raise BadRequest(f"not a msgpack message ({type(error).__name__}: {error or 'invalid bytes'})") from None
     if not isinstance(message, dict):
         raise BadRequest(f"expected a map of observation keys, got {type(message).__name__}")
     return message
