@@ -435,17 +435,25 @@ def test_gear_export_for_dreamzero_reads_back_and_wrong_ranges_are_named(invoke,
     np.testing.assert_allclose(back.episodes[1].state, episodes[1].state, atol=1e-6)
     np.testing.assert_allclose(back.episodes[2].action, episodes[2].action, atol=1e-6)
 
-    modality["state"]["joint_position"]["end"] = 5
+    packed = out / "data" / "chunk-000" / "episode_000001.parquet"  # state packed [gripper, joints], as a
+    table = pq.read_table(packed)  # GEAR dataset may: mapped back by sub-key name
+    state = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False))
+    swapped = pa.FixedSizeListArray.from_arrays(pa.array(np.roll(state, 1, axis=1).ravel()), 7)
+    pq.write_table(
+        table.set_column(table.column_names.index("observation.state"), "observation.state", swapped), packed
+    )
+    modality["state"]["gripper"].update(start=0, end=1)
+    modality["state"]["joint_position"].update(start=1, end=7)
+    (meta / "modality.json").write_text(json.dumps(modality))
+    np.testing.assert_allclose(LeRobotDataset(out, ur5e).episodes[1].state, episodes[1].state, atol=1e-6)
+
+    modality["state"]["joint_position"]["end"] = 6
     (meta / "modality.json").write_text(json.dumps(modality))
     with pytest.raises(
-        AdaptError,
-        match=r"state\.joint_position is observation\.state\[0:5\], but spec 'ur5e' puts it at "
-        r"observation\.state\[0:6\]",
+        AdaptError, match=r"state\.joint_position is observation\.state\[1:6\], but spec 'ur5e' needs 6"
     ):
         LeRobotDataset(out, ur5e)
     modality["state"]["arm"] = modality["state"].pop("joint_position")
     (meta / "modality.json").write_text(json.dumps(modality))
-    with pytest.raises(
-        AdaptError, match=r"state\.arm is not a state part of spec 'ur5e' \(its parts: joint_position \[0, 6\)"
-    ):
+    with pytest.raises(AdaptError, match=r"\['arm'\] are not among them and \['joint_position'\] are missing"):
         LeRobotDataset(out, ur5e)

@@ -6,7 +6,7 @@ and `relative_stats_dreamzero.json` (statistics of action chunks minus the state
 Everything comes from the embodiment spec: proprio blocks are the state sub-keys, the action's arm part
 (named after the action kind) and gripper are the action sub-keys, cameras are the video keys, and the
 relative keys are the action sub-keys a state block of the same name has (DreamZero's rule). Reading a
-GEAR dataset checks its sub-keys against the spec by name and index range.
+GEAR dataset maps its sub-keys onto the spec's parts by name, in whatever order the dataset packs them.
 """
 
 from __future__ import annotations
@@ -159,34 +159,45 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
     return Path(out)
 
 
-def check_modality(root: Path, spec: EmbodimentSpec) -> None:
-    """A GEAR dataset's `meta/modality.json` against `spec`: every state and action sub-key must be one of the
-    spec's (by name) and sit at the spec's index range in the packed column; anything else is named."""
+def read_modality(root: Path, spec: EmbodimentSpec) -> dict[str, np.ndarray]:
+    """Where each of the spec's state and action values sits in a GEAR dataset's packed columns, from its
+    `meta/modality.json`: sub-keys are matched to the spec's parts by name (in any order), and each must
+    have the part's size. Returns, per group, the column indices in the spec's order; an unknown or
+    missing sub-key, a range of the wrong size or outside the column, or another column is named."""
     path = Path(root) / "meta" / "modality.json"
     raw = read_json_object(path, "GEAR modality description")
-    for group, layout, column in (
-        ("state", state_layout(spec), STATE_KEY),
-        ("action", action_layout(spec), ACTION_KEY),
+    indices = {}
+    for group, layout, column, width in (
+        ("state", state_layout(spec), STATE_KEY, spec.state_dim),
+        ("action", action_layout(spec), ACTION_KEY, spec.action_dim),
     ):
         entries = raw.get(group, {})
         if not isinstance(entries, dict):
             raise AdaptError(f"{path}: '{group}' must map sub-key names to index ranges")
-        for name, entry in entries.items():
-            if name not in layout:
-                raise AdaptError(
-                    f"{path}: {group}.{name} is not a {group} part of spec '{spec.name}' (its parts: "
-                    f"{', '.join(f'{k} [{a}, {b})' for k, (a, b) in layout.items())})"
-                )
+        parts = ", ".join(f"{k} ({b - a})" for k, (a, b) in layout.items())
+        unknown = sorted(set(entries) - set(layout))
+        missing = sorted(set(layout) - set(entries))
+        if unknown or missing:
+            problems = [f"{unknown} are not among them"] * bool(unknown) + [f"{missing} are missing"] * bool(missing)
+            raise AdaptError(f"{path}: spec '{spec.name}' has {group} parts {parts}; {' and '.join(problems)}")
+        order = []
+        for name, (a, b) in layout.items():
+            entry = entries[name]
             try:
-                got = (int(entry["start"]), int(entry["end"]))
+                start, end = int(entry["start"]), int(entry["end"])
                 key = entry.get("original_key", column)
             except (KeyError, TypeError, ValueError):
                 raise AdaptError(f"{path}: {group}.{name} needs integer 'start' and 'end'") from None
-            if key != column or got != layout[name]:
+            if key != column or end - start != b - a or start < 0 or end > width:
                 raise AdaptError(
-                    f"{path}: {group}.{name} is {key}[{got[0]}:{got[1]}], but spec '{spec.name}' puts it at "
-                    f"{column}[{layout[name][0]}:{layout[name][1]}]"
+                    f"{path}: {group}.{name} is {key}[{start}:{end}], but spec '{spec.name}' needs {b - a} "
+                    f"values of {column} (of {width}) for it"
                 )
+            order.extend(range(start, end))
+        if sorted(order) != list(range(width)):
+            raise AdaptError(f"{path}: the {group} sub-keys overlap; each value of {column} must belong to one")
+        indices[group] = np.asarray(order)
+    return indices
 
 
 def _relative_statistics(spec: EmbodimentSpec, episodes) -> dict:

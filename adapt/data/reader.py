@@ -106,10 +106,12 @@ class LeRobotDataset:
                 f"is not one of {SUPPORTED_VERSIONS}"
             )
         self.fps = float(self.info["fps"])
+        self._order: dict[str, np.ndarray] = {}
+        """GEAR datasets (DreamZero, GR00T): column indices of the spec's state/action parts, by sub-key name."""
         if (self.root / "meta" / "modality.json").is_file() and not spec.video_only:
-            from adapt.data.gear import check_modality  # a GEAR dataset (DreamZero, GR00T): sub-keys by name
+            from adapt.data.gear import read_modality
 
-            check_modality(self.root, spec)
+            self._order = read_modality(self.root, spec)
         self.camera_keys = self._map_cameras()
         features = self.info["features"]
         self.has_state = self.mapping.state in features and not spec.video_only
@@ -257,6 +259,8 @@ class LeRobotDataset:
                     f"{data_file}: column '{key}' has {values.shape[1:]} dims per step but spec "
                     f"'{self.spec.name}' has {name} dim {dim}"
                 )
+            if values is not None and name in self._order:
+                values = values[:, self._order[name]]
             arrays[name] = values
         return EpisodeData(index, task, length, arrays["state"], arrays["action"])
 
