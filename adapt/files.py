@@ -50,8 +50,8 @@ def read_json_object(path: Path, what: str = "JSON file") -> dict[str, Any]:
 
 
 def check_output_path(path: Path, option: str = "--out") -> Path:
-    """Refuse an output path that cannot be created: one of its parents is a file, or the path itself is a
-    file where a folder is expected. Called before loading anything, so a mistake costs no time."""
+    """Refuse an output path that cannot be created because one of its parents is a file. Called before
+    anything loads, so the mistake costs no time (an existing output is each command's own question)."""
     path = Path(path)
     for parent in [path, *path.parents]:
         if parent.exists():
