@@ -208,6 +208,20 @@ CASES = {
         ["config.json", "not valid JSON"],
         "run",
     ),
+    "eval with both --policy and --server": (
+        lambda w: ["eval", "--policy", w.base(), "--server", "ws://127.0.0.1:9", "--out", w.tmp / "e"],
+        ["give --policy", "or --server", "not both"],
+        "e",
+    ),
+    "eval through a server that is not there": (
+        lambda w: ["eval", "--server", "ws://127.0.0.1:9", "--episodes", "1", "--out", w.tmp / "e"],
+        ["cannot reach the policy server at ws://127.0.0.1:9"],
+        "e",
+    ),
+    "serve an adapter whose base is gone": (
+        lambda w: ["serve", "--policy", w.adapter(base="/nowhere/base"), "--schema"],
+        ["/nowhere/base is not here", "--base"],
+    ),
     "import-videos from a missing folder": (
         lambda w: ["data", "import-videos", w.tmp / "nope", "--task", "wave", "--out", w.tmp / "o"],
         ["nope: not a folder"],
