@@ -376,9 +376,9 @@ def measure_sim(out_dir: Path, minutes: float) -> dict:
 def print_table(report: dict) -> None:
     load, workers = report["loading"], report["config"]["workers"]
     rows = [
-        ("raw decord get_batch, 1 process (0 workers)", load["raw_1proc"], None),
+        ("raw get_batch (same decoder), 1 process", load["raw_1proc"], None),
         ("WindowDataset[i], 1 process (0 workers)", load["windows_1proc"], None),
-        (f"raw decord get_batch, {workers} worker processes", load["raw_workers"], load["raw_workers"]),
+        (f"raw get_batch (same decoder), {workers} worker processes", load["raw_workers"], load["raw_workers"]),
         (f"window_loader, {workers} workers", load["loader"], load["loader"]),
     ]
     print(f"\n{'':48} {'frames/s':>9} {'batches/s':>9} {'frames/cpu-s':>12} {'worker start':>12}")
