@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adapt.atomic import atomic_directory
-from adapt.data.reader import LeRobotDataset
 from adapt.data.writer import ACTION_KEY, STATE_KEY, VideoStream, camera_key
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
@@ -29,6 +29,8 @@ CODEBASE_VERSION = "v2.1"
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 TASK_KEY = "annotation.task"
+if TYPE_CHECKING:
+    from adapt.data.reader import LeRobotDataset  # the reader imports this module to map GEAR sub-keys
 RELATIVE_HORIZON = 24
 """Action chunk length DreamZero's relative statistics are computed over (its converter's default)."""
 

@@ -5,6 +5,8 @@ as the in-process policy does. Any openpi client works against the server too; t
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
@@ -17,9 +19,10 @@ from adapt.serving import protocol
 class RemotePolicy:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
         headers = {"Authorization": f"Api-Key {token}"} if token else None
+        self._stack = contextlib.ExitStack()  # websockets wants its connection used as a context manager
         try:
-            self._connection = connect(
-                url, additional_headers=headers, compression=None, max_size=None, open_timeout=timeout
+            self._connection = self._stack.enter_context(
+                connect(url, additional_headers=headers, compression=None, max_size=None, open_timeout=timeout)
             )
             self.metadata = protocol.unpack(self._connection.recv(timeout))
         except (OSError, TimeoutError, WebSocketException) as error:
@@ -49,7 +52,7 @@ class RemotePolicy:
         return self._frame
 
     def close(self) -> None:
-        self._connection.close()
+        self._stack.close()
 
     def _ask(self, request: dict) -> dict:
         try:
