@@ -123,8 +123,8 @@ class PyAVReader:
         self._next = 0  # a lower bound until the first frame's timestamp says where decoding resumed
 
     def _index_of(self, frame) -> int:
-        """The frame's index from its timestamp (by count for a stream without timestamps, which `_seek`
-        always reads from the start)."""
+        """The frame's index from its timestamp; by count for a stream without a frame rate (which `_seek`
+        reads from the start) or a frame without a timestamp."""
         if frame.pts is None or self._ticks_per_frame is None:
             return self._next
         return round((frame.pts - self._start) / self._ticks_per_frame)
