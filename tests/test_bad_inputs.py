@@ -210,7 +210,7 @@ CASES = {
     ),
     "eval with both --policy and --server": (
         lambda w: ["eval", "--policy", w.base(), "--server", "ws://127.0.0.1:9", "--out", w.tmp / "e"],
-        ["give --policy", "or --server", "not both"],
+        ["give either --policy", "or --server", "not both"],
         "e",
     ),
     "eval through a server that is not there": (

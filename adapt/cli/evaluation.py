@@ -58,7 +58,7 @@ def eval_command(
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     if (policy_dir is None) == (server is None):
-        raise AdaptError("give --policy (evaluate in this process) or --server (through `adapt serve`), not both")
+        raise AdaptError("give either --policy (evaluate here) or --server (through `adapt serve`), not both")
     if server is not None:
         from adapt.serving.client import RemotePolicy
 
