@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adapt.atomic import atomic_directory
-from adapt.data.writer import ACTION_KEY, STATE_KEY, VideoStream, camera_key
+from adapt.data.writer import ACTION_KEY, STATE_KEY, VideoStream, camera_key, dataset_features, frame_columns
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.files import read_json_object
@@ -93,7 +93,7 @@ def statistics(values: np.ndarray) -> dict[str, list[float]]:
     }
 
 
-def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None = None, progress=None) -> Path:
+def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None = None) -> Path:
     """Write `dataset` (any layout this package reads) as a GEAR dataset at `out`; returns `out`."""
     spec = dataset.spec
     if spec.video_only or not (dataset.has_state and dataset.has_action):
@@ -104,17 +104,8 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
     with atomic_directory(Path(out)) as tmp:
         for index, episode in enumerate(dataset.episodes):  # renumbered: skipped source episodes leave no gap
             n, chunk = episode.length, index // 1000
-            task = np.full(n, tasks[episode.task], np.int64)
-            table = {
-                STATE_KEY: _fixed(episode.state),
-                ACTION_KEY: _fixed(episode.action),
-                "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(dataset.fps)),
-                "frame_index": pa.array(np.arange(n, dtype=np.int64)),
-                "episode_index": pa.array(np.full(n, index, np.int64)),
-                "index": pa.array(np.arange(offset, offset + n, dtype=np.int64)),
-                "task_index": pa.array(task),
-                TASK_KEY: pa.array(task),
-            }
+            table = frame_columns(n, index, offset, tasks[episode.task], dataset.fps, episode.state, episode.action)
+            table[TASK_KEY] = table["task_index"]
             path = tmp / DATA_PATH.format(episode_chunk=chunk, episode_index=index)
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.table(table), path)
@@ -142,8 +133,6 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
                 }
             )
             offset += n
-            if progress is not None:
-                progress()
         meta = tmp / "meta"
         _jsonl(meta / "episodes.jsonl", lines)
         _jsonl(meta / "tasks.jsonl", [{"task_index": i, "task": t} for t, i in tasks.items()])
@@ -220,20 +209,8 @@ def _relative_statistics(spec: EmbodimentSpec, episodes) -> dict:
 
 
 def _info(dataset: LeRobotDataset, spec: EmbodimentSpec, frames: int, tasks: int) -> dict:
-    features = {
-        camera_key(c.name): {
-            "dtype": "video",
-            "shape": [c.height, c.width, 3],
-            "names": ["height", "width", "channels"],
-            "info": {"video.fps": dataset.fps, "video.codec": "h264", "video.pix_fmt": "yuv420p"},
-        }
-        for c in spec.cameras
-    }
-    features[STATE_KEY] = {"dtype": "float32", "shape": [spec.state_dim], "names": None}
-    features[ACTION_KEY] = {"dtype": "float32", "shape": [spec.action_dim], "names": None}
-    for key in ("frame_index", "episode_index", "index", "task_index", TASK_KEY):
-        features[key] = {"dtype": "int64", "shape": [1], "names": None}
-    features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+    features = dataset_features(spec, dataset.fps)
+    features[TASK_KEY] = {"dtype": "int64", "shape": [1], "names": None}
     episodes = len(dataset.episodes)
     return {
         "codebase_version": CODEBASE_VERSION,
@@ -250,10 +227,6 @@ def _info(dataset: LeRobotDataset, spec: EmbodimentSpec, frames: int, tasks: int
         "video_path": VIDEO_PATH,
         "features": features,
     }
-
-
-def _fixed(values: np.ndarray) -> pa.Array:
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.astype(np.float32).ravel()), values.shape[1])
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:

@@ -67,18 +67,7 @@ class DatasetWriter:
         self._check(episode)
         n, index = episode.length, len(self._episodes)
         task_index = self._tasks.setdefault(episode.task, len(self._tasks))
-        columns = {
-            "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(self.fps)),
-            "frame_index": pa.array(np.arange(n, dtype=np.int64)),
-            "episode_index": pa.array(np.full(n, index, dtype=np.int64)),
-            "index": pa.array(np.arange(self._frames, self._frames + n, dtype=np.int64)),
-            "task_index": pa.array(np.full(n, task_index, dtype=np.int64)),
-        }
-        for key, values in ((STATE_KEY, episode.state), (ACTION_KEY, episode.action)):
-            if values is not None:
-                columns[key] = pa.FixedSizeListArray.from_arrays(
-                    pa.array(values.astype(np.float32).ravel()), values.shape[1]
-                )
+        columns = frame_columns(n, index, self._frames, task_index, self.fps, episode.state, episode.action)
         self._rows.append(pa.table(columns))
         row = {
             "episode_index": index,
@@ -149,32 +138,7 @@ class DatasetWriter:
                 )
 
     def _info(self) -> dict:
-        features: dict[str, dict] = {}
-        for camera in self.spec.cameras:
-            height, width = self._videos[camera.name].size or (camera.height, camera.width)
-            features[camera_key(camera.name)] = {
-                "dtype": "video",
-                "shape": [height, width, 3],
-                "names": ["height", "width", "channels"],
-                "info": {
-                    "video.fps": self.fps,
-                    "video.codec": "h264",
-                    "video.pix_fmt": "yuv420p",
-                    "video.height": height,
-                    "video.width": width,
-                    "has_audio": False,
-                },
-            }
-        if not self.spec.video_only:
-            features[STATE_KEY] = {
-                "dtype": "float32",
-                "shape": [self.spec.state_dim],
-                "names": [f"{p.name}_{i}" for p in self.spec.proprio for i in range(p.dim)],
-            }
-            features[ACTION_KEY] = {"dtype": "float32", "shape": [self.spec.action_dim], "names": None}
-        for key in ("frame_index", "episode_index", "index", "task_index"):
-            features[key] = {"dtype": "int64", "shape": [1], "names": None}
-        features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+        sizes = {name: stream.size for name, stream in self._videos.items() if stream.size is not None}
         return {
             "codebase_version": CODEBASE_VERSION,
             "robot_type": self.spec.name,
@@ -186,7 +150,7 @@ class DatasetWriter:
             "splits": {"train": f"0:{len(self._episodes)}"},
             "data_path": DATA_PATH,
             "video_path": VIDEO_PATH,
-            "features": features,
+            "features": dataset_features(self.spec, self.fps, sizes),
         }
 
 
@@ -229,3 +193,58 @@ class VideoStream:
                 self._container.mux(packet)
             self._container.close()
             self._container = None
+
+
+def frame_columns(
+    length: int,
+    index: int,
+    first_row: int,
+    task_index: int,
+    fps: float,
+    state: np.ndarray | None = None,
+    action: np.ndarray | None = None,
+) -> dict[str, pa.Array]:
+    """The parquet columns of one episode (`length` frames), as LeRobot lays them out (v2 and v3 alike)."""
+    columns = {
+        "timestamp": pa.array(np.arange(length, dtype=np.float32) / np.float32(fps)),
+        "frame_index": pa.array(np.arange(length, dtype=np.int64)),
+        "episode_index": pa.array(np.full(length, index, dtype=np.int64)),
+        "index": pa.array(np.arange(first_row, first_row + length, dtype=np.int64)),
+        "task_index": pa.array(np.full(length, task_index, dtype=np.int64)),
+    }
+    for key, values in ((STATE_KEY, state), (ACTION_KEY, action)):
+        if values is not None:
+            flat = pa.array(values.astype(np.float32).ravel())
+            columns[key] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    return columns
+
+
+def dataset_features(spec: EmbodimentSpec, fps: float, sizes: dict[str, tuple[int, int]] | None = None) -> dict:
+    """`info.json` features of a dataset of `spec` (cameras at `sizes`, default the spec's), LeRobot style."""
+    features: dict[str, dict] = {}
+    for camera in spec.cameras:
+        height, width = (sizes or {}).get(camera.name) or (camera.height, camera.width)
+        features[camera_key(camera.name)] = {
+            "dtype": "video",
+            "shape": [height, width, 3],
+            "names": ["height", "width", "channels"],
+            "info": {
+                "video.fps": fps,
+                "video.codec": "h264",
+                "video.pix_fmt": "yuv420p",
+                "video.height": height,
+                "video.width": width,
+                "has_audio": False,
+            },
+        }
+    if not spec.video_only:
+        features[STATE_KEY] = {
+            "dtype": "float32",
+            "shape": [spec.state_dim],
+            "names": [f"{p.name}_{i}" for p in spec.proprio for i in range(p.dim)],
+        }
+        features[ACTION_KEY] = {"dtype": "float32", "shape": [spec.action_dim], "names": None}
+    for key in ("frame_index", "episode_index", "index", "task_index"):
+        features[key] = {"dtype": "int64", "shape": [1], "names": None}
+    features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+    return features
