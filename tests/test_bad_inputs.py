@@ -49,6 +49,23 @@ class World:
         (adapter / "adapt_adapter.json").write_text(json.dumps(meta))
         return adapter
 
+    def finetune(self, out: Path, *options: str) -> list:
+        """`adapt finetune` of the tiny base to ur5e on a small dataset, writing `out`, plus `options`."""
+        data = self.dataset()
+        return [
+            "finetune",
+            "--base",
+            self.base(),
+            "--embodiment",
+            "ur5e",
+            "--data",
+            data,
+            "--out",
+            out,
+            *FAST,
+            *options,
+        ]
+
     def file(self, name: str = "a_file") -> Path:
         path = self.tmp / name
         path.write_text("not a folder")
@@ -97,10 +114,7 @@ CASES = {
         ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
     ),
     "finetune --out under a file": (
-        lambda w: (
-            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
-            + ["--out", w.file() / "run", *FAST]
-        ),
+        lambda w: w.finetune(w.file() / "run"),
         ["Invalid value for '--out'", "a_file is a file, not a folder; choose another --out"],
     ),
     "export --out under a file": (
@@ -138,26 +152,17 @@ CASES = {
         ["v2.1 dataset lists its episodes in meta/episodes.jsonl, which is missing"],
     ),
     "finetune --accelerator gpu without a GPU": (
-        lambda w: (
-            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
-            + ["--out", w.tmp / "run", *FAST, "--accelerator", "gpu"]
-        ),
+        lambda w: w.finetune(w.tmp / "run", "--accelerator", "gpu"),
         ["--accelerator gpu", "gpu"],
         "run",
     ),
     "finetune --devices beyond the cores": (
-        lambda w: (
-            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
-            + ["--out", w.tmp / "run", *FAST, "--devices", "64"]
-        ),
+        lambda w: w.finetune(w.tmp / "run", "--devices", "64"),
         ["--devices 64 would start 64 training processes"],
         "run",
     ),
     "finetune --strategy unknown": (
-        lambda w: (
-            ["finetune", "--base", w.base(), "--embodiment", "ur5e", "--data", w.dataset()]
-            + ["--out", w.tmp / "run", *FAST, "--strategy", "warp"]
-        ),
+        lambda w: w.finetune(w.tmp / "run", "--strategy", "warp"),
         ["--strategy warp", "warp"],
         "run",
     ),
