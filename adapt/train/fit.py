@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
@@ -71,7 +72,7 @@ def check_options(options: TrainOptions) -> None:
             devices=options.devices,
             strategy=options.strategy,
             num_nodes=options.num_nodes,
-            precision=options.precision or "32-true",
+            precision=_precision(options),
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=False,
@@ -83,11 +84,16 @@ def check_options(options: TrainOptions) -> None:
             f"--strategy {options.strategy}: {error}"
         ) from None
     cores = os.cpu_count() or 1
-    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and trainer.num_devices > cores:
+    if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cores:
         raise AdaptError(
             f"--devices {options.devices} would start {trainer.num_devices} training processes on "
             f"{cores} CPU cores; use at most {cores}"
         )
+
+
+def _precision(options: TrainOptions) -> str:
+    """The run's precision: as asked, else bf16-mixed on a GPU and 32-true on a CPU."""
+    return options.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true")
 
 
 def resume_point(checkpoints: Path) -> Path | None:
@@ -126,14 +132,13 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
     L.seed_everything(options.seed, workers=True, verbose=False)
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
-    precision = options.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true")
     trainer = L.Trainer(
         max_steps=options.steps,
         accelerator=options.accelerator,
         devices=options.devices,
         strategy=options.strategy,
         num_nodes=options.num_nodes,
-        precision=precision,
+        precision=_precision(options),
         accumulate_grad_batches=options.accumulate,
         gradient_clip_val=1.0,
         logger=CSVLogger(run_dir, name="logs"),  # logs/version_N: one per attempt, none overwritten
