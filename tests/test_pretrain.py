@@ -51,3 +51,20 @@ def test_pretrain_rejects_data_without_an_embodiment(invoke, synthetic_dataset, 
     message = "".join(result.output.split())
     assert "info.json:norobot_type;nametheembodimentas" in message and f"{data}=SPEC".replace(" ", "") in message
     assert not run.exists()
+
+
+def test_video_every_trains_the_video_loss_on_every_nth_step_only(invoke, synthetic_dataset, tmp_path):
+    """`--video-every 2`: every other step is action-only, its loss the action loss alone (a wiring bug would
+    train video on every step, or never). Lightning's CSV repeats the last logged video loss on the steps
+    that log none, so the total loss tells which steps computed it."""
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", str(synthetic_dataset("ur5e")), "--out", str(run), "--size", "tiny"]
+    args += ["--tokenizer-steps", "2", "--batch-size", "4", "--workers", "0", "--steps", "8", "--video-every", "2"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    rows = {int(r["step"]): r for r in read_metrics(run / "logs") if r.get("action_loss")}
+    assert sorted(rows) == [2, 3, 4, 5, 6, 7]
+    for step, row in rows.items():
+        action, total = float(row["action_loss"]), float(row["loss"])
+        expected = action + float(row["video_loss"]) if step % 2 else action
+        assert abs(total - expected) < 1e-5, (step, row)

@@ -37,6 +37,10 @@ def pretrain_command(
     ] = None,
     action_weight: Annotated[float, typer.Option(min=0, help="Weight of the action flow-matching loss.")] = 1.0,
     video_weight: Annotated[float, typer.Option(min=0, help="Weight of the video flow-matching loss.")] = 1.0,
+    video_every: Annotated[
+        int,
+        typer.Option(min=1, help="Video loss on every N-th step only; the others train actions alone (cheaper steps)."),
+    ] = 1,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Steps between resumable checkpoints.")
@@ -79,6 +83,7 @@ def pretrain_command(
         init=init,
         video_weight=video_weight,
         action_weight=action_weight,
+        video_every=video_every,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

@@ -32,6 +32,7 @@ def pretrain(
     init: Path | None = None,
     video_weight: float = 1.0,
     action_weight: float = 1.0,
+    video_every: int = 1,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
@@ -42,7 +43,8 @@ def pretrain(
     `init` continues pretraining from a model checkpoint (its size and trained tokenizer; no tokenizer
     phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
     `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
-    flow-matching losses.
+    flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
+    `WAMModule.mode_at`).
     """
     options = (options or TrainOptions()).resolve(
         PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
@@ -70,6 +72,7 @@ def pretrain(
         tokenizer_steps=tokenizer_steps,
         video_weight=video_weight,
         action_weight=action_weight,
+        video_every=video_every,
     )
     trainer = fit(module, loaders, out, options)
     if trainer.is_global_zero:
