@@ -1,0 +1,329 @@
+"""DreamZero's video DiT: Wan2.1/Wan2.2 transformer blocks over video tokens plus action and state registers.
+
+The modules are diffusers' Wan modules (`WanTransformerBlock`, `WanTimeTextImageEmbedding`,
+`WanRotaryPosEmbed`), so a Wan or DreamZero checkpoint loads through diffusers' own key names
+(`adapt.model.dreamzero.keys` maps DreamZero's original names onto them). The forward passes are ours,
+because DreamZero's differ from a plain Wan forward in three ways diffusers' block forward cannot express:
+
+- **Per-token flow times.** Every token carries its own time (clean context 0, each noisy video frame its
+  block's time, each action token its own); the shared time embedding turns each into adaLN modulation.
+- **A block-causal attention pattern over registers** (training, teacher-forced): the sequence is
+  `[clean video | noisy video | action tokens | state tokens]`, where a block is `frames_per_block` latent
+  frames with `actions_per_block` action tokens and `states_per_block` state tokens. Clean frames attend
+  causally by block; a noisy block and its actions attend to the clean frames before it, to themselves
+  and to their block's state; a state token attends only to itself (`attention_mask`).
+- **Registers with 1-D RoPE** over the whole head dimension, counted from 0 for actions and for states,
+  beside 3-D RoPE (frame, row, column) for video, clean and noisy halves at the same positions.
+
+At inference the clean observed frames are encoded once into per-layer keys/values (`encode_clean`) and
+each denoising step runs only the current block's noisy video, action and state tokens against them,
+with no mask among the current block's tokens (`denoise`), as DreamZero's KV-cached inference does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.models.embeddings import get_1d_rotary_pos_embed
+from diffusers.models.normalization import FP32LayerNorm
+from diffusers.models.transformers.transformer_wan import (
+    WanAttention,
+    WanRotaryPosEmbed,
+    WanTimeTextImageEmbedding,
+    WanTransformerBlock,
+)
+from torch import Tensor, nn
+
+from adapt.model.dreamzero.config import DreamZeroConfig
+
+LORA_TARGETS = {
+    "attention": [f"{a}.{p}" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out.0")],
+    "mlp": ["ffn.net.0.proj", "ffn.net.2"],
+}
+"""DreamZero's LoRA targets (`q, k, v, o, ffn.0, ffn.2` of self- and cross-attention) in diffusers' names."""
+
+REGISTER_POSITIONS = 10_240
+"""Rows of the register RoPE table (DreamZero: `rope_params(1024 * 10, head_dim)`)."""
+
+
+def sinusoid(t: Tensor, dim: int) -> Tensor:
+    """Wan's flow-time features: [cos, sin] of t * 10000^(-i/half), in float64 as Wan computes them."""
+    half = dim // 2
+    freqs = torch.pow(10_000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    angles = t.to(torch.float64)[..., None] * freqs
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """RoPE on adjacent channel pairs: x (B, H, L, hd); cos/sin (L, hd), each frequency repeated twice."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
+    c, s = cos[:, 0::2], sin[:, 1::2]
+    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2).type_as(x)
+
+
+class DreamZeroDiT(nn.Module):
+    """The transformer LoRA adapts; registers' encoders and decoders live in the embodiment heads."""
+
+    lora_targets = LORA_TARGETS
+
+    def __init__(self, config: DreamZeroConfig):
+        super().__init__()
+        self.config, d = config, config.dim
+        self.patch_embedding = nn.Conv3d(config.in_dim, d, kernel_size=config.patch, stride=config.patch)
+        self.condition_embedder = WanTimeTextImageEmbedding(
+            dim=d, time_freq_dim=config.freq_dim, time_proj_dim=6 * d, text_embed_dim=config.text_dim,
+            image_embed_dim=config.image_dim,
+        )  # fmt: skip
+        self.blocks = nn.ModuleList(
+            WanTransformerBlock(
+                d,
+                config.ffn_dim,
+                config.num_heads,
+                cross_attn_norm=True,
+                eps=config.eps,
+                added_kv_proj_dim=d,
+            )  # fmt: skip
+            for _ in range(config.num_layers)
+        )
+        self.norm_out = FP32LayerNorm(d, config.eps, elementwise_affine=False)
+        self.proj_out = nn.Linear(d, config.out_dim * math.prod(config.patch))
+        self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
+        self.video_rope = WanRotaryPosEmbed(config.head_dim, config.patch, max_seq_len=1024)
+
+    # -- embeddings ---------------------------------------------------------------------------------
+
+    def context(self, text: Tensor, image: Tensor | None) -> Tensor:
+        """Cross-attention context: [projected CLIP tokens | projected text tokens] (B, 257 + text_len, D)."""
+        embedder = self.condition_embedder
+        context = embedder.text_embedder(text)
+        if image is not None:
+            context = torch.cat([embedder.image_embedder(image), context], dim=1)
+        return context
+
+    def patchify(self, latents: Tensor) -> Tensor:
+        """(B, in_dim, F, h, w) -> tokens (B, F * h/2 * w/2, D), frame-major."""
+        return self.patch_embedding(latents).flatten(2).transpose(1, 2)
+
+    def times(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-token flow times (B, L) on Wan's 0-1000 scale -> (time embedding (B, L, D) for the output
+        head, block modulation (B, L, 6, D))."""
+        embedder = self.condition_embedder
+        e = embedder.time_embedder(sinusoid(t, self.config.freq_dim).float())
+        return e, embedder.time_proj(embedder.act_fn(e)).unflatten(-1, (6, -1))
+
+    def video_positions(self, frames: int, h: int, w: int, first: int = 0) -> tuple[Tensor, Tensor]:
+        """cos/sin (frames * h * w, hd) of 3-D RoPE for latent frames first..first+frames-1 of h x w tokens."""
+        rope = self.video_rope
+        split = [rope.t_dim, rope.h_dim, rope.w_dim]
+        parts = []
+        for table in (rope.freqs_cos, rope.freqs_sin):
+            ft, fh, fw = table.split(split, dim=1)
+            grid = [
+                ft[first : first + frames].view(frames, 1, 1, -1).expand(frames, h, w, -1),
+                fh[:h].view(1, h, 1, -1).expand(frames, h, w, -1),
+                fw[:w].view(1, 1, w, -1).expand(frames, h, w, -1),
+            ]
+            parts.append(torch.cat(grid, dim=-1).reshape(frames * h * w, -1).float())
+        return parts[0], parts[1]
+
+    def register_positions(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos/sin (n, hd) of 1-D RoPE over the whole head dimension at the given register positions."""
+        cos, sin = get_1d_rotary_pos_embed(
+            self.config.head_dim, REGISTER_POSITIONS, use_real=True, repeat_interleave_real=True,
+            freqs_dtype=torch.float64,
+        )  # fmt: skip
+        return cos[positions.cpu()].float().to(positions.device), sin[positions.cpu()].float().to(positions.device)
+
+    # -- attention ----------------------------------------------------------------------------------
+
+    def _self_attention(self, attn: WanAttention, h: Tensor, rope, mask: Tensor | None, past=None):
+        """Multi-head self-attention with q/k RMS norm and RoPE; `past` (k, v) are keys/values the tokens
+        also attend to (cached clean frames, already rotated). Returns the output and this call's k, v."""
+        b, n, _ = h.shape
+        heads = attn.heads
+        q = attn.norm_q(attn.to_q(h)).unflatten(2, (heads, -1)).transpose(1, 2)
+        k = attn.norm_k(attn.to_k(h)).unflatten(2, (heads, -1)).transpose(1, 2)
+        v = attn.to_v(h).unflatten(2, (heads, -1)).transpose(1, 2)
+        q, k = _rotate(q, *rope), _rotate(k, *rope)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        out = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return attn.to_out[0](out.transpose(1, 2).flatten(2)), (k, v)
+
+    def _cross_attention(self, attn: WanAttention, h: Tensor, context: Tensor) -> Tensor:
+        """Attention to the text tokens plus, for image-conditioned models, to the CLIP tokens that lead the
+        context (split by count: diffusers' processor assumes 512 text tokens)."""
+        heads = attn.heads
+        image_tokens = max(context.shape[1] - self.config.text_len, 0)
+        image, text = context[:, :image_tokens], context[:, image_tokens:]
+
+        def split(x: Tensor) -> Tensor:
+            return x.unflatten(2, (heads, -1)).transpose(1, 2)
+
+        q = split(attn.norm_q(attn.to_q(h)))
+        out = nn.functional.scaled_dot_product_attention(q, split(attn.norm_k(attn.to_k(text))), split(attn.to_v(text)))
+        if image_tokens:
+            k_img, v_img = split(attn.norm_added_k(attn.add_k_proj(image))), split(attn.add_v_proj(image))
+            out = out + nn.functional.scaled_dot_product_attention(q, k_img, v_img)
+        return attn.to_out[0](out.transpose(1, 2).flatten(2))
+
+    def _block(self, block: WanTransformerBlock, x: Tensor, context: Tensor, e0: Tensor, rope, mask, past=None):
+        """One Wan block with per-token modulation e0 (B, L, 6, D); the residual arithmetic in float32."""
+        shift, scale, gate, c_shift, c_scale, c_gate = (
+            m.squeeze(2) for m in (block.scale_shift_table.unsqueeze(0) + e0.float()).chunk(6, dim=2)
+        )
+        h = (block.norm1(x.float()) * (1 + scale) + shift).type_as(x)
+        out, kv = self._self_attention(block.attn1, h, rope, mask, past)
+        x = (x.float() + out * gate).type_as(x)
+        x = x + self._cross_attention(block.attn2, block.norm2(x.float()).type_as(x), context)
+        h = (block.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
+        return (x.float() + block.ffn(h).float() * c_gate).type_as(x), kv
+
+    def _video_out(self, x: Tensor, e: Tensor, frames: int, h: int, w: int) -> Tensor:
+        """Noisy video tokens (B, frames*h*w, D) -> velocity (B, out_dim, frames, 2h, 2w)."""
+        shift, scale = (self.scale_shift_table.unsqueeze(0) + e.unsqueeze(2)).chunk(2, dim=2)
+        x = self.proj_out((self.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x))
+        pt, ph, pw = self.config.patch
+        x = x.reshape(x.shape[0], frames, h, w, pt, ph, pw, -1)
+        return x.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def attention_mask(self, frames: int, frame_tokens: int, actions: int, states: int, device=None) -> Tensor:
+        """The teacher-forced pattern (L, L) bool over [clean | noisy | actions | states] (True = attend).
+
+        Blocks: latent frame 0 alone, then blocks of `frames_per_block` frames, each with its share of the
+        action and state tokens. Clean frame 0 and noisy frame 0 see only themselves; clean block i sees
+        clean frame 0 and clean frames back to `max_blocks` blocks before it, through its own end; noisy
+        block i, its action and state tokens' queries: noisy block i and its actions see clean frame 0, the
+        clean blocks before i, noisy block i, action block i and state block i; a state token sees itself.
+        """
+        c, fs = self.config, frame_tokens
+        blocks = (frames - 1) // c.frames_per_block
+        bs, apb, spb = c.frames_per_block * fs, actions // max(blocks, 1), states // max(blocks, 1)
+        video = frames * fs
+        n = 2 * video + actions + states
+        mask = torch.zeros(n, n, dtype=torch.bool, device=device)
+        mask[:fs, :fs] = True
+        mask[video : video + fs, video : video + fs] = True
+        window = (c.max_blocks * c.frames_per_block + 1) * fs
+        for i in range(blocks):
+            start, end = fs + i * bs, fs + (i + 1) * bs
+            mask[start:end, :fs] = True
+            mask[start:end, max(fs, end - window) : end] = True
+            noisy = slice(video + start, video + end)
+            act = slice(2 * video + i * apb, 2 * video + (i + 1) * apb)
+            state = slice(2 * video + actions + i * spb, 2 * video + actions + (i + 1) * spb)
+            for query in (noisy, act):
+                mask[query, :start] = True
+                for key in (noisy, act, state):
+                    mask[query, key] = True
+            mask[state, state] = True
+        return mask
+
+    def forward(
+        self,
+        noisy: Tensor,
+        clean: Tensor,
+        t_video: Tensor,
+        actions: Tensor,
+        t_action: Tensor,
+        states: Tensor,
+        context: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher-forced training forward.
+
+        noisy, clean: DiT inputs (B, in_dim, F, H, W) (latents with the image condition concatenated for
+        i2v); t_video (B, F) flow times per latent frame on the 0-1000 scale; actions (B, Na, D) and
+        states (B, Ns, D) register tokens from the embodiment's encoders; t_action (B, Na); context from
+        `context`. Returns the video velocity (B, out_dim, F, H, W) and the action tokens' last hidden
+        states (B, Na, D) for the embodiment's action decoder.
+        """
+        b, _, frames, height, width = noisy.shape
+        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        fs, na, ns = h * w, actions.shape[1], states.shape[1]
+        x = torch.cat([self.patchify(clean), self.patchify(noisy), actions, states], dim=1)
+        t_state = t_action[:, :: max(na // max(ns, 1), 1)][:, :ns]
+        t = torch.cat(
+            [torch.zeros(b, frames * fs, device=x.device), t_video.repeat_interleave(fs, dim=1), t_action, t_state],
+            dim=1,
+        )
+        e, e0 = self.times(t)
+        video_cos, video_sin = self.video_positions(frames, h, w)
+        act_cos, act_sin = self.register_positions(torch.arange(na, device=x.device))
+        st_cos, st_sin = self.register_positions(torch.arange(ns, device=x.device))
+        rope = (
+            torch.cat([video_cos, video_cos, act_cos, st_cos]).to(x.device),
+            torch.cat([video_sin, video_sin, act_sin, st_sin]).to(x.device),
+        )
+        mask = self.attention_mask(frames, fs, na, ns, x.device)
+        for block in self.blocks:
+            x, _ = self._block(block, x, context, e0, rope, mask)
+        video = frames * fs
+        velocity = self._video_out(x[:, video : 2 * video], e[:, video : 2 * video], frames, h, w)
+        return velocity, x[:, 2 * video : 2 * video + na]
+
+    # -- inference -----------------------------------------------------------------------------------
+
+    def encode_clean(self, clean: Tensor, context: Tensor, first_frame: int, past: list | None = None) -> list:
+        """Keys/values per layer of observed (clean, t = 0) latent frames `first_frame`..., appended to `past`
+        and cut to the attention window (DreamZero's KV cache holds only real observed frames)."""
+        b, _, frames, height, width = clean.shape
+        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        x = self.patchify(clean)
+        _, e0 = self.times(torch.zeros(b, x.shape[1], device=x.device))
+        rope = tuple(r.to(x.device) for r in self.video_positions(frames, h, w, first_frame))
+        window = self._window(h * w)
+        cache = []
+        for i, block in enumerate(self.blocks):
+            kv_past = None if past is None else _last(past[i], window - x.shape[1])
+            x, kv = self._block(block, x, context, e0, rope, None, kv_past)
+            if kv_past is not None:
+                kv = (torch.cat([kv_past[0], kv[0]], 2), torch.cat([kv_past[1], kv[1]], 2))
+            cache.append(_last(kv, window))
+        return cache
+
+    def _window(self, frame_tokens: int) -> int:
+        """Video tokens a token may attend to at inference: `max_blocks` blocks and frame 0 (DreamZero's
+        max_attention_size)."""
+        return (self.config.max_blocks * self.config.frames_per_block + 1) * frame_tokens
+
+    def denoise(
+        self,
+        noisy: Tensor,
+        t_video: Tensor,
+        actions: Tensor,
+        t_action: Tensor,
+        states: Tensor,
+        context: Tensor,
+        cache: list,
+        first_frame: int,
+        block: int,
+    ) -> tuple[Tensor, Tensor]:
+        """One denoising step of block `block` (latent frames from `first_frame`) against the cached clean
+        frames: the current block's tokens see the cache and each other, unmasked. Returns the video
+        velocity and the action tokens' hidden states, as `forward`."""
+        b, _, frames, height, width = noisy.shape
+        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        na, ns = actions.shape[1], states.shape[1]
+        x = torch.cat([self.patchify(noisy), actions, states], dim=1)
+        t = torch.cat([t_video.repeat_interleave(h * w, dim=1), t_action, t_action[:, :1].expand(b, ns)], dim=1)
+        e, e0 = self.times(t)
+        video_cos, video_sin = self.video_positions(frames, h, w, first_frame)
+        act_cos, act_sin = self.register_positions(torch.arange(block * na, (block + 1) * na, device=x.device))
+        st_cos, st_sin = self.register_positions(torch.arange(block * ns, (block + 1) * ns, device=x.device))
+        rope = (
+            torch.cat([video_cos.to(x.device), act_cos, st_cos]),
+            torch.cat([video_sin.to(x.device), act_sin, st_sin]),
+        )
+        keep = self._window(h * w) - frames * h * w  # cached and new video keys together fill the window
+        for layer, past in zip(self.blocks, cache, strict=True):
+            x, _ = self._block(layer, x, context, e0, rope, None, _last(past, keep))
+        video = frames * h * w
+        return self._video_out(x[:, :video], e[:, :video], frames, h, w), x[:, video : video + na]
+
+
+def _last(kv: tuple[Tensor, Tensor], n: int) -> tuple[Tensor, Tensor]:
+    """The last `n` cached keys and values (none when n <= 0)."""
+    start = min(max(kv[0].shape[2] - n, 0), kv[0].shape[2])
+    return kv[0][:, :, start:], kv[1][:, :, start:]

@@ -1,0 +1,164 @@
+"""The `dreamzero` family: DreamZero's checkpoint names and shapes, its DiT's forward against DreamZero's own
+code, and loading checkpoints in DreamZero's folder layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adapt.model.dreamzero.config import DREAMZERO_PRESETS
+from adapt.model.dreamzero.dit import DreamZeroDiT
+from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
+from adapt.model.dreamzero.registers import DreamZeroHeads
+
+
+def dreamzero_shapes(size: str) -> dict[str, tuple[int, ...]]:
+    """DreamZero checkpoint key -> shape of our DiT and shared registers of preset `size`, built on the meta device."""
+    config = DREAMZERO_PRESETS[size]
+    with torch.device("meta"):
+        modules = {"backbone": DreamZeroDiT(config), "shared_registers": DreamZeroHeads.shared(config)}
+    shapes = {}
+    for prefix, module in modules.items():
+        for name, parameter in module.named_parameters():
+            key = to_dreamzero(f"{prefix}.{name}")
+            assert key is not None, f"{prefix}.{name} has no DreamZero name"
+            assert to_adapt(key) == f"{prefix}.{name}", key  # the map runs both ways
+            shapes[key] = tuple(parameter.shape)
+    return shapes
+
+
+@pytest.mark.parametrize(
+    ("size", "parameters", "dim", "ffn", "layers", "in_dim", "out_dim"),
+    [
+        ("dreamzero-14b", 16_484_292_448, 5120, 13824, 40, 36, 16),
+        ("dreamzero-5b", 5_606_692_832, 3072, 14336, 30, 48, 48),
+    ],
+)
+def test_released_sizes_have_dreamzero_key_names_and_shapes(size, parameters, dim, ffn, layers, in_dim, out_dim):
+    """The 14B and 5B DiTs carry every key DreamZero's checkpoints hold, under its names, at its shapes (a wrong
+    rename, a swapped norm or a missing image projection would load nothing or the wrong tensor)."""
+    shapes = dreamzero_shapes(size)
+    assert sum(torch.Size(s).numel() for s in shapes.values()) == parameters
+    m = "action_head.model."
+    expected = {
+        "patch_embedding.weight": (dim, in_dim, 1, 2, 2),
+        "text_embedding.0.weight": (dim, 4096),
+        "time_embedding.0.weight": (dim, 256),
+        "time_projection.1.weight": (6 * dim, dim),
+        "img_emb.proj.1.weight": (1280, 1280),
+        "img_emb.proj.3.weight": (dim, 1280),
+        "head.head.weight": (4 * out_dim, dim),
+        "head.modulation": (1, 2, dim),
+        f"blocks.{layers - 1}.modulation": (1, 6, dim),
+        f"blocks.{layers - 1}.self_attn.q.weight": (dim, dim),
+        "blocks.0.self_attn.norm_k.weight": (dim,),
+        "blocks.0.cross_attn.o.bias": (dim,),
+        "blocks.0.cross_attn.k_img.weight": (dim, dim),
+        "blocks.0.cross_attn.norm_k_img.weight": (dim,),
+        "blocks.0.norm3.weight": (dim,),
+        "blocks.0.ffn.0.weight": (ffn, dim),
+        "blocks.0.ffn.2.weight": (dim, ffn),
+        "state_encoder.layer1.W": (1, 64, 1024),
+        "state_encoder.layer2.W": (1, 1024, dim),
+        "action_encoder.W1.W": (1, 32, dim),
+        "action_encoder.W2.W": (1, 2 * dim, dim),
+        "action_decoder.layer2.W": (1, 1024, 32),
+    }
+    assert {k: shapes[m + k] for k in expected} == expected
+    assert f"{m}blocks.{layers}.modulation" not in shapes
+    assert not any(k.endswith((".norm1.weight", ".norm2.weight")) for k in shapes)  # Wan's norm1/norm2 have no affine
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dreamzero_reference"
+
+
+def reference_model() -> tuple[DreamZeroDiT, DreamZeroHeads]:
+    """Our DiT and registers with the reference weights (seeded, in DreamZero's parameter order), loaded
+    through the checkpoint key map."""
+    reference = json.loads((FIXTURE / "reference.json").read_text())
+    dit, registers = (
+        DreamZeroDiT(DREAMZERO_PRESETS["dreamzero-tiny"]),
+        DreamZeroHeads.shared(DREAMZERO_PRESETS["dreamzero-tiny"]),
+    )
+    torch.manual_seed(0)
+    weights = {
+        to_adapt("action_head.model." + name): torch.randn(shape) * 0.1 for name, shape in reference["parameters"]
+    }
+    for prefix, module in [("backbone.", dit), ("shared_registers.", registers)]:
+        module.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
+    return dit.eval(), registers.eval()
+
+
+def draws(seed: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(*shape, generator=generator) for name, shape in shapes.items()}
+
+
+@torch.no_grad()
+def test_forward_matches_dreamzero():
+    """Our teacher-forced forward and our KV-cached denoising steps agree with DreamZero's own code on the same
+    weights and inputs within 1e-4 (float32): catches any divergence in token order, attention pattern, RoPE
+    (video 3-D and register 1-D, with per-block offsets), per-token modulation, cross-attention or registers."""
+    expected = load_file(FIXTURE / "outputs.safetensors")
+    dit, registers = reference_model()
+    train = draws(1, {"x": (2, 4, 5, 4, 6), "clean_x": (2, 4, 5, 4, 6), "y": (2, 8, 5, 4, 6), "context": (2, 8, 32),
+                      "clip_feature": (2, 257, 1280), "action": (2, 6, 8), "state": (2, 2, 16)})  # fmt: skip
+    assert torch.equal(train["x"], expected["inputs.x"])  # the random generator still draws the reference inputs
+    context = dit.context(train["context"], train["clip_feature"])
+    times = {
+        "": ([[900, 300, 300, 650, 650], [50, 720, 720, 120, 120]], [[300] * 3 + [650] * 3, [720] * 3 + [120] * 3]),
+        "_2": ([[100, 800, 800, 400, 400], [999, 10, 10, 500, 500]], [[800] * 3 + [400] * 3, [10] * 3 + [500] * 3]),
+    }
+    for suffix, (t_video, t_action) in times.items():
+        t_video, t_action = torch.tensor(t_video, dtype=torch.float32), torch.tensor(t_action, dtype=torch.float32)
+        velocity, hidden = dit(
+            torch.cat([train["x"], train["y"]], 1),
+            torch.cat([train["clean_x"], train["y"]], 1),
+            t_video,
+            registers.action_encoder(train["action"], t_action),
+            t_action,
+            registers.state_encoder(train["state"]),
+            context,
+        )
+        torch.testing.assert_close(velocity, expected[f"train.video_pred{suffix}"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            registers.action_decoder(hidden), expected[f"train.action_pred{suffix}"], atol=1e-4, rtol=0
+        )
+
+    shape = (1, 4, 2, 4, 6)
+    block_0 = {"noise_video": shape, "noise_action": (1, 3, 8), "state": (1, 1, 16)}
+    block_1 = {f"{k}_b1": v for k, v in block_0.items()}
+    first = {"latents": (1, 4, 5, 4, 6), "ys": (1, 8, 5, 4, 6), "context": (1, 8, 32), "clip_feature": (1, 257, 1280)}
+    infer = draws(2, {**first, **block_0, **block_1})
+    assert torch.equal(infer["latents"], expected["inputs.latents"])
+    latents, ys = infer["latents"], infer["ys"]
+    context = dit.context(infer["context"], infer["clip_feature"])
+    cache = dit.encode_clean(torch.cat([latents[:, :, :1], ys[:, :, :1]], 1), context, 0)
+    torch.testing.assert_close(
+        torch.stack(cache[0]), expected["infer.kv_cache_after_first.0"].transpose(2, 3), atol=1e-4, rtol=0
+    )
+
+    def denoise(cache, suffix: str, t_video: float, t_action: float, first: int, block: int):
+        tv, ta = torch.full((1, 2), t_video), torch.full((1, 3), t_action)
+        y = ys[:, :, first : first + 2]
+        noisy = torch.cat([infer[f"noise_video{suffix}"], y], 1)
+        actions = registers.action_encoder(infer[f"noise_action{suffix}"], ta)
+        states = registers.state_encoder(infer[f"state{suffix}"])
+        velocity, hidden = dit.denoise(noisy, tv, actions, ta, states, context, cache, first, block)
+        return velocity, registers.action_decoder(hidden)
+
+    for suffix, t_video, t_action in [("", 500.0, 500.0), ("_2", 700.0, 300.0)]:  # suffix: which reference
+        velocity, actions = denoise(cache, "", t_video, t_action, 1, 0)
+        torch.testing.assert_close(velocity, expected[f"infer.video_pred{suffix}"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(actions, expected[f"infer.action_pred{suffix}"], atol=1e-4, rtol=0)
+    cache = dit.encode_clean(torch.cat([latents[:, :, 1:3], ys[:, :, 1:3]], 1), context, 1, cache)
+    torch.testing.assert_close(
+        torch.stack(cache[1]), expected["infer.kv_cache_after_b1_update.1"].transpose(2, 3), atol=1e-4, rtol=0
+    )
+    velocity, actions = denoise(cache, "_b1", 500.0, 500.0, 3, 1)
+    torch.testing.assert_close(velocity, expected["infer.b1_video_pred"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(actions, expected["infer.b1_action_pred"], atol=1e-4, rtol=0)
