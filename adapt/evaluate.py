@@ -102,7 +102,8 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         batch = to_device(batch, config.device)
         sample = model.sample(batch, config.steps, 0.0, cache=config.cache_context)
         target = model.latents(batch["frames"])[:, :, ctx:]
-        video_errors.append(((sample["future"] - target) ** 2).mean().item())
+        predicted_latents = sample["future"][:, :, -target.shape[2] :]  # a family may lead with the observed frame
+        video_errors.append(((predicted_latents - target) ** 2).mean().item())
         future = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
         imagined = model.frames_from_latents(sample["future"]).clamp(-1, 1)
         copied = (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(future)

@@ -127,8 +127,8 @@ class Policy:
 
         if self.last_future is None:
             return None
-        frames = self.predictor.model.frames_from_latents(self.last_future[:1, :1, :1])
-        return to_uint8(frames)[0, 0, 0].cpu().numpy()
+        frames = self.predictor.model.frames_from_latents(self.last_future[:1])
+        return to_uint8(frames[:, :1, :1])[0, 0, 0].cpu().numpy()
 
     def _plan(self, context: tuple[np.ndarray, list[bool]], state: np.ndarray, task: str) -> np.ndarray:
         chunk = self.predictor.predict(*context, state, task, self.generator)

@@ -74,7 +74,8 @@ class ChunkPredictor:
     @property
     def frame_size(self) -> tuple[int, int]:
         """(height, width) the model's context frames have."""
-        return (self.model.config.image_size,) * 2
+        window = self.model.config.window()
+        return window.height, window.width
 
     @torch.no_grad()
     def predict(

@@ -151,3 +151,81 @@ def _assert_picture(path: Path, min_size: tuple[int, int]) -> None:
         assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1], f"{path}: {image.size}"
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     assert pixels.std() > 5 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, f"{path} is blank"
+
+
+DREAMZERO_WORDS = (
+    "a multi-view video shows that robot push the red block . split into four views : top-left view is primary"
+)
+"""Words of the prompts the tests send, so the tiny tokenizer has them (anything else is <unk>)."""
+
+
+def write_dreamzero_checkpoint(folder: Path, shards: int = 1, seed: int = 0) -> Path:
+    """A tiny DreamZero checkpoint as DreamZero releases them: `config.json` (VLAConfig), `model.safetensors`
+    (or an index and `shards` shards) with DreamZero's key names (DiT and registers under `action_head.model.`,
+    encoders under theirs), `experiment_cfg/metadata.json` (one embodiment tag: joint_position 7, gripper 1)
+    and a `tokenizer/` folder (a real word-level tokenizer built with `tokenizers`, as umT5's is not here)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from adapt.model.dreamzero.config import DREAMZERO_PRESETS
+    from adapt.model.dreamzero.encoders import dreamzero_encoder_state_dict
+    from adapt.model.dreamzero.keys import to_dreamzero
+    from adapt.model.dreamzero.model import DreamZeroWAM
+
+    torch.manual_seed(seed)
+    config = DREAMZERO_PRESETS["dreamzero-tiny"]
+    state = DreamZeroWAM(config).state_dict()
+    tensors = {to_dreamzero(k): v for k, v in state.items() if k.startswith(("backbone.", "shared_registers."))}
+    tensors |= dreamzero_encoder_state_dict({k: v for k, v in state.items() if k.startswith("tokenizer.")})
+    folder.mkdir(parents=True)
+    keys = sorted(tensors)
+    if shards == 1:
+        save_file({k: tensors[k].contiguous() for k in keys}, folder / "model.safetensors")
+    else:
+        weight_map = {}
+        for i in range(shards):
+            name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            part = keys[i::shards]
+            save_file({k: tensors[k].contiguous() for k in part}, folder / name)
+            weight_map |= dict.fromkeys(part, name)
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    dit = {
+        "_target_": "groot.vla.model.dreamzero.modules.wan_video_dit_action_casual_chunk.CausalWanModel",
+        "model_type": "i2v", "frame_seqlen": config.frame_tokens, "dim": config.dim, "in_dim": config.in_dim,
+        "ffn_dim": config.ffn_dim, "out_dim": config.out_dim, "text_dim": config.text_dim, "text_len": config.text_len,
+        "freq_dim": 256, "eps": 1e-6, "num_heads": config.num_heads, "num_layers": config.num_layers,
+        "max_chunk_size": config.max_blocks, "num_frame_per_block": config.frames_per_block,
+        "num_action_per_block": config.actions_per_block, "num_state_per_block": 1,
+        "hidden_size": config.register_hidden, "max_state_dim": config.max_state_dim, "action_dim": config.max_action_dim,
+    }  # fmt: skip
+    head = {"diffusion_model_cfg": dit, "view_size": [config.view_height, config.view_width], "lora_rank": 4}
+    vla = {"model_type": "vla", "action_head_cfg": {"_target_": "WANPolicyHead", "config": head}, "action_dim": 8}
+    (folder / "config.json").write_text(json.dumps(vla, indent=2))
+    part = {"max": [1.0], "min": [-1.0], "mean": [0.0], "std": [1.0], "q01": [-1.0], "q99": [1.0]}
+    modalities = {"joint_position": {"shape": [7]}, "gripper": {"shape": [1]}}
+    meta = {
+        "agibot": {
+            "statistics": {p: {k: part for k in modalities} for p in ("state", "action")},
+            "modalities": {"state": modalities, "action": modalities},
+            "embodiment_tag": "agibot",
+        }
+    }
+    (folder / "experiment_cfg").mkdir()
+    (folder / "experiment_cfg" / "metadata.json").write_text(json.dumps(meta))
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *dict.fromkeys(DREAMZERO_WORDS.split())])}
+    words = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    words.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder / "tokenizer")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dreamzero_base(tmp_path_factory) -> Path:
+    """A tiny DreamZero checkpoint folder (see `write_dreamzero_checkpoint`), written once per session."""
+    return write_dreamzero_checkpoint(tmp_path_factory.mktemp("dreamzero") / "DreamZero-tiny")

@@ -4,16 +4,25 @@ code, and loading checkpoints in DreamZero's folder layout."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from conftest import write_dreamzero_checkpoint
+from safetensors.torch import load_file, save_file
 
+from adapt.adapter import load_adapter, merge
+from adapt.embodiment import load_embodiment
+from adapt.errors import AdaptError
+from adapt.inference_config import InferenceConfig
+from adapt.model import load_model
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
 from adapt.model.dreamzero.registers import DreamZeroHeads
+from adapt.predictor import ChunkPredictor
 
 
 def dreamzero_shapes(size: str) -> dict[str, tuple[int, ...]]:
@@ -162,3 +171,71 @@ def test_forward_matches_dreamzero():
     velocity, actions = denoise(cache, "_b1", 500.0, 500.0, 3, 1)
     torch.testing.assert_close(velocity, expected["infer.b1_video_pred"], atol=1e-4, rtol=0)
     torch.testing.assert_close(actions, expected["infer.b1_action_pred"], atol=1e-4, rtol=0)
+
+
+def test_dreamzero_checkpoint_adapts_through_the_cli(invoke, dreamzero_base, synthetic_dataset, tmp_path):
+    """A tiny checkpoint in DreamZero's layout and key names is loaded, adapted to the UR5e with `play-30min`
+    through the CLI, saved, reloaded, merged, and gives an action chunk (catches any family-specific break
+    between checkpoint, LoRA, heads, adapter files and inference)."""
+    data = synthetic_dataset("ur5e", episodes=2, length=40)
+    run = tmp_path / "run"
+    args = ["finetune", "--base", str(dreamzero_base), "--embodiment", "ur5e", "--data", str(data)]
+    result = invoke(*args, "--recipe", "play-30min", "--out", str(run), "--steps", "3", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    adapter = run / "adapter"
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
+    model = load_adapter(adapter)
+    assert type(model).__name__ == "DreamZeroWAM" and model.heads["ur5e"].action_decoder.layer2.W.shape == (1, 32, 7)
+    lora = {n: p for n, p in model.backbone.named_parameters() if "lora_B" in n}
+    assert lora and any(p.abs().sum() > 0 for p in lora.values())  # trained: LoRA B starts at zero
+    predictor = ChunkPredictor(model, "ur5e", InferenceConfig(steps=2, seed=0))
+    frames = np.zeros((2, 1, *predictor.frame_size, 3), dtype=np.uint8)
+    state = np.zeros(7, dtype=np.float32)
+    chunk = predictor.predict(frames, [True], state, "push the red block", torch.Generator().manual_seed(0))
+    merged = ChunkPredictor(merge(load_adapter(adapter)), "ur5e", InferenceConfig(steps=2, seed=0))
+    again = merged.predict(frames, [True], state, "push the red block", torch.Generator().manual_seed(0))
+    assert chunk.actions.shape == (16, 7) and np.isfinite(chunk.actions).all()
+    np.testing.assert_allclose(again.actions, chunk.actions, atol=1e-4)  # merging LoRA changes nothing
+
+
+def test_bad_dreamzero_checkpoints_are_refused_with_what_is_wrong(dreamzero_base, tmp_path):
+    """A missing shard, a mis-shaped key, a missing key and a config of another family are each named (a silent
+    partial load would adapt a broken base)."""
+    sharded = write_dreamzero_checkpoint(tmp_path / "sharded", shards=2)
+    assert type(load_model(sharded)).__name__ == "DreamZeroWAM"
+    (sharded / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(AdaptError, match="shard.*missing.*model-00002-of-00002.safetensors"):
+        load_model(sharded)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dreamzero_base, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["action_head.model.blocks.0.self_attn.q.weight"] = torch.zeros(3, 3)
+    del weights["action_head.model.head.head.bias"]
+    save_file(weights, broken / "model.safetensors")
+    with pytest.raises(AdaptError) as error:
+        load_model(broken)
+    message = str(error.value)
+    assert "1 missing: backbone.proj_out.bias" in message
+    assert "1 wrong shape: backbone.blocks.0.attn1.to_q.weight: [3, 3], expected [64, 64]" in message
+
+    other = tmp_path / "other"
+    shutil.copytree(dreamzero_base, other)
+    config = json.loads((other / "config.json").read_text())
+    config["action_head_cfg"]["config"]["diffusion_model_cfg"]["_target_"] = "some.other.Model"
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(AdaptError, match="not a DreamZero checkpoint"):
+        load_model(other)
+
+
+def test_donor_heads_take_the_rows_of_dimensions_named_alike(dreamzero_base):
+    """`donor="dreamzero"` copies the shared registers' hidden layers and the rows of dimensions with the same
+    name (the gripper) and leaves the robot's own joints fresh (copying joint rows of another robot by position
+    would give the UR5e's shoulder the AgiBot's joint 0)."""
+    model = load_model(dreamzero_base)
+    heads = model.add_embodiment(load_embodiment("ur5e"), donor="dreamzero")
+    shared = model.shared_registers
+    assert torch.equal(heads.action_decoder.layer1.W, shared.action_decoder.layer1.W)
+    assert torch.equal(heads.state_encoder.layer1.W[0, 6], shared.state_encoder.layer1.W[0, 7])  # gripper[0]
+    assert torch.equal(heads.action_decoder.layer2.W[0, :, 6], shared.action_decoder.layer2.W[0, :, 7])
+    assert not torch.equal(heads.state_encoder.layer1.W[0, 0], shared.state_encoder.layer1.W[0, 0])

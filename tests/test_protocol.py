@@ -26,7 +26,7 @@ class DoubledActions(WorldActionModel):
 
 @pytest.fixture
 def registered(monkeypatch):
-    monkeypatch.setitem(ARCHITECTURES, "doubled", f"{__name__}:DoubledActions")
+    monkeypatch.setitem(ARCHITECTURES, "doubled", (f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig"))
     return model_config("tiny").model_copy(update={"architecture": "doubled"})
 
 

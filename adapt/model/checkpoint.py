@@ -24,8 +24,7 @@ from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment, save_embodiment
 from adapt.errors import AdaptError
 from adapt.files import read_json_object
-from adapt.model.config import ModelConfig
-from adapt.model.protocol import WorldModel, build_model
+from adapt.model.protocol import WorldModel, build_model, parse_config
 
 FORMAT = "adapt-wam/1"
 
@@ -70,8 +69,13 @@ def read_specs_and_stats(folder: Path, names: list[str]) -> tuple[list[Embodimen
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load a checkpoint folder written by `save_model` (weights through safetensors only)."""
+    """Load a checkpoint folder written by `save_model`, or a DreamZero checkpoint folder as released
+    (`adapt.model.dreamzero.checkpoint`); weights through safetensors only."""
+    from adapt.model.dreamzero import checkpoint as dreamzero
+
     path = Path(path)
+    if dreamzero.is_dreamzero(path):
+        return dreamzero.load_dreamzero(path, device)
     config_file, weights = path / "config.json", path / "model.safetensors"
     if not config_file.is_file() or not weights.is_file():
         raise AdaptError(f"{path}: not a model checkpoint (needs config.json and model.safetensors)")
@@ -79,7 +83,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
         raw = read_json_object(config_file, "model config")
         if raw.get("format") != FORMAT:
             raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
-        config = ModelConfig.model_validate(raw["model"])
+        config = parse_config(raw["model"])
         names = list(raw["embodiments"])
     except (ValueError, KeyError, TypeError) as error:
         raise AdaptError(f"{config_file}: not a valid model config ({error})") from None
@@ -98,7 +102,11 @@ def fingerprint(path: Path) -> str:
 
     Computed once when the checkpoint is written and stored in its config.json (hashing a multi-GB base
     at every adapter save and load would cost seconds to minutes); checkpoints written before that are
-    hashed here."""
+    hashed here. DreamZero checkpoint folders are fingerprinted by `adapt.model.dreamzero.checkpoint`."""
+    from adapt.model.dreamzero import checkpoint as dreamzero
+
+    if dreamzero.is_dreamzero(Path(path)):
+        return dreamzero.fingerprint(Path(path))
     try:
         stored = json.loads((Path(path) / "config.json").read_text()).get("fingerprint")
     except (OSError, ValueError, AttributeError):

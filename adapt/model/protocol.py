@@ -20,8 +20,12 @@ from adapt.model.config import ModelConfig
 
 Mode = Literal["joint", "action_only", "video_only"]
 """What a loss or a sample covers: video and actions, actions only (a VLA-style baseline), video only."""
-ARCHITECTURES = {"wam-dit": "adapt.model.wam:WorldActionModel"}
-"""Architecture name -> `module:Class` implementing `WorldModel` (imported when first built)."""
+ARCHITECTURES = {
+    "wam-dit": ("adapt.model.wam:WorldActionModel", "adapt.model.config:ModelConfig"),
+    "dreamzero": ("adapt.model.dreamzero.model:DreamZeroWAM", "adapt.model.dreamzero.config:DreamZeroConfig"),
+}
+"""Architecture name -> (`module:Class` implementing `WorldModel`, `module:Class` of its pydantic config),
+imported when first used."""
 
 
 @runtime_checkable
@@ -72,10 +76,19 @@ class WorldModel(Protocol):
         ...
 
 
+def _architecture(name: str, part: int):
+    target = ARCHITECTURES.get(name)
+    if target is None:
+        raise AdaptError(f"unknown model architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
+    module, attribute = target[part].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def build_model(config: ModelConfig, specs: list[EmbodimentSpec] = ()) -> WorldModel:
     """A fresh model of `config.architecture` with heads for `specs`."""
-    target = ARCHITECTURES.get(config.architecture)
-    if target is None:
-        raise AdaptError(f"unknown model architecture '{config.architecture}'; known: {', '.join(ARCHITECTURES)}")
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)(config, list(specs))
+    return _architecture(config.architecture, 0)(config, list(specs))
+
+
+def parse_config(raw: dict) -> ModelConfig:
+    """A checkpoint's model config, validated by its architecture's config class (`wam-dit` when unnamed)."""
+    return _architecture(raw.get("architecture", "wam-dit"), 1).model_validate(raw)

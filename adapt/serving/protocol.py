@@ -80,7 +80,7 @@ def unpack(data: bytes, max_depth: int = 8) -> dict:
     return message
 
 
-def schema(spec: EmbodimentSpec, image_size: int) -> dict:
+def schema(spec: EmbodimentSpec, frame_size: tuple[int, int]) -> dict:
     """What a client sends and gets back, for `adapt serve --schema` and the metadata sent on connect."""
     state = {"observation/state": {"dtype": "float32", "shape": [spec.state_dim]}}
     blocks = {f"observation/{p.name}": {"dtype": "float32", "shape": [p.dim], "unit": p.unit} for p in spec.proprio}
@@ -111,7 +111,7 @@ def schema(spec: EmbodimentSpec, image_size: int) -> dict:
                 "plans": {"dtype": "int", "note": "chunks planned so far in this session"},
                 "predicted_frame": {
                     "dtype": "uint8",
-                    "shape": [image_size, image_size, 3],
+                    "shape": [*frame_size, 3],
                     "optional": True,
                     "note": "the model's predicted future of the first camera, sent when a new chunk was planned",
                 },

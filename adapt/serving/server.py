@@ -57,7 +57,7 @@ class PolicyServer:
     def __init__(self, predictor: ChunkPredictor, config: ServerConfig = ServerConfig()):
         self.predictor, self.config = predictor, config
         self.metadata = {
-            **protocol.schema(predictor.spec, predictor.model.config.image_size),
+            **protocol.schema(predictor.spec, predictor.frame_size),
             "spec": predictor.spec.model_dump(mode="json"),
             "model": {"size": predictor.model.config.size, "inference": vars(predictor.config)},
         }

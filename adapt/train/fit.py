@@ -164,6 +164,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning on torch 2.14
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen encoders stay in eval
         trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
         trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint

@@ -22,6 +22,7 @@ with no mask among the current block's tokens (`denoise`), as DreamZero's KV-cac
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -55,6 +56,15 @@ def sinusoid(t: Tensor, dim: int) -> Tensor:
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
 
 
+@functools.cache
+def _video_rope(head_dim: int) -> WanRotaryPosEmbed:
+    """diffusers' Wan 3-D RoPE tables (frame, row, column parts of the head dimension), built once on the CPU:
+    constants, so not module state (a model built on the meta device and loaded by assignment has none to
+    rebuild)."""
+    with torch.device("cpu"):
+        return WanRotaryPosEmbed(head_dim, (1, 2, 2), max_seq_len=1024)
+
+
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """RoPE on adjacent channel pairs: x (B, H, L, hd); cos/sin (L, hd), each frequency repeated twice."""
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
@@ -69,7 +79,7 @@ class DreamZeroDiT(nn.Module):
 
     def __init__(self, config: DreamZeroConfig):
         super().__init__()
-        self.config, d = config, config.dim
+        self.arch, d = config, config.dim
         self.patch_embedding = nn.Conv3d(config.in_dim, d, kernel_size=config.patch, stride=config.patch)
         self.condition_embedder = WanTimeTextImageEmbedding(
             dim=d, time_freq_dim=config.freq_dim, time_proj_dim=6 * d, text_embed_dim=config.text_dim,
@@ -89,7 +99,6 @@ class DreamZeroDiT(nn.Module):
         self.norm_out = FP32LayerNorm(d, config.eps, elementwise_affine=False)
         self.proj_out = nn.Linear(d, config.out_dim * math.prod(config.patch))
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
-        self.video_rope = WanRotaryPosEmbed(config.head_dim, config.patch, max_seq_len=1024)
 
     # -- embeddings ---------------------------------------------------------------------------------
 
@@ -109,12 +118,12 @@ class DreamZeroDiT(nn.Module):
         """Per-token flow times (B, L) on Wan's 0-1000 scale -> (time embedding (B, L, D) for the output
         head, block modulation (B, L, 6, D))."""
         embedder = self.condition_embedder
-        e = embedder.time_embedder(sinusoid(t, self.config.freq_dim).float())
+        e = embedder.time_embedder(sinusoid(t, self.arch.freq_dim).float())
         return e, embedder.time_proj(embedder.act_fn(e)).unflatten(-1, (6, -1))
 
     def video_positions(self, frames: int, h: int, w: int, first: int = 0) -> tuple[Tensor, Tensor]:
         """cos/sin (frames * h * w, hd) of 3-D RoPE for latent frames first..first+frames-1 of h x w tokens."""
-        rope = self.video_rope
+        rope = _video_rope(self.arch.head_dim)
         split = [rope.t_dim, rope.h_dim, rope.w_dim]
         parts = []
         for table in (rope.freqs_cos, rope.freqs_sin):
@@ -130,7 +139,7 @@ class DreamZeroDiT(nn.Module):
     def register_positions(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos/sin (n, hd) of 1-D RoPE over the whole head dimension at the given register positions."""
         cos, sin = get_1d_rotary_pos_embed(
-            self.config.head_dim, REGISTER_POSITIONS, use_real=True, repeat_interleave_real=True,
+            self.arch.head_dim, REGISTER_POSITIONS, use_real=True, repeat_interleave_real=True,
             freqs_dtype=torch.float64,
         )  # fmt: skip
         return cos[positions.cpu()].float().to(positions.device), sin[positions.cpu()].float().to(positions.device)
@@ -154,7 +163,7 @@ class DreamZeroDiT(nn.Module):
         """Attention to the text tokens plus, for image-conditioned models, to the CLIP tokens that lead the
         context (split by count: diffusers' processor assumes 512 text tokens)."""
         heads = attn.heads
-        image_tokens = max(context.shape[1] - self.config.text_len, 0)
+        image_tokens = max(context.shape[1] - self.arch.text_len, 0)
         image, text = context[:, :image_tokens], context[:, image_tokens:]
 
         def split(x: Tensor) -> Tensor:
@@ -183,7 +192,7 @@ class DreamZeroDiT(nn.Module):
         """Noisy video tokens (B, frames*h*w, D) -> velocity (B, out_dim, frames, 2h, 2w)."""
         shift, scale = (self.scale_shift_table.unsqueeze(0) + e.unsqueeze(2)).chunk(2, dim=2)
         x = self.proj_out((self.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x))
-        pt, ph, pw = self.config.patch
+        pt, ph, pw = self.arch.patch
         x = x.reshape(x.shape[0], frames, h, w, pt, ph, pw, -1)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
@@ -198,7 +207,7 @@ class DreamZeroDiT(nn.Module):
         block i, its action and state tokens' queries: noisy block i and its actions see clean frame 0, the
         clean blocks before i, noisy block i, action block i and state block i; a state token sees itself.
         """
-        c, fs = self.config, frame_tokens
+        c, fs = self.arch, frame_tokens
         blocks = (frames - 1) // c.frames_per_block
         bs, apb, spb = c.frames_per_block * fs, actions // max(blocks, 1), states // max(blocks, 1)
         video = frames * fs
@@ -240,7 +249,7 @@ class DreamZeroDiT(nn.Module):
         states (B, Na, D) for the embodiment's action decoder.
         """
         b, _, frames, height, width = noisy.shape
-        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        h, w = height // self.arch.patch[1], width // self.arch.patch[2]
         fs, na, ns = h * w, actions.shape[1], states.shape[1]
         x = torch.cat([self.patchify(clean), self.patchify(noisy), actions, states], dim=1)
         t_state = t_action[:, :: max(na // max(ns, 1), 1)][:, :ns]
@@ -269,7 +278,7 @@ class DreamZeroDiT(nn.Module):
         """Keys/values per layer of observed (clean, t = 0) latent frames `first_frame`..., appended to `past`
         and cut to the attention window (DreamZero's KV cache holds only real observed frames)."""
         b, _, frames, height, width = clean.shape
-        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        h, w = height // self.arch.patch[1], width // self.arch.patch[2]
         x = self.patchify(clean)
         _, e0 = self.times(torch.zeros(b, x.shape[1], device=x.device))
         rope = tuple(r.to(x.device) for r in self.video_positions(frames, h, w, first_frame))
@@ -286,7 +295,7 @@ class DreamZeroDiT(nn.Module):
     def _window(self, frame_tokens: int) -> int:
         """Video tokens a token may attend to at inference: `max_blocks` blocks and frame 0 (DreamZero's
         max_attention_size)."""
-        return (self.config.max_blocks * self.config.frames_per_block + 1) * frame_tokens
+        return (self.arch.max_blocks * self.arch.frames_per_block + 1) * frame_tokens
 
     def denoise(
         self,
@@ -304,7 +313,7 @@ class DreamZeroDiT(nn.Module):
         frames: the current block's tokens see the cache and each other, unmasked. Returns the video
         velocity and the action tokens' hidden states, as `forward`."""
         b, _, frames, height, width = noisy.shape
-        h, w = height // self.config.patch[1], width // self.config.patch[2]
+        h, w = height // self.arch.patch[1], width // self.arch.patch[2]
         na, ns = actions.shape[1], states.shape[1]
         x = torch.cat([self.patchify(noisy), actions, states], dim=1)
         t = torch.cat([t_video.repeat_interleave(h * w, dim=1), t_action, t_action[:, :1].expand(b, ns)], dim=1)
