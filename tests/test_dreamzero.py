@@ -4,6 +4,7 @@ code, and loading checkpoints in DreamZero's folder layout."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from adapt.inference_config import InferenceConfig
 from adapt.model import load_model
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
+from adapt.model.dreamzero.export import LORA_TARGETS
 from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
 from adapt.model.dreamzero.registers import DreamZeroHeads
 from adapt.predictor import ChunkPredictor
@@ -173,10 +175,15 @@ def test_forward_matches_dreamzero():
     torch.testing.assert_close(actions, expected["infer.b1_action_pred"], atol=1e-4, rtol=0)
 
 
+def pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, size - x.shape[-1]))
+
+
 def test_dreamzero_checkpoint_adapts_through_the_cli(invoke, dreamzero_base, synthetic_dataset, tmp_path):
     """A tiny checkpoint in DreamZero's layout and key names is loaded, adapted to the UR5e with `play-30min`
-    through the CLI, saved, reloaded, merged, and gives an action chunk (catches any family-specific break
-    between checkpoint, LoRA, heads, adapter files and inference)."""
+    through the CLI, saved, reloaded, merged, gives an action chunk, and exports in DreamZero's form (catches any
+    family-specific break between checkpoint, LoRA, heads, adapter files, inference and export; the padded
+    registers must act exactly as the robot's own on DreamZero's zero-padded inputs)."""
     data = synthetic_dataset("ur5e", episodes=2, length=40)
     run = tmp_path / "run"
     args = ["finetune", "--base", str(dreamzero_base), "--embodiment", "ur5e", "--data", str(data)]
@@ -196,6 +203,34 @@ def test_dreamzero_checkpoint_adapts_through_the_cli(invoke, dreamzero_base, syn
     again = merged.predict(frames, [True], state, "push the red block", torch.Generator().manual_seed(0))
     assert chunk.actions.shape == (16, 7) and np.isfinite(chunk.actions).all()
     np.testing.assert_allclose(again.actions, chunk.actions, atol=1e-4)  # merging LoRA changes nothing
+
+    exported = tmp_path / "for_dreamzero"
+    result = invoke("export", str(run), "--out", str(exported), "--format", "dreamzero")
+    assert result.exit_code == 0, result.output
+    lora = load_file(exported / "adapter_model.safetensors")
+    module = r"base_model\.model\.blocks\.[01]\.(self_attn\.[qkvo]|cross_attn\.[qkvo]|ffn\.[02])\.lora_[AB]\.weight"
+    assert len(lora) == 2 * 2 * 10 and all(re.fullmatch(module, k) for k in lora)  # 2 blocks x 10 linears x A, B
+    assert json.loads((exported / "adapter_config.json").read_text())["target_modules"] == LORA_TARGETS
+    meta = json.loads((exported / "experiment_cfg" / "metadata.json").read_text())["ur5e"]
+    assert meta["modalities"]["state"] == {
+        "joint_position": {"absolute": True, "rotation_type": None, "shape": [6], "continuous": True},
+        "gripper": {"absolute": True, "rotation_type": None, "shape": [1], "continuous": True},
+    }
+    padded = DreamZeroHeads.shared(model.config)
+    padded.load_state_dict(
+        {k.removeprefix("action_head.model."): v for k, v in load_file(exported / "registers.safetensors").items()}
+    )
+    heads, state, actions, t = (
+        model.heads["ur5e"],
+        torch.randn(2, 1, 7),
+        torch.randn(2, 16, 7),
+        torch.full((2, 16), 300.0),
+    )
+    hidden = torch.randn(2, 16, model.config.dim)
+    with torch.no_grad():  # zero-padded inputs through the padded registers = the robot's own registers
+        torch.testing.assert_close(padded.state_encoder(pad(state, 16)), heads.state_encoder(state))
+        torch.testing.assert_close(padded.action_encoder(pad(actions, 8), t), heads.action_encoder(actions, t))
+        torch.testing.assert_close(padded.action_decoder(hidden)[..., :7], heads.action_decoder(hidden))
 
 
 def test_bad_dreamzero_checkpoints_are_refused_with_what_is_wrong(dreamzero_base, tmp_path):

@@ -141,19 +141,39 @@ def finetune_command(
 @user_errors
 def export_command(
     adapter: Annotated[Path, typer.Argument(help="Adapter folder (RUN/adapter) or run folder (RUN).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write.", callback=output_path)],
-    merge: Annotated[bool, typer.Option(help="Fold LoRA into the backbone weights (required for now).")] = True,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.", callback=output_path)],
+    format: Annotated[
+        str,
+        typer.Option(
+            help="adapt: a standalone checkpoint, base + adapter with LoRA merged. dreamzero: for a DreamZero base, "
+            "the LoRA (peft, DreamZero's module names), registers and metadata.json as DreamZero takes them."
+        ),
+    ] = "adapt",
+    merge: Annotated[bool, typer.Option(help="Fold LoRA into the backbone weights (format adapt; required).")] = True,
     base: Annotated[Path | None, typer.Option(help="Base checkpoint (default: the one the adapter recorded).")] = None,
     overwrite: bool = False,
 ) -> None:
-    """Write a standalone model checkpoint: base + adapter, LoRA merged."""
-    from adapt.adapter import load_adapter
+    """Write an adapted model for use outside this run: a standalone checkpoint, or DreamZero's adapter form."""
+    from adapt.adapter import load_adapter, read_meta
     from adapt.adapter import merge as merge_lora
     from adapt.model import save_model
 
+    if format not in ("adapt", "dreamzero"):
+        raise AdaptError(f"--format {format!r}: choose adapt or dreamzero")
+    folder = adapter / "adapter" if (adapter / "adapter").is_dir() else adapter
+    if format == "dreamzero":
+        from adapt.model.dreamzero.export import export_adapter
+        from adapt.model.dreamzero.model import DreamZeroWAM
+
+        meta = read_meta(folder)
+        model = load_adapter(folder, base)
+        if not isinstance(model, DreamZeroWAM):
+            raise AdaptError(f"{folder}: its base is not a DreamZero checkpoint; --format dreamzero exports those only")
+        export_adapter(model, meta["target"], out_dir, Path(base or meta["base"]), overwrite=overwrite)
+        out.print(f"wrote {out_dir} (DreamZero adapter for {meta['target']})", highlight=False)
+        return
     if not merge:
         raise AdaptError("export writes a merged checkpoint; pass --merge (an unmerged adapter is RUN/adapter itself)")
-    folder = adapter / "adapter" if (adapter / "adapter").is_dir() else adapter
     model = merge_lora(load_adapter(folder, base))
     save_model(model, out_dir, overwrite=overwrite)
     out.print(f"wrote {out_dir} (embodiments: {', '.join(model.heads)})", highlight=False)
