@@ -4,8 +4,11 @@ code, and loading checkpoints in DreamZero's folder layout."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +277,54 @@ def test_donor_heads_take_the_rows_of_dimensions_named_alike(dreamzero_base):
     assert torch.equal(heads.state_encoder.layer1.W[0, 6], shared.state_encoder.layer1.W[0, 7])  # gripper[0]
     assert torch.equal(heads.action_decoder.layer2.W[0, :, 6], shared.action_decoder.layer2.W[0, :, 7])
     assert not torch.equal(heads.state_encoder.layer1.W[0, 0], shared.state_encoder.layer1.W[0, 0])
+
+
+def test_activation_checkpointing_changes_memory_not_results():
+    """Recomputing the blocks in the backward pass gives the same gradients (a checkpointed block that dropped
+    its mask, RoPE or cache arguments would not), and does recompute them (each block runs twice)."""
+    torch.manual_seed(0)
+    dit, registers = reference_model()
+    inputs = draws(
+        3, {"noisy": (1, 12, 5, 4, 6), "clean": (1, 12, 5, 4, 6), "actions": (1, 6, 8), "states": (1, 2, 16)}
+    )
+    t_video, t_action = torch.tensor([[900.0, 300, 300, 650, 650]]), torch.tensor([[300.0] * 3 + [650.0] * 3])
+    context = draws(4, {"text": (1, 8, 32), "image": (1, 257, 1280)})
+    calls = []
+    dit.blocks[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    results, runs = [], []
+    for checkpointed in (False, True):
+        calls.clear()
+        dit.zero_grad()
+        dit.gradient_checkpointing = checkpointed
+        velocity, hidden = dit(
+            inputs["noisy"], inputs["clean"], t_video, registers.action_encoder(inputs["actions"], t_action), t_action,
+            registers.state_encoder(inputs["states"]), dit.context(context["text"], context["image"]),
+        )  # fmt: skip
+        (velocity.square().mean() + hidden.square().mean()).backward()
+        results.append([p.grad.clone() for p in dit.blocks.parameters()])
+        runs.append(len(calls))
+    assert runs == [1, 2]
+    for plain, recomputed in zip(*results, strict=True):
+        torch.testing.assert_close(recomputed, plain)
+
+
+def test_ddp_on_two_cpu_processes_adapts_a_dreamzero_base(dreamzero_base, synthetic_dataset, tmp_path, invoke):
+    """DDP with activation checkpointing on 2 CPU processes writes a loadable adapter; FSDP, which Lightning runs
+    on GPUs only, is refused before anything loads with a message that says so."""
+    adapt = shutil.which("adapt", path=str(Path(sys.executable).parent))
+    data, run = synthetic_dataset("ur5e", episodes=2, length=40), tmp_path / "run"
+    command = [adapt, "finetune", "--base", str(dreamzero_base), "--embodiment", "ur5e", "--data", str(data)]
+    command += ["--out", str(run), "--steps", "2", "--workers", "0", "--accelerator", "cpu", "--devices", "2"]
+    refused = invoke(*command[1:], "--strategy", "fsdp")
+    assert refused.exit_code == 2 and "The strategy `fsdp` requires a GPU accelerator" in refused.output
+    env = dict(os.environ, PL_DISABLE_FORK="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [*command, "--strategy", "ddp", "--activation-checkpointing"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting with 2 processes" in done.stdout + done.stderr
+    assert type(load_adapter(run / "adapter")).__name__ == "DreamZeroWAM"

@@ -22,6 +22,12 @@ Devices = Annotated[str, typer.Option(help="Lightning devices per node: 1, 2, au
 Strategy = Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")]
 NumNodes = Annotated[int, typer.Option(min=1, help="Nodes (multi-node DDP/FSDP through Lightning).")]
 Resume = Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")]
+Precision = Annotated[
+    str | None, typer.Option(help="Lightning precision: 32-true, bf16-mixed, bf16-true (default: bf16-mixed on a GPU).")
+]
+ActivationCheckpointing = Annotated[
+    bool, typer.Option(help="Recompute each transformer block in the backward pass: less memory, ~1/3 more compute.")
+]
 
 
 def train_options(
@@ -35,6 +41,8 @@ def train_options(
     strategy: str,
     num_nodes: int,
     resume: bool,
+    precision: str | None = None,
+    activation_checkpointing: bool = False,
 ) -> TrainOptions:
     """The options as given; run-length fields left None are resolved by the training entry point."""
     return TrainOptions(
@@ -47,4 +55,6 @@ def train_options(
         strategy=strategy,
         num_nodes=num_nodes,
         resume=resume,
+        precision=precision,
+        activation_checkpointing=activation_checkpointing,
     )

@@ -52,6 +52,8 @@ def pretrain_command(
     strategy: run.Strategy = run.DEFAULT.strategy,
     num_nodes: run.NumNodes = run.DEFAULT.num_nodes,
     resume: run.Resume = run.DEFAULT.resume,
+    precision: run.Precision = run.DEFAULT.precision,
+    activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
     half: Annotated[bool, typer.Option(help="Store the final weights in float16 (half the file size).")] = False,
 ) -> None:
@@ -68,6 +70,8 @@ def pretrain_command(
         strategy=strategy,
         num_nodes=num_nodes,
         resume=resume,
+        precision=precision,
+        activation_checkpointing=activation_checkpointing,
     )
     path = pretrain(
         data,
@@ -112,6 +116,8 @@ def finetune_command(
     strategy: run.Strategy = run.DEFAULT.strategy,
     num_nodes: run.NumNodes = run.DEFAULT.num_nodes,
     resume: run.Resume = run.DEFAULT.resume,
+    precision: run.Precision = run.DEFAULT.precision,
+    activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
@@ -129,6 +135,8 @@ def finetune_command(
         strategy=strategy,
         num_nodes=num_nodes,
         resume=resume,
+        precision=precision,
+        activation_checkpointing=activation_checkpointing,
     )
     report = functools.partial(out.print, highlight=False)
     adapter = finetune(

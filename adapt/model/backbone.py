@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from timm.layers import Attention, Mlp
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from adapt.model.config import ModelConfig
 
@@ -77,10 +78,14 @@ class DiTBackbone(nn.Module):
     """A stack of `DiTBlock`s and a final modulated norm."""
 
     lora_targets = LORA_TARGETS
+    block_type = DiTBlock
+    """The unit FSDP wraps and activation checkpointing recomputes."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.dim = config.dim
+        self.gradient_checkpointing = False
+        """Recompute each block in the backward pass instead of keeping its activations (training only)."""
         self.blocks = nn.ModuleList(DiTBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(config.dim, 2 * config.dim)
@@ -89,7 +94,10 @@ class DiTBackbone(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None = None) -> Tensor:
         for block in self.blocks:
-            x = block(x, cond, types, mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, cond, types, mask, use_reentrant=False)
+            else:
+                x = block(x, cond, types, mask)
         return self._final(x, cond, types)
 
     def cache(self, x: Tensor, cond: Tensor, types: Tensor, mask: Tensor | None) -> list[tuple[Tensor, Tensor]]:

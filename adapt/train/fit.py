@@ -81,7 +81,7 @@ def check_options(options: TrainOptions) -> None:
     except Exception as error:  # Lightning raises MisconfigurationException, ValueError, RuntimeError
         raise AdaptError(
             f"Lightning cannot run with --accelerator {options.accelerator} --devices {options.devices} "
-            f"--strategy {options.strategy}: {error}"
+            f"--strategy {options.strategy} --precision {_precision(options)}: {error}"
         ) from None
     cores = os.cpu_count() or 1
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cores:
@@ -89,6 +89,23 @@ def check_options(options: TrainOptions) -> None:
             f"--devices {options.devices} would start {trainer.num_devices} training processes on "
             f"{cores} CPU cores; use at most {cores}"
         )
+
+
+def _strategy(module: WAMModule, options: TrainOptions):
+    """Lightning's strategy, with the backbone's blocks as FSDP's wrapping (and, when asked, checkpointing)
+    units; other strategies recompute blocks through the backbone's own `gradient_checkpointing` switch."""
+    backbone = module.model.backbone
+    block = getattr(backbone, "block_type", None)
+    if options.strategy == "fsdp" and block is not None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        checkpointed = {block} if options.activation_checkpointing else None
+        return FSDPStrategy(auto_wrap_policy={block}, activation_checkpointing_policy=checkpointed)
+    if options.activation_checkpointing:
+        if not hasattr(backbone, "gradient_checkpointing"):
+            raise AdaptError(f"{type(backbone).__name__} cannot recompute its blocks (no gradient_checkpointing)")
+        backbone.gradient_checkpointing = True
+    return options.strategy
 
 
 def _precision(options: TrainOptions) -> str:
@@ -136,7 +153,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         max_steps=options.steps,
         accelerator=options.accelerator,
         devices=options.devices,
-        strategy=options.strategy,
+        strategy=_strategy(module, options),
         num_nodes=options.num_nodes,
         precision=_precision(options),
         accumulate_grad_batches=options.accumulate,

@@ -28,6 +28,8 @@ class TrainOptions:
     num_nodes: int = 1
     precision: str | None = None
     """None: bf16-mixed on a GPU, 32-true on a CPU."""
+    activation_checkpointing: bool = False
+    """Recompute the backbone's blocks in the backward pass (FSDP: Lightning's per-block policy)."""
     resume: bool = True
     """Continue from run/checkpoints/last.ckpt when it exists."""
     progress: bool = True

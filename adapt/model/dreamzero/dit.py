@@ -29,12 +29,12 @@ import torch
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import (
-    WanAttention,
     WanRotaryPosEmbed,
     WanTimeTextImageEmbedding,
     WanTransformerBlock,
 )
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from adapt.model.dreamzero.config import DreamZeroConfig
 
@@ -72,10 +72,66 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2).type_as(x)
 
 
+class DreamZeroBlock(WanTransformerBlock):
+    """diffusers' Wan block (same parameters, so same checkpoint keys) with DreamZero's forward: per-token
+    modulation, an attention mask, RoPE from the caller, cached keys/values, and the CLIP/text split of the
+    context by count. Its own module, so FSDP wraps it and activation checkpointing recomputes it."""
+
+    def __init__(self, dim: int, ffn_dim: int, num_heads: int, eps: float, text_len: int):
+        super().__init__(dim, ffn_dim, num_heads, cross_attn_norm=True, eps=eps, added_kv_proj_dim=dim)
+        self.text_len = text_len
+
+    def forward(self, x: Tensor, context: Tensor, e0: Tensor, rope, mask: Tensor | None = None, past=None):
+        """x (B, L, D) with per-token modulation e0 (B, L, 6, D); the residual arithmetic in float32.
+        Returns the new tokens and this call's keys/values (for a cache)."""
+        shift, scale, gate, c_shift, c_scale, c_gate = (
+            m.squeeze(2) for m in (self.scale_shift_table.unsqueeze(0) + e0.float()).chunk(6, dim=2)
+        )
+        h = (self.norm1(x.float()) * (1 + scale) + shift).type_as(x)
+        out, kv = self._self_attention(h, rope, mask, past)
+        x = (x.float() + out * gate).type_as(x)
+        x = x + self._cross_attention(self.norm2(x.float()).type_as(x), context)
+        h = (self.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
+        return (x.float() + self.ffn(h).float() * c_gate).type_as(x), kv
+
+    def _self_attention(self, h: Tensor, rope, mask: Tensor | None, past=None):
+        """Multi-head self-attention with q/k RMS norm and RoPE; `past` (k, v) are keys/values the tokens
+        also attend to (cached clean frames, already rotated). Returns the output and this call's k, v."""
+        attn = self.attn1
+        heads = attn.heads
+        q = attn.norm_q(attn.to_q(h)).unflatten(2, (heads, -1)).transpose(1, 2)
+        k = attn.norm_k(attn.to_k(h)).unflatten(2, (heads, -1)).transpose(1, 2)
+        v = attn.to_v(h).unflatten(2, (heads, -1)).transpose(1, 2)
+        q, k = _rotate(q, *rope), _rotate(k, *rope)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        out = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return attn.to_out[0](out.transpose(1, 2).flatten(2)), (k, v)
+
+    def _cross_attention(self, h: Tensor, context: Tensor) -> Tensor:
+        """Attention to the text tokens plus, for image-conditioned models, to the CLIP tokens that lead the
+        context (split by count: diffusers' processor assumes 512 text tokens)."""
+        attn = self.attn2
+        heads = attn.heads
+        image_tokens = max(context.shape[1] - self.text_len, 0)
+        image, text = context[:, :image_tokens], context[:, image_tokens:]
+
+        def split(x: Tensor) -> Tensor:
+            return x.unflatten(2, (heads, -1)).transpose(1, 2)
+
+        q = split(attn.norm_q(attn.to_q(h)))
+        out = nn.functional.scaled_dot_product_attention(q, split(attn.norm_k(attn.to_k(text))), split(attn.to_v(text)))
+        if image_tokens:
+            k_img, v_img = split(attn.norm_added_k(attn.add_k_proj(image))), split(attn.add_v_proj(image))
+            out = out + nn.functional.scaled_dot_product_attention(q, k_img, v_img)
+        return attn.to_out[0](out.transpose(1, 2).flatten(2))
+
+
 class DreamZeroDiT(nn.Module):
     """The transformer LoRA adapts; registers' encoders and decoders live in the embodiment heads."""
 
     lora_targets = LORA_TARGETS
+    block_type = DreamZeroBlock
+    """The unit FSDP wraps and activation checkpointing recomputes."""
 
     def __init__(self, config: DreamZeroConfig):
         super().__init__()
@@ -86,16 +142,11 @@ class DreamZeroDiT(nn.Module):
             image_embed_dim=config.image_dim,
         )  # fmt: skip
         self.blocks = nn.ModuleList(
-            WanTransformerBlock(
-                d,
-                config.ffn_dim,
-                config.num_heads,
-                cross_attn_norm=True,
-                eps=config.eps,
-                added_kv_proj_dim=d,
-            )  # fmt: skip
+            DreamZeroBlock(d, config.ffn_dim, config.num_heads, config.eps, config.text_len)
             for _ in range(config.num_layers)
         )
+        self.gradient_checkpointing = False
+        """Recompute each block in the backward pass instead of keeping its activations (training only)."""
         self.norm_out = FP32LayerNorm(d, config.eps, elementwise_affine=False)
         self.proj_out = nn.Linear(d, config.out_dim * math.prod(config.patch))
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
@@ -143,50 +194,6 @@ class DreamZeroDiT(nn.Module):
             freqs_dtype=torch.float64,
         )  # fmt: skip
         return cos[positions.cpu()].float().to(positions.device), sin[positions.cpu()].float().to(positions.device)
-
-    # -- attention ----------------------------------------------------------------------------------
-
-    def _self_attention(self, attn: WanAttention, h: Tensor, rope, mask: Tensor | None, past=None):
-        """Multi-head self-attention with q/k RMS norm and RoPE; `past` (k, v) are keys/values the tokens
-        also attend to (cached clean frames, already rotated). Returns the output and this call's k, v."""
-        b, n, _ = h.shape
-        heads = attn.heads
-        q = attn.norm_q(attn.to_q(h)).unflatten(2, (heads, -1)).transpose(1, 2)
-        k = attn.norm_k(attn.to_k(h)).unflatten(2, (heads, -1)).transpose(1, 2)
-        v = attn.to_v(h).unflatten(2, (heads, -1)).transpose(1, 2)
-        q, k = _rotate(q, *rope), _rotate(k, *rope)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        out = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-        return attn.to_out[0](out.transpose(1, 2).flatten(2)), (k, v)
-
-    def _cross_attention(self, attn: WanAttention, h: Tensor, context: Tensor) -> Tensor:
-        """Attention to the text tokens plus, for image-conditioned models, to the CLIP tokens that lead the
-        context (split by count: diffusers' processor assumes 512 text tokens)."""
-        heads = attn.heads
-        image_tokens = max(context.shape[1] - self.arch.text_len, 0)
-        image, text = context[:, :image_tokens], context[:, image_tokens:]
-
-        def split(x: Tensor) -> Tensor:
-            return x.unflatten(2, (heads, -1)).transpose(1, 2)
-
-        q = split(attn.norm_q(attn.to_q(h)))
-        out = nn.functional.scaled_dot_product_attention(q, split(attn.norm_k(attn.to_k(text))), split(attn.to_v(text)))
-        if image_tokens:
-            k_img, v_img = split(attn.norm_added_k(attn.add_k_proj(image))), split(attn.add_v_proj(image))
-            out = out + nn.functional.scaled_dot_product_attention(q, k_img, v_img)
-        return attn.to_out[0](out.transpose(1, 2).flatten(2))
-
-    def _block(self, block: WanTransformerBlock, x: Tensor, context: Tensor, e0: Tensor, rope, mask, past=None):
-        """One Wan block with per-token modulation e0 (B, L, 6, D); the residual arithmetic in float32."""
-        shift, scale, gate, c_shift, c_scale, c_gate = (
-            m.squeeze(2) for m in (block.scale_shift_table.unsqueeze(0) + e0.float()).chunk(6, dim=2)
-        )
-        h = (block.norm1(x.float()) * (1 + scale) + shift).type_as(x)
-        out, kv = self._self_attention(block.attn1, h, rope, mask, past)
-        x = (x.float() + out * gate).type_as(x)
-        x = x + self._cross_attention(block.attn2, block.norm2(x.float()).type_as(x), context)
-        h = (block.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
-        return (x.float() + block.ffn(h).float() * c_gate).type_as(x), kv
 
     def _video_out(self, x: Tensor, e: Tensor, frames: int, h: int, w: int) -> Tensor:
         """Noisy video tokens (B, frames*h*w, D) -> velocity (B, out_dim, frames, 2h, 2w)."""
@@ -267,7 +274,10 @@ class DreamZeroDiT(nn.Module):
         )
         mask = self.attention_mask(frames, fs, na, ns, x.device)
         for block in self.blocks:
-            x, _ = self._block(block, x, context, e0, rope, mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x, _ = checkpoint(block, x, context, e0, rope, mask, use_reentrant=False)
+            else:
+                x, _ = block(x, context, e0, rope, mask)
         video = frames * fs
         velocity = self._video_out(x[:, video : 2 * video], e[:, video : 2 * video], frames, h, w)
         return velocity, x[:, 2 * video : 2 * video + na]
@@ -286,7 +296,7 @@ class DreamZeroDiT(nn.Module):
         cache = []
         for i, block in enumerate(self.blocks):
             kv_past = None if past is None else _last(past[i], window - x.shape[1])
-            x, kv = self._block(block, x, context, e0, rope, None, kv_past)
+            x, kv = block(x, context, e0, rope, None, kv_past)
             if kv_past is not None:
                 kv = (torch.cat([kv_past[0], kv[0]], 2), torch.cat([kv_past[1], kv[1]], 2))
             cache.append(_last(kv, window))
@@ -327,7 +337,7 @@ class DreamZeroDiT(nn.Module):
         )
         keep = self._window(h * w) - frames * h * w  # cached and new video keys together fill the window
         for layer, past in zip(self.blocks, cache, strict=True):
-            x, _ = self._block(layer, x, context, e0, rope, None, _last(past, keep))
+            x, _ = layer(x, context, e0, rope, None, _last(past, keep))
         video = frames * h * w
         return self._video_out(x[:, :video], e[:, :video], frames, h, w), x[:, video : video + na]
 
