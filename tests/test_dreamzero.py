@@ -24,6 +24,7 @@ from adapt.inference_config import InferenceConfig
 from adapt.model import load_model
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
+from adapt.model.dreamzero.encoder_cache import EncoderCache
 from adapt.model.dreamzero.export import LORA_TARGETS
 from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
 from adapt.model.dreamzero.registers import DreamZeroHeads
@@ -328,3 +329,40 @@ def test_ddp_on_two_cpu_processes_adapts_a_dreamzero_base(dreamzero_base, synthe
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Starting with 2 processes" in done.stdout + done.stderr
     assert type(load_adapter(run / "adapter")).__name__ == "DreamZeroWAM"
+
+
+def test_frozen_encoders_run_once_per_input(dreamzero_base, monkeypatch):
+    """Training on a loaded checkpoint encodes each window, first frame and prompt once: a second pass over the
+    same batch runs no encoder and gives the same loss; a changed window is encoded again, alone; another base
+    (fingerprint) encodes afresh. Catches a cache that serves stale latents or never hits."""
+    model = load_model(dreamzero_base)
+    spec = load_embodiment("ur5e")
+    model.add_embodiment(spec)
+    calls = {"video": 0, "text": 0, "image": 0}
+    for kind in calls:
+        original = getattr(model.tokenizer, f"encode_{kind}")
+
+        def counted(inputs, _original=original, _kind=kind):
+            calls[_kind] += len(inputs)
+            return _original(inputs)
+
+        monkeypatch.setattr(model.tokenizer, f"encode_{kind}", counted)
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 255, (2, 2, 9, 3, 16, 24), generator=generator, dtype=torch.uint8)
+    batch = {
+        "frames": frames, "state": torch.randn(2, 7, generator=generator), "has_state": torch.ones(2, dtype=torch.bool),
+        "action": torch.randn(2, 16, 7, generator=generator), "action_mask": torch.ones(2, 16, dtype=torch.bool),
+        "has_action": torch.ones(2, dtype=torch.bool), "task": ["push the red block"] * 2, "embodiment": ["ur5e"] * 2,
+    }  # fmt: skip
+    with torch.no_grad():
+        first = model.loss(batch, generator=torch.Generator().manual_seed(1))
+        assert calls == {"video": 4, "text": 2, "image": 2}  # windows, first frames for the condition, prompts, images
+        again = model.loss(batch, generator=torch.Generator().manual_seed(1))
+        assert calls == {"video": 4, "text": 2, "image": 2}
+        torch.testing.assert_close(again["loss"], first["loss"])
+        frames[1, 0, 4] = 255 - frames[1, 0, 4]  # one later frame of one window: its latents only
+        model.loss(batch)
+        assert calls == {"video": 5, "text": 2, "image": 2}
+        model.encoder_cache = EncoderCache("another base")
+        model.loss(batch)
+        assert calls == {"video": 9, "text": 4, "image": 4}

@@ -22,6 +22,7 @@ from safetensors import safe_open
 from adapt.errors import AdaptError
 from adapt.files import read_json_object
 from adapt.model.dreamzero.config import DreamZeroConfig
+from adapt.model.dreamzero.encoder_cache import EncoderCache
 from adapt.model.dreamzero.keys import ENCODERS, check_keys, to_adapt, weight_files
 
 VIEW_SIZES = {(880, 8): (176, 320), (50, 16): (80, 160)}
@@ -147,6 +148,7 @@ def load_dreamzero(folder: Path, device: str | torch.device = "cpu"):
     check_keys(found, expected, folder)
     model.load_state_dict({**_read(dit), **encoders}, assign=True)
     _, model.donor_names = donor_names(folder)
+    model.encoder_cache = EncoderCache(fingerprint(folder))
     model.tokenizer.load_tokenizer(folder)
     return model.float().to(device).eval()
 

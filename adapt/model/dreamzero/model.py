@@ -30,6 +30,7 @@ from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.model.dreamzero.config import DreamZeroConfig
 from adapt.model.dreamzero.dit import DreamZeroDiT
+from adapt.model.dreamzero.encoder_cache import EncoderCache
 from adapt.model.dreamzero.registers import DreamZeroHeads
 from adapt.model.protocol import Mode
 
@@ -104,6 +105,8 @@ class DreamZeroWAM(nn.Module):
         self.heads = nn.ModuleDict()
         self.specs: dict[str, EmbodimentSpec] = {}
         self.stats: dict[str, NormStats] = {}
+        self.encoder_cache: EncoderCache | None = None
+        """Set for a loaded checkpoint (keyed by its fingerprint): training encodes each input once."""
         self.donor_names: dict[str, list[str]] = {"state": [], "action": []}
         """Names of the shared registers' state and action dimensions (from the checkpoint's metadata.json),
         which `add_embodiment(..., donor="dreamzero")` matches the new robot's names against."""
@@ -175,25 +178,41 @@ class DreamZeroWAM(nn.Module):
         with torch.no_grad():
             return self._views(self.tokenizer.decode_video(latents)[:, 1:], spec)
 
-    def _condition(self, first: Tensor, latents: Tensor) -> Tensor:
+    def _encoded(self, kind: str, keys: list, encode, cached: bool) -> Tensor:
+        """`encode(indices)` of every key, through the encoder cache when `cached` and the model has one (a
+        loaded checkpoint, in training: a robot's live frames are never seen twice)."""
+        if not cached or self.encoder_cache is None:
+            return encode(list(range(len(keys))))
+        return self.encoder_cache.get(kind, keys, encode).to(self.backbone.scale_shift_table.device)
+
+    def _video_latents(self, mosaic: Tensor, cached: bool = False) -> Tensor:
+        with torch.no_grad():
+            return self._encoded("video", list(mosaic), lambda i: self.tokenizer.encode_video(mosaic[i]), cached)
+
+    def _condition(self, first: Tensor, latents: Tensor, cached: bool = False) -> Tensor:
         """The image condition concatenated to `latents` (B, z, F, h, w) for a mosaic first frame (B, 3, H', W')
         uint8. Wan2.1-I2V: a 4-channel mask of latent frame 0 and the VAE latents of the first frame followed
         by frames of zeros in [-1, 1] (mid-grey) (B, 4 + z, F, h, w); Wan2.2-TI2V has none (0 channels)."""
         b, _, frames, h, w = latents.shape
         if self.config.model_type != "i2v":
             return latents.new_zeros(b, 0, frames, h, w)
-        video = first.new_full((b, 1 + (frames - 1) * self.config.vae_stride[0], *first.shape[1:]), 128)
-        video[:, 0] = first
+
+        def encode(indices: list[int]) -> Tensor:
+            video = first.new_full((len(indices), 1 + (frames - 1) * self.config.vae_stride[0], *first.shape[1:]), 128)
+            video[:, 0] = first[indices]
+            return self.tokenizer.encode_video(video)
+
         with torch.no_grad():
-            z = self.tokenizer.encode_video(video)
+            z = self._encoded(f"condition-{frames}", list(first), encode, cached)
         mask = torch.zeros(b, 4, frames, h, w, device=z.device)
         mask[:, :, 0] = 1
         return torch.cat([mask, z], dim=1)
 
-    def _context(self, batch: dict, spec: EmbodimentSpec, first: Tensor) -> Tensor:
+    def _context(self, batch: dict, spec: EmbodimentSpec, first: Tensor, cached: bool = False) -> Tensor:
+        prompts = [prompt(t, spec) for t in batch["task"]]
         with torch.no_grad():
-            text = self.tokenizer.encode_text([prompt(t, spec) for t in batch["task"]])
-            image = self.tokenizer.encode_image(first)
+            text = self._encoded("text", prompts, lambda i: self.tokenizer.encode_text([prompts[j] for j in i]), cached)
+            image = self._encoded("image", list(first), lambda i: self.tokenizer.encode_image(first[i]), cached)
         return self.backbone.context(text, image)
 
     # -- training and sampling -----------------------------------------------------------------------
@@ -211,11 +230,10 @@ class DreamZeroWAM(nn.Module):
         """DreamZero's teacher-forced flow-matching losses of one window batch."""
         spec, heads = self._embodiment(batch)
         mosaic = self._mosaic(batch["frames"], spec)
-        with torch.no_grad():
-            x0 = self.tokenizer.encode_video(mosaic)  # (B, z, F, h, w)
+        x0 = self._video_latents(mosaic, cached=True)  # (B, z, F, h, w)
         b, _, frames = x0.shape[:3]
         device = x0.device
-        y = self._condition(mosaic[:, 0], x0)
+        y = self._condition(mosaic[:, 0], x0, cached=True)
         u = _rand((b, 2), generator, device)
         sigma = sigmas(u)  # frame 0, then the block
         sigma_frames = torch.cat([sigma[:, :1], sigma[:, 1:].expand(b, frames - 1)], dim=1)
@@ -237,7 +255,7 @@ class DreamZeroWAM(nn.Module):
             tokens,
             t_action,
             heads.state_encoder(state),
-            self._context(batch, spec, mosaic[:, 0]),
+            self._context(batch, spec, mosaic[:, 0], cached=True),
         )
         zero = x0.new_zeros(())
         losses = {"video": zero, "action": zero}
