@@ -331,10 +331,11 @@ def test_ddp_on_two_cpu_processes_adapts_a_dreamzero_base(dreamzero_base, synthe
     assert type(load_adapter(run / "adapter")).__name__ == "DreamZeroWAM"
 
 
-def test_frozen_encoders_run_once_per_input(dreamzero_base, monkeypatch):
+def test_frozen_encoders_run_once_per_input(dreamzero_base, monkeypatch, tmp_path):
     """Training on a loaded checkpoint encodes each window, first frame and prompt once: a second pass over the
     same batch runs no encoder and gives the same loss; a changed window is encoded again, alone; another base
     (fingerprint) encodes afresh. Catches a cache that serves stale latents or never hits."""
+    monkeypatch.setenv("ADAPT_CACHE", str(tmp_path))  # not the entries other tests left
     model = load_model(dreamzero_base)
     spec = load_embodiment("ur5e")
     model.add_embodiment(spec)
