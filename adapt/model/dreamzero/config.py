@@ -134,7 +134,7 @@ DREAMZERO_PRESETS: dict[str, DreamZeroConfig] = {
         out_dim=16,
         **_WAN,
         **_LAYOUT,
-    ),  # fmt: skip
+    ),
     "dreamzero-5b": DreamZeroConfig(
         size="dreamzero-5b",
         model_type="ti2v",
@@ -147,6 +147,6 @@ DREAMZERO_PRESETS: dict[str, DreamZeroConfig] = {
         vae_stride=(4, 16),
         **_WAN,
         **{**_LAYOUT, "view_height": 80, "view_width": 160},
-    ),  # fmt: skip
+    ),
 }
 """The 5B's head resizes DreamZero's 352 x 640 mosaic to 160 x 320 (`target_video_height/width`)."""
