@@ -367,3 +367,27 @@ def test_frozen_encoders_run_once_per_input(dreamzero_base, monkeypatch, tmp_pat
         model.encoder_cache = EncoderCache("another base")
         model.loss(batch)
         assert calls == {"video": 9, "text": 4, "image": 4}
+
+
+def test_a_released_config_reads_as_the_14b_preset_with_its_real_encoders(tmp_path):
+    """DreamZero-AgiBot's config.json (14B sizes, frame_seqlen 880) reads as the 14B architecture whatever the
+    folder is called, with umT5-XXL, ViT-H and Wan2.1's VAE (a config read by name would get test-size encoders
+    and refuse the real weights)."""
+    from adapt.model.dreamzero.checkpoint import read_config
+    from adapt.model.dreamzero.model import DreamZeroWAM
+
+    dit = {
+        "_target_": "groot.vla.model.dreamzero.modules.wan_video_dit_action_casual_chunk.CausalWanModel",
+        "model_type": "i2v", "frame_seqlen": 880, "dim": 5120, "in_dim": 36, "ffn_dim": 13824, "out_dim": 16,
+        "freq_dim": 256, "eps": 1e-6, "num_heads": 40, "num_layers": 40, "max_chunk_size": 4,
+        "num_frame_per_block": 2, "num_action_per_block": 24, "num_state_per_block": 1,
+    }  # fmt: skip
+    folder = tmp_path / "DreamZero-AgiBot"
+    folder.mkdir()
+    config = {"model_type": "vla", "action_head_cfg": {"config": {"diffusion_model_cfg": dit, "action_dim": 32}}}
+    (folder / "config.json").write_text(json.dumps(config))
+    read = read_config(folder)
+    assert read.model_copy(update={"size": "dreamzero-14b"}) == DREAMZERO_PRESETS["dreamzero-14b"]
+    with torch.device("meta"):
+        encoders = DreamZeroWAM(read).tokenizer
+    assert sum(p.numel() for p in encoders.parameters()) == pytest.approx(6.44e9, rel=0.01)

@@ -5,7 +5,7 @@ Heavy packages (torch, lightning, peft, timm) are imported inside the commands t
 message naming the file and field, and exit status 2.
 """
 
-from adapt.cli import evaluation, serving, training  # noqa: F401  (register the top-level commands)
+from adapt.cli import evaluation, plan, serving, training  # noqa: F401  (register the top-level commands)
 from adapt.cli.common import app
 from adapt.cli.data import data_app
 from adapt.cli.embodiment import embodiment_app

@@ -73,11 +73,13 @@ _UMT5_XXL_VIT_H = dict(
     text_layers=24, text_heads=64, text_ffn=10240, text_vocab=256384,
     image_layers=32, image_heads=16, image_ffn=5120, image_patch=14,
 )  # fmt: skip
-ENCODER_SIZES: dict[str, EncoderSizes] = {
-    "dreamzero-14b": EncoderSizes(vae_dim=96, vae_decoder_dim=96, **_UMT5_XXL_VIT_H),
-    "dreamzero-5b": EncoderSizes(vae_dim=160, vae_decoder_dim=256, **_UMT5_XXL_VIT_H),
+ENCODER_SIZES: dict[tuple[int, int], EncoderSizes] = {
+    (4, 8): EncoderSizes(vae_dim=96, vae_decoder_dim=96, **_UMT5_XXL_VIT_H),
+    (4, 16): EncoderSizes(vae_dim=160, vae_decoder_dim=256, **_UMT5_XXL_VIT_H),
 }
-"""Real sizes per `DreamZeroConfig.size`; every other size (`dreamzero-tiny`, `custom`) gets `TINY_SIZES`."""
+"""Real sizes per VAE stride (Wan2.1's VAE, Wan2.2's), for configs with umT5-XXL's text width (4096), as every
+released DreamZero checkpoint has whatever its folder is called; other configs (`dreamzero-tiny`) get
+`TINY_SIZES`."""
 TINY_SIZES = EncoderSizes(
     vae_dim=8, vae_decoder_dim=8, text_layers=2, text_heads=2, text_ffn=64, text_vocab=256,
     image_layers=2, image_heads=2, image_ffn=64, image_patch=2,
@@ -163,7 +165,7 @@ class DreamZeroEncoders(nn.Module):
     def __init__(self, config: DreamZeroConfig):
         super().__init__()
         self.config = config
-        sizes = ENCODER_SIZES.get(config.size, TINY_SIZES)
+        sizes = ENCODER_SIZES.get(tuple(config.vae_stride), TINY_SIZES) if config.text_dim == 4096 else TINY_SIZES
         self.vae = _vae(config, sizes)
         self.text_encoder = _text_encoder(config, sizes)
         self.image_encoder = _image_encoder(config, sizes)
