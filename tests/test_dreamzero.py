@@ -391,3 +391,17 @@ def test_a_released_config_reads_as_the_14b_preset_with_its_real_encoders(tmp_pa
     with torch.device("meta"):
         encoders = DreamZeroWAM(read).tokenizer
     assert sum(p.numel() for p in encoders.parameters()) == pytest.approx(6.44e9, rel=0.01)
+
+
+def test_bf16_weights_train_and_the_adapter_loads(invoke, dreamzero_base, synthetic_dataset, tmp_path):
+    """`--precision bf16-true` (bfloat16 weights, how a 14B run fits one 80 GB GPU): every input is cast to the
+    weights' dtype on its way in (a float32 latent, time feature or register input meeting bfloat16 weights
+    fails), and the adapter it writes loads and acts."""
+    data, run = synthetic_dataset("ur5e", episodes=2, length=40), tmp_path / "run"
+    args = ["finetune", "--base", str(dreamzero_base), "--embodiment", "ur5e", "--data", str(data), "--out", str(run)]
+    result = invoke(*args, "--steps", "2", "--workers", "0", "--precision", "bf16-true")
+    assert result.exit_code == 0, result.output
+    predictor = ChunkPredictor(load_adapter(run / "adapter"), "ur5e", InferenceConfig(steps=2, seed=0))
+    frames = np.zeros((2, 1, *predictor.frame_size, 3), dtype=np.uint8)
+    chunk = predictor.predict(frames, [True], np.zeros(7, dtype=np.float32), "push the red block")
+    assert chunk.actions.shape == (16, 7) and np.isfinite(chunk.actions).all()

@@ -153,23 +153,28 @@ class DreamZeroDiT(nn.Module):
 
     # -- embeddings ---------------------------------------------------------------------------------
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (bfloat16 under `--precision bf16-true`): inputs are cast to it on the way in."""
+        return self.patch_embedding.weight.dtype
+
     def context(self, text: Tensor, image: Tensor | None) -> Tensor:
         """Cross-attention context: [projected CLIP tokens | projected text tokens] (B, 257 + text_len, D)."""
-        embedder = self.condition_embedder
-        context = embedder.text_embedder(text)
+        embedder, dtype = self.condition_embedder, self.dtype
+        context = embedder.text_embedder(text.to(dtype))
         if image is not None:
-            context = torch.cat([embedder.image_embedder(image), context], dim=1)
+            context = torch.cat([embedder.image_embedder(image.to(dtype)), context], dim=1)
         return context
 
     def patchify(self, latents: Tensor) -> Tensor:
         """(B, in_dim, F, h, w) -> tokens (B, F * h/2 * w/2, D), frame-major."""
-        return self.patch_embedding(latents).flatten(2).transpose(1, 2)
+        return self.patch_embedding(latents.to(self.dtype)).flatten(2).transpose(1, 2)
 
     def times(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """Per-token flow times (B, L) on Wan's 0-1000 scale -> (time embedding (B, L, D) for the output
         head, block modulation (B, L, 6, D))."""
         embedder = self.condition_embedder
-        e = embedder.time_embedder(sinusoid(t, self.arch.freq_dim).float())
+        e = embedder.time_embedder(sinusoid(t, self.arch.freq_dim).to(self.dtype))
         return e, embedder.time_proj(embedder.act_fn(e)).unflatten(-1, (6, -1))
 
     def video_positions(self, frames: int, h: int, w: int, first: int = 0) -> tuple[Tensor, Tensor]:

@@ -28,7 +28,7 @@ class CategorySpecificLinear(nn.Module):
         self.b = nn.Parameter(torch.zeros(1, cout))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x @ self.W[0] + self.b[0]
+        return x.to(self.W.dtype) @ self.W[0] + self.b[0]
 
 
 class CategorySpecificMLP(nn.Module):
@@ -63,7 +63,7 @@ class ActionEncoder(nn.Module):
 
     def forward(self, actions: Tensor, t: Tensor) -> Tensor:
         a = self.W1(actions)
-        x = self.W2(torch.cat([a, action_time_features(t, a.shape[-1])], dim=-1))
+        x = self.W2(torch.cat([a, action_time_features(t, a.shape[-1]).to(a.dtype)], dim=-1))
         return self.W3(x * torch.sigmoid(x))
 
 
