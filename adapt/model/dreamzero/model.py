@@ -11,12 +11,13 @@ A training window becomes DreamZero's input as its data pipeline builds it: the 
 mosaic by their roles (`mosaic_slots`), the context frame and the future frames encoded by the VAE
 (latent frame 0, then one block of `frames_per_block` latent frames), the task as DreamZero's prompt, the
 first frame as CLIP features and, for Wan2.1-I2V, as the image condition `y` (a first-frame mask and the
-VAE latents of the first frame followed by black frames) concatenated to the latents. The action chunk
+VAE latents of the first frame followed by mid-grey frames) concatenated to the latents. The action chunk
 is one block of action tokens, the state one state token. Flow matching follows DreamZero: a shifted
 schedule (shift 5) on the 0-1000 scale, one time for latent frame 0 and one per block shared with that
 block's actions, velocity targets (noise - data), each frame's and action's error weighted by DreamZero's
 bell-shaped weight. Samples without actions (video-only data) carry actions at pure noise and no
-action loss.
+action loss. DreamZero has no layout without future video: `action_only` drops the video loss, not the
+video tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from adapt.errors import AdaptError
 from adapt.model.dreamzero.config import DreamZeroConfig
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
+from adapt.model.dreamzero.encoders import DreamZeroEncoders
 from adapt.model.dreamzero.registers import DreamZeroHeads
 from adapt.model.protocol import Mode
 
@@ -96,8 +98,6 @@ class DreamZeroWAM(nn.Module):
 
     def __init__(self, config: DreamZeroConfig, specs: list[EmbodimentSpec] = ()):
         super().__init__()
-        from adapt.model.dreamzero.encoders import DreamZeroEncoders
-
         self.config = config
         self.tokenizer = DreamZeroEncoders(config).requires_grad_(False)
         self.backbone = DreamZeroDiT(config)
