@@ -405,3 +405,19 @@ def test_bf16_weights_train_and_the_adapter_loads(invoke, dreamzero_base, synthe
     frames = np.zeros((2, 1, *predictor.frame_size, 3), dtype=np.uint8)
     chunk = predictor.predict(frames, [True], np.zeros(7, dtype=np.float32), "push the red block")
     assert chunk.actions.shape == (16, 7) and np.isfinite(chunk.actions).all()
+
+
+def test_activation_checkpointing_reaches_a_lora_wrapped_backbone():
+    """`--activation-checkpointing` switches recomputation on in the backbone itself, also when LoRA wrapped it
+    in a PeftModel (setting the switch on the wrapper would leave it off, silently)."""
+    from adapt.lora import add_lora
+    from adapt.recipe import load_recipe
+    from adapt.train.fit import _strategy
+    from adapt.train.module import WAMModule
+    from adapt.train.options import TrainOptions
+
+    dit, _ = reference_model()
+    model = torch.nn.Module()
+    model.backbone, model.tokenizer = add_lora(dit, load_recipe("play-30min").lora), torch.nn.Identity()
+    assert _strategy(WAMModule(model), TrainOptions(activation_checkpointing=True)) == "auto"
+    assert dit.gradient_checkpointing

@@ -102,9 +102,10 @@ def _strategy(module: WAMModule, options: TrainOptions):
         checkpointed = {block} if options.activation_checkpointing else None
         return FSDPStrategy(auto_wrap_policy={block}, activation_checkpointing_policy=checkpointed)
     if options.activation_checkpointing:
-        if not hasattr(backbone, "gradient_checkpointing"):
-            raise AdaptError(f"{type(backbone).__name__} cannot recompute its blocks (no gradient_checkpointing)")
-        backbone.gradient_checkpointing = True
+        base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone  # under LoRA
+        if not hasattr(base, "gradient_checkpointing"):
+            raise AdaptError(f"{type(base).__name__} cannot recompute its blocks (no gradient_checkpointing)")
+        base.gradient_checkpointing = True
     return options.strategy
 
 
