@@ -65,6 +65,17 @@ def _video_rope(head_dim: int) -> WanRotaryPosEmbed:
         return WanRotaryPosEmbed(head_dim, (1, 2, 2), max_seq_len=1024)
 
 
+@functools.cache
+def _register_rope(head_dim: int) -> tuple[Tensor, Tensor]:
+    """cos/sin (REGISTER_POSITIONS, head_dim) of the registers' 1-D RoPE, computed once on the CPU in float64
+    (as DreamZero's `rope_params`) and kept in float32: every forward and denoising step indexes it."""
+    with torch.device("cpu"):
+        cos, sin = get_1d_rotary_pos_embed(
+            head_dim, REGISTER_POSITIONS, use_real=True, repeat_interleave_real=True, freqs_dtype=torch.float64
+        )
+    return cos.float(), sin.float()
+
+
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """RoPE on adjacent channel pairs: x (B, H, L, hd); cos/sin (L, hd), each frequency repeated twice."""
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
@@ -194,11 +205,8 @@ class DreamZeroDiT(nn.Module):
 
     def register_positions(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos/sin (n, hd) of 1-D RoPE over the whole head dimension at the given register positions."""
-        cos, sin = get_1d_rotary_pos_embed(
-            self.arch.head_dim, REGISTER_POSITIONS, use_real=True, repeat_interleave_real=True,
-            freqs_dtype=torch.float64,
-        )  # fmt: skip
-        return cos[positions.cpu()].float().to(positions.device), sin[positions.cpu()].float().to(positions.device)
+        cos, sin = _register_rope(self.arch.head_dim)
+        return cos[positions.cpu()].to(positions.device), sin[positions.cpu()].to(positions.device)
 
     def _video_out(self, x: Tensor, e: Tensor, frames: int, h: int, w: int) -> Tensor:
         """Noisy video tokens (B, frames*h*w, D) -> velocity (B, out_dim, frames, 2h, 2w)."""
