@@ -182,6 +182,13 @@ def state_names(spec: EmbodimentSpec) -> list[str]:
     return names
 
 
+def shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
+    """(i, j) pairs where dimension i of one embodiment is named as dimension j of a donor (by `state_names`
+    or `ActionCodec.names`): the dimensions a donor's head can seed."""
+    index = {n: j for j, n in enumerate(donor_names)}
+    return [(i, index[n]) for i, n in enumerate(names) if n in index]
+
+
 def _float32_inwards(values: np.ndarray, up: bool) -> np.ndarray:
     """`values` as float32, each moved one step towards +inf (`up`) or -inf where rounding went the other way."""
     rounded = values.astype(np.float32)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from adapt.data.codec import ActionCodec, state_names
+from adapt.data.codec import ActionCodec, shared_dims, state_names
 from adapt.embodiment import EmbodimentSpec
 from adapt.model.backbone import timestep_embedding
 
@@ -77,18 +77,12 @@ class EmbodimentHeads(nn.Module):
         if self.action_decoder is not None and donor.action_decoder is not None:
             self.action_decoder.net[0].load_state_dict(donor.action_decoder.net[0].state_dict())
         if self.state_encoder is not None and donor.state_encoder is not None:
-            for i, j in _shared_dims(state_names(spec), state_names(donor_spec)):
+            for i, j in shared_dims(state_names(spec), state_names(donor_spec)):
                 self.state_encoder.net[0].weight[:, i] = donor.state_encoder.net[0].weight[:, j]
         if self.action_encoder is not None and donor.action_encoder is not None:
             d = self.action_encoder.dim
             self.action_encoder.net[0].weight[:, -d:] = donor.action_encoder.net[0].weight[:, -d:]  # time features
-            for i, j in _shared_dims(ActionCodec(spec).names(), ActionCodec(donor_spec).names()):
+            for i, j in shared_dims(ActionCodec(spec).names(), ActionCodec(donor_spec).names()):
                 self.action_encoder.net[0].weight[:, i] = donor.action_encoder.net[0].weight[:, j]
                 self.action_decoder.net[2].weight[i] = donor.action_decoder.net[2].weight[j]
                 self.action_decoder.net[2].bias[i] = donor.action_decoder.net[2].bias[j]
-
-
-def _shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
-    """(i, j) pairs where dimension i of the new embodiment is named as dimension j of the donor."""
-    index = {n: j for j, n in enumerate(donor_names)}
-    return [(i, index[n]) for i, n in enumerate(names) if n in index]

@@ -76,6 +76,18 @@ class WorldModel(Protocol):
         ...
 
 
+def batch_embodiment(model: WorldModel, batch: dict) -> tuple[EmbodimentSpec, nn.Module]:
+    """The spec and heads of the one embodiment a batch holds (batches never mix embodiments: heads differ
+    in size); a mixed batch or an embodiment the model has no heads for is named."""
+    names = set(batch["embodiment"])
+    if len(names) != 1:
+        raise AdaptError(f"a batch must hold one embodiment, got {sorted(names)} (use one loader per embodiment)")
+    name = names.pop()
+    if name not in model.heads:
+        raise AdaptError(f"the model has no heads for embodiment '{name}'; it knows {sorted(model.heads)}")
+    return model.specs[name], model.heads[name]
+
+
 def _architecture(name: str, part: int):
     target = ARCHITECTURES.get(name)
     if target is None:

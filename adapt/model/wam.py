@@ -31,7 +31,8 @@ from adapt.errors import AdaptError
 from adapt.model.backbone import build_backbone, timestep_embedding
 from adapt.model.config import ModelConfig
 from adapt.model.heads import EmbodimentHeads
-from adapt.model.protocol import Mode
+from adapt.model.noise import randn
+from adapt.model.protocol import Mode, batch_embodiment
 from adapt.model.text import HashedTextEncoder
 from adapt.model.tokenizer import FrameTokenizer
 
@@ -140,7 +141,7 @@ class WorldActionModel(nn.Module):
 
     def encode_prefix(self, batch: dict, context: Tensor) -> Prefix:
         """Clean tokens: context latents (B, cams, ctx, P, patch_dim), state, task."""
-        spec, heads = self._embodiment(batch)
+        spec, heads = batch_embodiment(self, batch)
         b, cams, ctx, p, _ = context.shape
         video = self._video_tokens(context, spec, 0)
         video_valid = batch["context_mask"][:, None, :, None].expand(b, cams, ctx, p).reshape(b, -1)
@@ -218,20 +219,11 @@ class WorldActionModel(nn.Module):
         ta = self.time_mlp(timestep_embedding(t_action, d))
         return torch.stack([base, base + tv, base + ta], dim=1)
 
-    def _embodiment(self, batch: dict) -> tuple[EmbodimentSpec, EmbodimentHeads]:
-        names = set(batch["embodiment"])
-        if len(names) != 1:
-            raise AdaptError(f"a batch must hold one embodiment, got {sorted(names)} (use one loader per embodiment)")
-        name = names.pop()
-        if name not in self.heads:
-            raise AdaptError(f"the model has no heads for embodiment '{name}'; it knows {sorted(self.heads)}")
-        return self.specs[name], self.heads[name]
-
     # -- training and sampling ---------------------------------------------------------------------
 
     def loss(self, batch: dict, mode: Mode = "joint", generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Flow-matching losses of one batch (a window dict from `adapt.data.windows`, collated)."""
-        spec, heads = self._embodiment(batch)
+        spec, heads = batch_embodiment(self, batch)
         patches = self.latents(batch["frames"])
         ctx = self.config.context
         prefix = self.encode_prefix(batch, patches[:, :, :ctx])
@@ -244,11 +236,11 @@ class WorldActionModel(nn.Module):
         future = noisy_future = noisy_actions = None
         if use_video:
             future = patches[:, :, ctx:]
-            video_noise = _randn(future.shape, generator, device)
+            video_noise = randn(future.shape, generator, device)
             noisy_future = _interpolate(future, video_noise, t_video)
         if use_action:
             actions = batch["action"].float()
-            action_noise = _randn(actions.shape, generator, device)
+            action_noise = randn(actions.shape, generator, device)
             noisy_actions = _interpolate(actions, action_noise, t_action)
         video_v, action_v = self.velocity(prefix, noisy_future, t_video, noisy_actions, t_action, has_action)
         zero = patches.new_zeros(())
@@ -284,7 +276,7 @@ class WorldActionModel(nn.Module):
         `future_estimate`, the clean future the last step's velocity points to (x_t - t v): what to show
         a person when the video is left noisy; with `video_final_t` 0 it equals `future`.
         """
-        spec, heads = self._embodiment(batch)
+        spec, heads = batch_embodiment(self, batch)
         ctx, fut = self.config.context, self.config.future
         patches = self.latents(batch["frames"][:, :, :ctx])
         prefix = self.encode_prefix(batch, patches)
@@ -294,10 +286,10 @@ class WorldActionModel(nn.Module):
         kv = self.prefix_cache(prefix) if cache else None
         future = None
         if mode != "action_only":
-            future = _randn((*patches.shape[:2], fut, *patches.shape[3:]), generator, device)
+            future = randn((*patches.shape[:2], fut, *patches.shape[3:]), generator, device)
         actions = None
         if heads.action_encoder is not None and mode != "video_only":
-            actions = _randn((b, spec.action.chunk, spec.action_dim), generator, device)
+            actions = randn((b, spec.action.chunk, spec.action_dim), generator, device)
         estimate = future
         for k in range(steps):
             ta, ta_next = 1 - k / steps, 1 - (k + 1) / steps
@@ -320,13 +312,7 @@ class WorldActionModel(nn.Module):
 
 def _flow_times(n: int, generator: torch.Generator | None, device) -> Tensor:
     """Logit-normal flow times (Stable Diffusion 3): more training signal at intermediate noise."""
-    return torch.sigmoid(_randn((n,), generator, device))
-
-
-def _randn(shape, generator: torch.Generator | None, device) -> Tensor:
-    if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+    return torch.sigmoid(randn((n,), generator, device))
 
 
 def _interpolate(x: Tensor, noise: Tensor, t: Tensor) -> Tensor:

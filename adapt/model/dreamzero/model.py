@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from adapt.data.codec import ActionCodec, state_names
+from adapt.data.codec import ActionCodec, shared_dims, state_names
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
@@ -34,7 +34,8 @@ from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
 from adapt.model.dreamzero.encoders import DreamZeroEncoders
 from adapt.model.dreamzero.registers import DreamZeroHeads
-from adapt.model.protocol import Mode
+from adapt.model.noise import rand, randn
+from adapt.model.protocol import Mode, batch_embodiment
 
 DONOR = "dreamzero"
 """`add_embodiment(spec, donor=DONOR)` seeds new heads from the checkpoint's shared registers."""
@@ -126,8 +127,8 @@ class DreamZeroWAM(nn.Module):
         if donor == DONOR:
             heads.copy_rows(
                 self.shared_registers,
-                _pairs(state_names(spec), self.donor_names["state"]),
-                _pairs(ActionCodec(spec).names(), self.donor_names["action"]),
+                shared_dims(state_names(spec), self.donor_names["state"]),
+                shared_dims(ActionCodec(spec).names(), self.donor_names["action"]),
             )
         elif donor is not None:
             if donor not in self.heads or donor == spec.name:
@@ -137,8 +138,8 @@ class DreamZeroWAM(nn.Module):
             known = self.specs[donor]
             heads.copy_rows(
                 self.heads[donor],
-                _pairs(state_names(spec), state_names(known)),
-                _pairs(ActionCodec(spec).names(), ActionCodec(known).names()),
+                shared_dims(state_names(spec), state_names(known)),
+                shared_dims(ActionCodec(spec).names(), ActionCodec(known).names()),
             )
         self.heads[spec.name] = heads
         self.specs[spec.name] = spec
@@ -217,32 +218,23 @@ class DreamZeroWAM(nn.Module):
 
     # -- training and sampling -----------------------------------------------------------------------
 
-    def _embodiment(self, batch: dict) -> tuple[EmbodimentSpec, DreamZeroHeads]:
-        names = set(batch["embodiment"])
-        if len(names) != 1:
-            raise AdaptError(f"a batch must hold one embodiment, got {sorted(names)} (use one loader per embodiment)")
-        name = names.pop()
-        if name not in self.heads:
-            raise AdaptError(f"the model has no heads for embodiment '{name}'; it knows {sorted(self.heads)}")
-        return self.specs[name], self.heads[name]
-
     def loss(self, batch: dict, mode: Mode = "joint", generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """DreamZero's teacher-forced flow-matching losses of one window batch."""
-        spec, heads = self._embodiment(batch)
+        spec, heads = batch_embodiment(self, batch)
         mosaic = self._mosaic(batch["frames"], spec)
         x0 = self._video_latents(mosaic, cached=True)  # (B, z, F, h, w)
         b, _, frames = x0.shape[:3]
         device = x0.device
         y = self._condition(mosaic[:, 0], x0, cached=True)
-        u = _rand((b, 2), generator, device)
+        u = rand((b, 2), generator, device)
         sigma = sigmas(u)  # frame 0, then the block
         sigma_frames = torch.cat([sigma[:, :1], sigma[:, 1:].expand(b, frames - 1)], dim=1)
-        noise = _randn(x0.shape, generator, device)
+        noise = randn(x0.shape, generator, device)
         s = sigma_frames[:, None, :, None, None]
         xt = (1 - s) * x0 + s * noise
         has_action = batch["has_action"].bool() & (mode != "video_only")
         actions = batch["action"].float()
-        action_noise = _randn(actions.shape, generator, device)
+        action_noise = randn(actions.shape, generator, device)
         sigma_action = torch.where(has_action, sigma[:, 1], torch.ones_like(sigma[:, 1]))[:, None, None]
         noisy_actions = (1 - sigma_action) * actions + sigma_action * action_noise
         t_action = (sigma_action[:, :, 0] * 1000).expand(b, actions.shape[1])
@@ -285,7 +277,7 @@ class DreamZeroWAM(nn.Module):
         `steps` Euler steps on the shifted schedule denoise the block's video and actions together, the
         video stopping at noise level `video_final_t` (decoupled inference) while actions reach 0. `future`
         and `future_estimate` lead with the observed latent frame, which decoding the block needs."""
-        spec, heads = self._embodiment(batch)
+        spec, heads = batch_embodiment(self, batch)
         c = self.config
         mosaic = self._mosaic(batch["frames"][:, :, -1:], spec)
         observed = self.tokenizer.encode_video(mosaic)  # (B, z, 1, h, w)
@@ -294,8 +286,8 @@ class DreamZeroWAM(nn.Module):
         y = self._condition(mosaic[:, 0], block)
         context = self._context(batch, spec, mosaic[:, 0])
         kv = self.backbone.encode_clean(torch.cat([observed, y[:, :, :1]], 1), context, 0)
-        future = _randn((b, c.out_dim, c.frames_per_block, *observed.shape[3:]), generator, device)
-        actions = _randn((b, spec.action.chunk, spec.action_dim), generator, device)
+        future = randn((b, c.out_dim, c.frames_per_block, *observed.shape[3:]), generator, device)
+        actions = randn((b, spec.action.chunk, spec.action_dim), generator, device)
         states = heads.state_encoder(batch["state"].float()[:, None])
         grid = sigmas(torch.linspace(1, 0, steps + 1, device=device))
         video_grid = video_final_t + (1 - video_final_t) * grid
@@ -321,20 +313,3 @@ class DreamZeroWAM(nn.Module):
             "future": torch.cat([observed, future], dim=2),
             "future_estimate": torch.cat([observed, estimate], dim=2),
         }
-
-
-def _pairs(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
-    index = {n: j for j, n in enumerate(donor_names)}
-    return [(i, index[n]) for i, n in enumerate(names) if n in index]
-
-
-def _randn(shape, generator: torch.Generator | None, device) -> Tensor:
-    if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=generator.device).to(device)
-
-
-def _rand(shape, generator: torch.Generator | None, device) -> Tensor:
-    if generator is None:
-        return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
