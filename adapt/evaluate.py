@@ -15,6 +15,9 @@ from adapt.atomic import atomic_write_text
 from adapt.data.batch import to_device
 from adapt.predictor import ChunkPredictor
 
+FAR_M = 0.05
+"""A failed episode whose gripper never came this close (m) to the object failed at reaching it."""
+
 
 @dataclass
 class EpisodeResult:
@@ -24,6 +27,11 @@ class EpisodeResult:
     stages: list[str]
     steps: int
     video: str | None = None
+    closest_m: float | None = None
+    """Closest the gripper came to the task's first object (m): tells a policy that never reaches the object
+    from one that reaches it and fumbles the grasp."""
+    empty_grasps: int = 0
+    """Times the gripper closed all the way on nothing (a grasp that missed the object)."""
 
 
 @dataclass
@@ -54,6 +62,19 @@ class EvalReport:
             (values,), np.mean, confidence_level=confidence, n_resamples=10_000, method="percentile", rng=seed
         ).confidence_interval
         return float(ci.low), float(ci.high)
+
+    def failures(self) -> str:
+        """One line on how the failed episodes failed: never near the object, or grasps that missed."""
+        failed = [e for e in self.episodes if not e.success and e.closest_m is not None]
+        if not failed:
+            return "no failed episodes" if self.episodes else "no episodes"
+        far = sum(e.closest_m > FAR_M for e in failed)
+        missed = sum(e.empty_grasps > 0 for e in failed)
+        closest = np.median([e.closest_m for e in failed]) * 100
+        return (
+            f"{len(failed)} failed: {far} never came within {FAR_M * 100:.0f} cm of the object, {missed} closed the"
+            f" gripper on nothing; median closest approach {closest:.1f} cm"
+        )
 
     def summary(self) -> str:
         """One line: success and progress with their 95 % intervals."""

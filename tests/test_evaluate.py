@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from adapt.embodiment import load_embodiment
@@ -20,6 +21,7 @@ def test_closed_loop_eval_writes_results_and_videos(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     assert "success 0/2 = 0.00 (95% CI 0.00-0.66, Wilson)" in result.output
     assert "episode 2 (seed 1): progress" in result.output
+    assert "2 failed:" in result.output and "median closest approach" in result.output
     report = json.loads((out / "results.json").read_text())
     assert report["robot"] == "ur5e" and len(report["episodes"]) == 2
     for episode in report["episodes"]:
@@ -69,6 +71,9 @@ def test_scripted_expert_through_the_eval_harness_lifts(invoke, tmp_path):
     assert [e["seed"] for e in report["episodes"]] == [7, 8]
     assert report["success_rate"] == 1.0 and report["mean_progress"] == 1.0
     assert report["success_ci95"][0] > 0.3  # Wilson interval of 2/2
+    # it grasps the cube (within reach of its centre), never closing on air
+    assert all(e["closest_m"] < 0.03 and e["empty_grasps"] == 0 for e in report["episodes"])
+    assert "no failed episodes" in result.output
 
 
 def test_eval_intervals_are_wilson_and_bootstrap():
@@ -82,6 +87,51 @@ def test_eval_intervals_are_wilson_and_bootstrap():
     assert p_low < report.mean_progress < p_high and p_high - p_low < 0.25
     nothing = EvalReport("Lift", "panda", [EpisodeResult(i, False, 0.0, [], 1) for i in range(10)])
     assert nothing.success_interval()[0] == 0.0 and 0.25 < nothing.success_interval()[1] < 0.35
+
+
+def test_failure_summary_tells_reaching_from_grasping():
+    """Catches a failure line that counts successes, or mixes up far-away episodes with missed grasps."""
+    from adapt.evaluate import EpisodeResult, EvalReport
+
+    episodes = [
+        EpisodeResult(0, True, 1.0, [], 50, closest_m=0.004),
+        EpisodeResult(1, False, 0.0, [], 200, closest_m=0.30, empty_grasps=1),
+        EpisodeResult(2, False, 0.0, [], 200, closest_m=0.12),
+        EpisodeResult(3, False, 0.25, [], 200, closest_m=0.02, empty_grasps=2),
+    ]
+    assert EvalReport("Lift", "panda", episodes).failures() == (
+        "3 failed: 2 never came within 5 cm of the object, 2 closed the gripper on nothing;"
+        " median closest approach 12.0 cm"
+    )
+
+
+def test_tracker_counts_each_grasp_that_closes_on_nothing():
+    """Catches counting every closed step instead of each closing, or a grasp on the object counted as empty."""
+    from adapt.sim.closed_loop import _StageTracker
+
+    class Sim:  # a gripper 10 cm above a resting cube, opened and closed by the test
+        things = [type("Thing", (), {"bottom": 0.02})()]
+        env = type("Env", (), {"_check_success": staticmethod(lambda: False)})()
+        grip = -1.0
+
+        def position(self, thing):
+            return np.array([0.0, 0.0, 0.82])
+
+        def eef(self):
+            return np.array([0.0, 0.0, 0.92]), np.eye(3)
+
+        def gripper(self):
+            return self.grip
+
+        def holds(self, thing, floor):
+            return False
+
+    sim = Sim()
+    tracker = _StageTracker("Lift", sim)
+    for grip in (-1.0, 0.3, 1.0, 1.0, 1.0, -0.9, 0.2, 0.7, -1.0, 0.99):  # closes empty twice; 0.2/0.7: holding
+        sim.grip = grip
+        tracker.update()
+    assert tracker.empty_grasps == 2 and tracker.closest == pytest.approx(0.10)
 
 
 def test_scripted_expert_refuses_joint_space_robots(invoke, tmp_path):

@@ -76,7 +76,17 @@ def eval_command(
         policy = Policy(predictor)
     from adapt.sim.closed_loop import evaluate_closed_loop
 
-    table = Table("episode", "success", "progress", "stages", "steps", "video", title=f"{policy.spec.name} {task}")
+    table = Table(
+        "episode",
+        "success",
+        "progress",
+        "stages",
+        "closest cm",
+        "empty grasps",
+        "steps",
+        "video",
+        title=f"{policy.spec.name} {task}",
+    )
     report = evaluate_closed_loop(
         policy,
         task,
@@ -88,10 +98,18 @@ def eval_command(
     )
     for i, r in enumerate(report.episodes):
         table.add_row(
-            str(i), "yes" if r.success else "no", f"{r.progress:.2f}", " > ".join(r.stages), str(r.steps), r.video
+            str(i),
+            "yes" if r.success else "no",
+            f"{r.progress:.2f}",
+            " > ".join(r.stages),
+            f"{r.closest_m * 100:.1f}",
+            str(r.empty_grasps),
+            str(r.steps),
+            r.video,
         )
     out.print(table)
     out.print(f"{report.summary()}; results: {target / 'results.json'}", highlight=False)
+    out.print(report.failures(), highlight=False)
     if server is not None:
         policy.close()
 

@@ -34,6 +34,8 @@ LIFT_HEIGHT = 0.04
 """Height above the table (m) robosuite's Lift counts as lifted."""
 HOLD_STEPS = 10
 """Control steps the object must stay lifted for the Lift task's last stage."""
+CLOSED_EMPTY = 0.95
+"""Gripper state (-1 open, 1 closed on nothing) past which a closing gripper holds nothing."""
 
 
 def evaluate_closed_loop(
@@ -97,7 +99,16 @@ def _rollout(
                 break
     finally:
         video.close()
-    return EpisodeResult(seed, tracker.success, tracker.progress, tracker.stages, step + 1, video_path.name)
+    return EpisodeResult(
+        seed,
+        tracker.success,
+        tracker.progress,
+        tracker.stages,
+        step + 1,
+        video_path.name,
+        closest_m=round(tracker.closest, 4),
+        empty_grasps=tracker.empty_grasps,
+    )
 
 
 def _predicted_frame(policy: Policy, size: tuple[int, int]) -> np.ndarray:
@@ -112,10 +123,11 @@ def _predicted_frame(policy: Policy, size: tuple[int, int]) -> np.ndarray:
 
 
 class _StageTracker:
-    """Which stages of the task an episode has reached so far."""
+    """Which stages of the task an episode has reached so far, and how close it came to the object."""
 
     def __init__(self, task: str, sim):
         self.task, self.sim, self.reached, self.held, self.success = task, sim, 0, 0, False
+        self.closest, self.empty_grasps, self._empty = float("inf"), 0, sim.gripper() >= CLOSED_EMPTY
         thing = sim.things[0]
         self.rest = sim.position(thing)[2]
         self.floor = self.rest - thing.bottom
@@ -132,7 +144,12 @@ class _StageTracker:
         """Advance the stages; returns robosuite's own success flag."""
         sim, thing = self.sim, self.sim.things[0]
         gripper = sim.eef()[0]
-        stages = [np.linalg.norm(gripper - sim.position(thing)) < REACH_DISTANCE, sim.holds(thing, self.floor)]
+        distance = float(np.linalg.norm(gripper - sim.position(thing)))
+        self.closest = min(self.closest, distance)
+        empty = sim.gripper() >= CLOSED_EMPTY
+        self.empty_grasps += empty and not self._empty
+        self._empty = empty
+        stages = [distance < REACH_DISTANCE, sim.holds(thing, self.floor)]
         success = bool(sim.env._check_success())
         if self.task == "Lift":
             lifted = sim.position(thing)[2] > self.rest + LIFT_HEIGHT
