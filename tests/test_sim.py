@@ -123,6 +123,33 @@ def test_unknown_kind_is_a_user_error(tmp_path):
         generate("ur5e", "plya", tmp_path / "out", minutes=1.0)
 
 
+def test_corrections_start_where_the_policy_left_the_arm(tmp_path):
+    """Catches corrections recorded from the scene's reset (the policy's lead lost: plain demos) and a lead that
+    is recorded (the policy's own actions would be cloned as demonstrations): the first recorded state is where
+    the policy drove the arm, not the home pose a demo of the same seed starts from, and the demonstrator's
+    recorded takeover lifts the cube (only successes are kept)."""
+    import torch
+
+    from adapt.model import WorldActionModel, model_config, save_model
+
+    spec_path = tiny_spec(tmp_path, "panda", cameras=1)
+    spec = load_embodiment(spec_path)
+    torch.manual_seed(0)
+    save_model(WorldActionModel(model_config("tiny"), [spec]), tmp_path / "policy")
+    fix = generate(spec_path, "corrections", tmp_path / "fix", episodes=1, seed=2, policy=tmp_path / "policy")
+    demo = generate(spec_path, "demo", tmp_path / "demo", episodes=1, seed=2)
+    corrected, demonstrated = (LeRobotDataset(p, spec).episodes[0] for p in (fix, demo))
+    assert np.abs(corrected.state[0, :7] - demonstrated.state[0, :7]).max() > 0.02, "the policy should move the arm"
+    assert corrected.task.startswith("lift the") and np.all(np.abs(corrected.action) <= 1.0)
+    with pytest.raises(AdaptError, match="needs --policy"):
+        generate(spec_path, "corrections", tmp_path / "x", episodes=1)
+    with pytest.raises(AdaptError, match="ee_delta"):
+        generate("ur5e", "corrections", tmp_path / "x", episodes=1, policy=tmp_path / "policy")
+    with pytest.raises(AdaptError, match="no such model"):
+        generate(spec_path, "corrections", tmp_path / "x", episodes=1, policy=tmp_path / "nothing")
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_generates_then_inspects(invoke, ur5e_spec, tmp_path, assert_picture):
     out = tmp_path / "cli"
     result = invoke("data", "generate", "--robot", ur5e_spec, "--kind", "play", "--minutes", "0.05", "--out", out)

@@ -157,21 +157,30 @@ def data_import_videos(
 @user_errors
 def data_generate(
     robot: Annotated[str, typer.Option(help="Bundled robot spec, e.g. ur5e.")],
-    kind: Annotated[str, typer.Option(help="play (target robot), multitask (pretraining) or demo (one task).")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="play (target robot), multitask (pretraining), demo (one task) or corrections (--policy drives"
+            " --task for a while, then the scripted demonstrator takes over and is recorded)."
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
     minutes: Annotated[float | None, typer.Option(help="Amount of data to generate.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Number of episodes (instead of --minutes).")] = None,
-    task: Annotated[str, typer.Option(help="robosuite task for --kind demo.")] = "Lift",
+    task: Annotated[str, typer.Option(help="robosuite task for --kind demo and corrections.")] = "Lift",
     video_only: Annotated[bool, typer.Option(help="Write cameras only (no state, no actions).")] = False,
     seed: int = 0,
+    policy: Annotated[
+        Path | None, typer.Option(help="Model or adapter folder that leads --kind corrections episodes.")
+    ] = None,
 ) -> None:
     """Simulate data in robosuite with scripted controllers (needs the `sim` extra)."""
     try:
         from adapt.sim import generate
     except ImportError as error:
         raise AdaptError(f"simulation needs the sim extra: pip install 'adapt[sim]' ({error})") from None
-    if kind not in ("play", "multitask", "demo"):
-        raise AdaptError(f"--kind {kind!r}: use play, multitask or demo")
+    if kind not in ("play", "multitask", "demo", "corrections"):
+        raise AdaptError(f"--kind {kind!r}: use play, multitask, demo or corrections")
     path = generate(
         robot,
         kind,
@@ -182,6 +191,7 @@ def data_generate(
         seed=seed,
         video_only=video_only,
         progress=True,
+        policy=policy,
     )
     out.print(f"wrote {path}", highlight=False)
 

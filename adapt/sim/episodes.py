@@ -7,6 +7,12 @@
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
   way `adapt eval` dresses it (recoloured, scattered objects), so a policy learned from demos is
   evaluated on the distribution it was trained on.
+- `corrections`: a learned policy drives the robot for a random while (unrecorded), then the scripted
+  demonstrator takes over from wherever the policy left the arm and the object, and what it does from
+  there is a `demo` (recorded, kept only on success). Behaviour cloning sees only the states its
+  demonstrator visits; these episodes start in the states the policy itself drifts into and show how to
+  recover from them (the idea of DAgger, with the demonstrator acting instead of only labelling, so the
+  recorded video and actions stay one consistent trajectory).
 
 Recording convention: frame t and state t are observed before command t is executed; action t is
 that step expressed in the spec's action space (`adapt.sim.env.spec_action`).
@@ -45,12 +51,26 @@ PLACE_TEXT = {
 """How task text says the DIRECTIONS of `adapt.sim.scripted` (left and right as the front camera sees them)."""
 
 
-class SimPool:
-    """One SimEnv per scene, made on first use and kept for the following episodes (making one takes seconds)."""
+LEAD_STEPS = (10, 120)
+"""Range of control steps the learned policy drives before the demonstrator takes over (`corrections`)."""
 
-    def __init__(self, spec: EmbodimentSpec, seed: int):
-        self.spec, self.seed = spec, seed
+
+class SimPool:
+    """One SimEnv per scene, made on first use and kept for the following episodes (making one takes seconds),
+    and the learned policy of `corrections`, loaded on first use."""
+
+    def __init__(self, spec: EmbodimentSpec, seed: int, policy: str | None = None):
+        self.spec, self.seed, self.policy_path = spec, seed, policy
         self._envs: dict[str, SimEnv] = {}
+        self._policy = None
+
+    def policy(self):
+        """The learned policy (`adapt.policy.Policy`) that leads `corrections` episodes."""
+        if self._policy is None:
+            from adapt.policy import Policy
+
+            self._policy = Policy.load(self.policy_path, self.spec.name)
+        return self._policy
 
     def get(self, scene: str) -> SimEnv:
         if scene not in self._envs:
@@ -75,20 +95,32 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
     scene = str(rng.choice(SCENES)) if kind == "multitask" else PLAY_SCENE if kind == "play" else task
     sim = pool.get(scene)
     sim.reset(rng, randomize=True)
-    arm = Arm(sim, rng, Style.sample(rng, proficient=kind == "demo"))
+    arm = Arm(sim, rng, Style.sample(rng, proficient=kind in ("demo", "corrections")))
+    if kind == "corrections":
+        lead(pool.policy(), sim, task, int(rng.integers(*LEAD_STEPS, endpoint=True)), int(rng.integers(2**31)))
     log: list[list] = []
-    script = {"play": _play, "multitask": _multitask, "demo": _demo}[kind](arm, log)
+    script = {"play": _play, "multitask": _multitask, "demo": _demo, "corrections": _demo}[kind](arm, log)
     frames, state, action = record(sim, script, max_frames)
     done = [description for description, ok in log if ok]
     if kind == "play":
         text = "play with the " + " and the ".join(t.name for t in sim.things)
-    elif kind == "demo":
+    elif kind in ("demo", "corrections"):
         if not done:
             return None
         text = done[0]
     else:
         text = ", then ".join(done) if done else f"try to {log[0][0]}"
     return Episode(text, frames, state, action)
+
+
+def lead(policy, sim: SimEnv, task: str, steps: int, seed: int) -> None:
+    """Let `policy` drive `sim` for `steps` control steps from a fresh episode (nothing is recorded); its
+    sampling noise is re-seeded from the episode's seed, so the episode does not depend on the ones before."""
+    policy.reset()
+    policy.generator.manual_seed(seed)
+    text = task_text(task, [t.name for t in sim.things])
+    for _ in range(steps):
+        sim.step_spec_action(policy.step(sim.render() | {"state": sim.state(), "task": text}))
 
 
 def replay(sim: SimEnv, seed: np.random.SeedSequence, actions: np.ndarray) -> bool:

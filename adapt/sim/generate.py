@@ -1,4 +1,4 @@
-"""`generate`: simulated datasets (play, multitask, demo) written in the toolkit's LeRobot format.
+"""`generate`: simulated datasets (play, multitask, demo, corrections) written in the toolkit's LeRobot format.
 
 One robosuite renderer keeps one CPU core busy, so episodes are simulated in worker processes (one
 per core by default). Worker w simulates episodes w, w + W, w + 2W, ... in order and sends each back
@@ -29,12 +29,12 @@ from adapt.sim.env import check_spec
 from adapt.sim.episodes import DEMOS, SimPool, simulate
 
 log = logging.getLogger(__name__)
-KINDS = ("play", "multitask", "demo")
+KINDS = ("play", "multitask", "demo", "corrections")
 PLAY_SECONDS = (20.0, 40.0)
 """Length range of play episodes; a requested duration is cut into episodes drawn from it."""
 SHORTEST_SECONDS = 5.0
 """A play remainder shorter than this joins the previous episode instead of making its own."""
-MAX_SECONDS = {"multitask": 60.0, "demo": 30.0}
+MAX_SECONDS = {"multitask": 60.0, "demo": 30.0, "corrections": 30.0}
 """Longest multitask chain and longest demo; they usually end sooner, when their sub-tasks are done."""
 MAX_FAILED_DEMOS = 10
 """Give up after this many demos in a row that robosuite does not call a success."""
@@ -51,6 +51,8 @@ class Plan:
     lengths: tuple[int, ...] | None
     """Frames of each play episode; None for kinds whose episodes end when their script does."""
     max_frames: int
+    policy: str | None = None
+    """The learned policy that leads `corrections` episodes (a model or adapter folder)."""
 
     def indices(self, first: int, step: int) -> Iterator[int]:
         """Episode indices first, first + step, ...; endless unless the episode lengths are planned."""
@@ -76,21 +78,23 @@ def generate(
     video_only: bool = False,
     progress: bool = False,
     workers: int | None = None,
+    policy: str | Path | None = None,
 ) -> Path:
     """Simulate `robot` (a bundled spec name or a spec YAML) and write a dataset at `out_dir`.
 
     `kind`: `play` (the target robot's unstructured interaction, cut into 20-40 s episodes totalling
     exactly `minutes`), `multitask` (chains of sub-tasks in Lift, Stack and PickPlaceCan scenes, for
-    pretraining) or `demo` (robosuite task `task`: Lift, Stack or PickPlaceCan; `task` is ignored by
-    the other kinds). Give either `minutes` or `episodes`; multitask and demo episodes are never cut,
-    so they reach at least `minutes`. `video_only` writes cameras and task text only. Frames are the
-    spec's cameras; state and action follow the spec (see `adapt.sim.env.spec_action` for actions).
-    `workers` defaults to one process per CPU core (at most 8); workers are spawned, so a script that
-    calls this with more than one worker needs the `if __name__ == "__main__":` guard. Returns the
-    dataset folder.
+    pretraining), `demo` (robosuite task `task`: Lift, Stack or PickPlaceCan; `task` is ignored by
+    play and multitask) or `corrections` (the learned `policy` drives `task` for a while, then the
+    demonstrator takes over and is recorded: see `adapt.sim.episodes`). Give either `minutes` or
+    `episodes`; only play episodes are cut, so the other kinds reach at least `minutes`. `video_only`
+    writes cameras and task text only. Frames are the spec's cameras; state and action follow the spec
+    (see `adapt.sim.env.spec_action` for actions). `workers` defaults to one process per CPU core (at
+    most 8); workers are spawned, so a script that calls this with more than one worker needs the
+    `if __name__ == "__main__":` guard. Returns the dataset folder.
     """
     spec = load_embodiment(robot)
-    plan, target = _plan(spec, kind, minutes, episodes, task, seed)
+    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy)
     out_spec = _video_view(spec) if video_only else spec
     count = len(plan.lengths) if plan.lengths is not None else episodes
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
@@ -118,7 +122,13 @@ def generate(
 
 
 def _plan(
-    spec: EmbodimentSpec, kind: str, minutes: float | None, episodes: int | None, task: str, seed: int
+    spec: EmbodimentSpec,
+    kind: str,
+    minutes: float | None,
+    episodes: int | None,
+    task: str,
+    seed: int,
+    policy: str | Path | None = None,
 ) -> tuple[Plan, int | None]:
     """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
     if kind not in KINDS:
@@ -128,7 +138,11 @@ def _plan(
     if (minutes is not None and minutes <= 0) or (episodes is not None and episodes < 1):
         raise AdaptError(f"minutes must be > 0 and episodes >= 1 (got minutes={minutes}, episodes={episodes})")
     check_spec(spec)
-    if kind == "demo":
+    if (kind == "corrections") != (policy is not None):
+        raise AdaptError("--kind corrections needs --policy (a model or adapter folder), and only it takes one")
+    if kind == "corrections":
+        _check_policy(Path(policy), spec)
+    if kind in ("demo", "corrections"):
         known = {name.lower(): name for name in DEMOS}
         if task.lower() not in known:
             raise AdaptError(
@@ -141,7 +155,7 @@ def _plan(
         raise AdaptError(f"minutes={minutes} is less than one frame at {fps:g} fps")
     lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
-    plan = Plan(spec, kind, task, seed, lengths, max_frames)
+    plan = Plan(spec, kind, task, seed, lengths, max_frames, None if policy is None else str(policy))
     return plan, target if target is not None else (sum(lengths) if lengths else None)
 
 
@@ -160,6 +174,18 @@ def _play_lengths(fps: float, target: int | None, episodes: int | None, seed: in
     return tuple(lengths)
 
 
+def _check_policy(path: Path, spec: EmbodimentSpec) -> None:
+    """A `corrections` policy must drive the demonstrator's action space and exist, checked before any worker starts."""
+    if spec.action is None or spec.action.kind != "ee_delta":
+        kind = spec.action.kind if spec.action else "none"
+        raise AdaptError(
+            f"--kind corrections: the demonstrator takes over in end-effector space (ee_delta); '{spec.name}' acts"
+            f" in {kind}"
+        )
+    if not path.exists():
+        raise AdaptError(f"--policy {path}: no such model or adapter folder")
+
+
 def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:
     """The spec's cameras as a video-only spec of the same name: what a video-only dataset holds."""
     cameras = [c.model_dump() for c in spec.cameras]
@@ -169,7 +195,7 @@ def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:
 def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
     """Episodes in index order (None for a failed demo), simulated here or in `workers` processes."""
     if workers == 1:
-        with SimPool(plan.spec, plan.seed) as pool:
+        with SimPool(plan.spec, plan.seed, plan.policy) as pool:
             for index in plan.indices(0, 1):
                 yield plan.simulate(pool, index)
         return
@@ -213,8 +239,12 @@ class _Failure:
 def _worker(plan: Plan, worker: int, workers: int, pipe) -> None:
     """Simulate this worker's share of the episodes and send them; the main process stops us when it has enough."""
     os.environ.setdefault("LP_NUM_THREADS", "1")  # one rendering thread per process; the processes share the cores
+    if plan.policy is not None:
+        import torch
+
+        torch.set_num_threads(1)  # likewise for the policy's inference
     try:
-        with SimPool(plan.spec, plan.seed) as pool:
+        with SimPool(plan.spec, plan.seed, plan.policy) as pool:
             for index in plan.indices(worker, workers):
                 pipe.send(plan.simulate(pool, index))
     except AdaptError as error:
