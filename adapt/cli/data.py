@@ -179,8 +179,6 @@ def data_generate(
         from adapt.sim import generate
     except ImportError as error:
         raise AdaptError(f"simulation needs the sim extra: pip install 'adapt[sim]' ({error})") from None
-    if kind not in ("play", "multitask", "demo", "corrections"):
-        raise AdaptError(f"--kind {kind!r}: use play, multitask, demo or corrections")
     path = generate(
         robot,
         kind,
