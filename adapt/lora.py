@@ -38,6 +38,12 @@ def add_lora(backbone: nn.Module, settings: LoraSettings) -> nn.Module:
     return get_peft_model(backbone, config)
 
 
+def unwrapped(backbone: nn.Module) -> nn.Module:
+    """The backbone itself, under peft's `PeftModel` wrapper when LoRA was added (switches such as
+    `gradient_checkpointing` and attributes such as `blocks` live there, not on the wrapper)."""
+    return backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+
+
 def load_lora(backbone: nn.Module, folder: Path) -> nn.Module:
     """The backbone with the peft adapter saved in `folder` (stock `PeftModel.from_pretrained`)."""
     from peft import PeftModel

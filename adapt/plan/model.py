@@ -16,6 +16,7 @@ from torch import nn
 
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError, did_you_mean
+from adapt.lora import unwrapped
 from adapt.recipe import Recipe, load_recipe
 
 GIB = 2**30
@@ -187,7 +188,7 @@ def plan_model(
     """The plan of training `model` (its `requires_grad` flags set, LoRA of `rank` added) on `spec`'s batches in
     loss `mode`; works on meta and real models alike."""
     check_options(accelerator=accelerator, attention=attention)
-    dit = _unwrap(model.backbone)
+    dit = unwrapped(model.backbone)
     block = dit.blocks[0]
     family = getattr(model.config, "architecture", "wam-dit")
     tokens, shape = (_dreamzero_shape if family == "dreamzero" else _dit_shape)(model, spec, mode)
@@ -224,10 +225,6 @@ def _parameter_parts(model: nn.Module) -> dict[str, int]:
             p.numel()
         )
     return {"total": sum(parts.values()), **parts}
-
-
-def _unwrap(backbone: nn.Module) -> nn.Module:
-    return backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
 
 
 def _linears_keeping_input(block: nn.Module) -> dict[str, frozenset[str]]:
@@ -274,7 +271,7 @@ def _dit_shape(model: nn.Module, spec: EmbodimentSpec, mode: str) -> tuple[dict[
         "actions": spec.action.chunk if spec.action and mode != "video_only" else 0,
     }
     total = sum(tokens.values())
-    modulation = _unwrap(model.backbone).blocks[0].modulation.weight.requires_grad
+    modulation = unwrapped(model.backbone).blocks[0].modulation.weight.requires_grad
     shape = Shape("wam-dit", total, c.dim, int(c.dim * c.mlp_ratio), c.heads, c.depth, tokens["future video"])
     return {**tokens, "total": total}, replace(shape, conditioning_trains=modulation)
 
@@ -282,7 +279,7 @@ def _dit_shape(model: nn.Module, spec: EmbodimentSpec, mode: str) -> tuple[dict[
 def _dreamzero_shape(model: nn.Module, spec: EmbodimentSpec, mode: str) -> tuple[dict[str, int], Shape]:
     """DreamZero: clean and noisy video tokens of 1 + frames_per_block latent frames, the action chunk, a state
     token; cross-attention to text_len text and image_tokens CLIP keys."""
-    c, block = model.config, _unwrap(model.backbone).blocks[0]
+    c, block = model.config, unwrapped(model.backbone).blocks[0]
     video = (1 + c.frames_per_block) * c.frame_tokens
     tokens = {"clean video": video, "noisy video": video, "actions": spec.action.chunk, "state": 1}
     total = sum(tokens.values())

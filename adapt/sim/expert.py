@@ -14,7 +14,7 @@ import numpy as np
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.sim.episodes import DEMOS
-from adapt.sim.scripted import Arm, Style
+from adapt.sim.scripted import Arm, Style, check_drivable
 
 
 class ScriptedExpert:
@@ -25,9 +25,7 @@ class ScriptedExpert:
     """
 
     def __init__(self, spec: EmbodimentSpec, task: str, seed: int = 0):
-        if spec.action is None or spec.action.kind != "ee_delta":
-            kind = spec.action.kind if spec.action else "none"
-            raise AdaptError(f"the scripted expert drives end-effector (ee_delta) robots; '{spec.name}' acts in {kind}")
+        check_drivable(spec, "the scripted expert")
         if task not in DEMOS:
             raise AdaptError(f"no scripted demo for task '{task}'; tasks: {', '.join(DEMOS)}")
         self.spec, self.task, self.seed = spec, task, seed

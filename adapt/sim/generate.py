@@ -27,6 +27,7 @@ from adapt.errors import AdaptError, did_you_mean
 from adapt.progress import progress_bar
 from adapt.sim.env import check_spec
 from adapt.sim.episodes import DEMOS, SimPool, simulate
+from adapt.sim.scripted import check_drivable
 
 log = logging.getLogger(__name__)
 KINDS = ("play", "multitask", "demo", "corrections")
@@ -141,7 +142,9 @@ def _plan(
     if (kind == "corrections") != (policy is not None):
         raise AdaptError("--kind corrections needs --policy (a model or adapter folder), and only it takes one")
     if kind == "corrections":
-        _check_policy(Path(policy), spec)
+        check_drivable(spec, "--kind corrections")  # the demonstrator takes over
+        if not Path(policy).exists():
+            raise AdaptError(f"--policy {policy}: no such model or adapter folder")
     if kind in ("demo", "corrections"):
         known = {name.lower(): name for name in DEMOS}
         if task.lower() not in known:
@@ -172,18 +175,6 @@ def _play_lengths(fps: float, target: int | None, episodes: int | None, seed: in
         tail = lengths.pop()
         lengths[-1] += tail
     return tuple(lengths)
-
-
-def _check_policy(path: Path, spec: EmbodimentSpec) -> None:
-    """A `corrections` policy must drive the demonstrator's action space and exist, checked before any worker starts."""
-    if spec.action is None or spec.action.kind != "ee_delta":
-        kind = spec.action.kind if spec.action else "none"
-        raise AdaptError(
-            f"--kind corrections: the demonstrator takes over in end-effector space (ee_delta); '{spec.name}' acts"
-            f" in {kind}"
-        )
-    if not path.exists():
-        raise AdaptError(f"--policy {path}: no such model or adapter folder")
 
 
 def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:

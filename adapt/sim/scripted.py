@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from adapt.embodiment import EmbodimentSpec
+from adapt.errors import AdaptError
 from adapt.sim.env import SimEnv
 from adapt.sim.scenes import Thing, table_centre
 
@@ -32,6 +34,16 @@ DIRECTIONS = {"left": (0.0, -1.0), "right": (0.0, 1.0), "forward": (1.0, 0.0), "
 forward towards the camera (away from the robot), back towards the robot."""
 REACH = ((-0.16, 0.16), (-0.24, 0.24))
 """x and y ranges (m) around the table centre that scripts keep the gripper and objects within."""
+
+
+def check_drivable(spec: EmbodimentSpec, what: str) -> None:
+    """Refuse `what` (a use of the scripted demonstrator as a policy) for a spec not acting in end-effector
+    deltas: the demonstrator's OSC commands are such a spec's actions and no other's."""
+    if spec.action is None or spec.action.kind != "ee_delta":
+        kind = spec.action.kind if spec.action else "none"
+        raise AdaptError(
+            f"{what}: the scripted demonstrator drives end-effector (ee_delta) robots; '{spec.name}' acts in {kind}"
+        )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import CombinedLoader
 
 from adapt.atomic import atomic_write_bytes
 from adapt.errors import AdaptError
+from adapt.lora import unwrapped
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 
@@ -102,7 +103,7 @@ def _strategy(module: WAMModule, options: TrainOptions):
         checkpointed = {block} if options.activation_checkpointing else None
         return FSDPStrategy(auto_wrap_policy={block}, activation_checkpointing_policy=checkpointed)
     if options.activation_checkpointing:
-        base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone  # under LoRA
+        base = unwrapped(backbone)
         if not hasattr(base, "gradient_checkpointing"):
             raise AdaptError(f"{type(base).__name__} cannot recompute its blocks (no gradient_checkpointing)")
         base.gradient_checkpointing = True
