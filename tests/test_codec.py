@@ -111,8 +111,10 @@ def test_non_finite_output_holds_position():
 
 
 def test_names_say_what_dimensions_mean():
-    """Catches names that would let a donor's joint columns seed another robot's joints."""
+    """Catches names that would let a donor's joint columns seed another robot's joints, or keep the Panda from
+    seeding every action dimension of a UR5e that acts in the same end-effector deltas."""
     assert ActionCodec(load_embodiment("panda")).names()[:1] == ["ee_delta[0]"]
     assert ActionCodec(load_embodiment("ur5e")).names() == [f"ur5e:joint_position[{i}]" for i in range(6)] + [
         "gripper[0]"
     ]
+    assert ActionCodec(load_embodiment("ur5e_osc")).names() == ActionCodec(load_embodiment("panda")).names()
