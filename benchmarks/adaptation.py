@@ -19,7 +19,8 @@ Metrics per condition: closed-loop success and progress (`--episodes` per task, 
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
 
 Resumable: data and runs live under `--work`; each condition's result is appended to the JSON as it
-finishes, a rerun skips finished conditions and resumes an interrupted run from its checkpoint.
+finishes, a rerun with the same settings (and the same base weights) skips finished conditions and resumes
+an interrupted run from its checkpoint; other settings start afresh.
 Outputs: `benchmarks/results/adaptation.json`, `adaptation.png` (success and progress per condition)
 and `adaptation_minutes.png` (success versus minutes of target data).
 
@@ -30,6 +31,7 @@ Run: `.venv/bin/python benchmarks/adaptation.py` (CPU hours: size it with --minu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -89,14 +91,15 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     return path
 
 
-def run_condition(row: dict, args: argparse.Namespace, held_out: Path) -> dict:
+def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Path) -> dict:
+    """Train and evaluate one condition in `runs/<name>` (a rerun resumes its checkpoint there)."""
     work = args.work
     play = dataset(work, args.target, "play", row["minutes"], seed=1)
     data = [str(play)]
     if row.get("video"):
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
-    run = work / "runs" / row["name"].replace("/", "_")
+    run = runs / row["name"].replace("/", "_")
     options = TrainOptions(steps=args.steps, checkpoint_every=max(args.steps // 5, 1), seed=0, progress=False)
     start = time.perf_counter()
     if row["recipe"] == "scratch":
@@ -179,15 +182,19 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     path = args.out / "adaptation.json"
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("out", "work")}
+    # A base rebuilt at the same path must not reuse the results of the old one.
+    settings["base_fingerprint"] = json.loads((args.base / "config.json").read_text())["fingerprint"]
     previous = json.loads(path.read_text()) if path.is_file() else {}
     results = previous.get("results", []) if previous.get("settings") == settings else []
+    # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
+    runs = args.work / "runs" / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
     for row in conditions(args.minutes):
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
         print(f"{row['name']}: training {args.steps} steps")
-        results.append(run_condition(row, args, held_out))
+        results.append(run_condition(row, args, held_out, runs))
         lift = results[-1]["Lift"]
         print(f"{row['name']}: Lift success {lift['success_rate']:.2f}, progress {lift['mean_progress']:.2f}")
         write_report(path, {"machine": machine(), "settings": settings, "results": results})
