@@ -24,8 +24,9 @@ an interrupted run from its checkpoint; other settings start afresh.
 Outputs: `benchmarks/results/adaptation.json`, `adaptation.png` (success and progress per condition)
 and `adaptation_minutes.png` (success versus minutes of target data).
 
-Run: `.venv/bin/python benchmarks/adaptation.py` (CPU hours: size it with --minutes/--steps/--episodes),
-`--quick` for a smoke run (tiny data, a few steps, 2 episodes).
+Run: `.venv/bin/python benchmarks/adaptation.py` (about 7 hours on 2 CPU cores: ~22 minutes of training
+and 7-17 of evaluation per condition; size it with --minutes/--steps/--episodes), `--quick` for a smoke run
+(tiny data, a few steps, 2 episodes).
 """
 
 from __future__ import annotations
