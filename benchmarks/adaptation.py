@@ -41,6 +41,7 @@ from report import machine, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.evaluate import evaluate_open_loop
+from adapt.model.checkpoint import fingerprint
 from adapt.policy import Policy
 from adapt.predictor import ChunkPredictor
 from adapt.recipe import load_recipe
@@ -184,7 +185,7 @@ def main() -> None:
     path = args.out / "adaptation.json"
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("out", "work")}
     # A base rebuilt at the same path must not reuse the results of the old one.
-    settings["base_fingerprint"] = json.loads((args.base / "config.json").read_text())["fingerprint"]
+    settings["base_fingerprint"] = fingerprint(args.base)
     previous = json.loads(path.read_text()) if path.is_file() else {}
     results = previous.get("results", []) if previous.get("settings") == settings else []
     # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
