@@ -105,7 +105,7 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     options = TrainOptions(steps=args.steps, checkpoint_every=max(args.steps // 5, 1), seed=0, progress=False)
     start = time.perf_counter()
     if row["recipe"] == "scratch":
-        size = json.loads((args.base / "config.json").read_text())["model"]["size"]
+        size = row["size"]
         tokenizer_steps = min(400, args.steps // 4)
         policy_path = pretrain(data, run, size=size, tokenizer_steps=tokenizer_steps, options=options, overwrite=True)
     else:
@@ -125,6 +125,23 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     held_out_data = LeRobotDataset(held_out, predictor.spec)
     result["open_loop"] = evaluate_open_loop(predictor, held_out_data, run / "eval_open_loop")
     return result
+
+
+BASE_SETTINGS = ("base", "base_fingerprint")
+
+
+def reusable(previous: dict, settings: dict, size: str) -> list[dict]:
+    """The finished results a run with `settings` keeps: all of them when the settings are the same; when only
+    the base changed, those of `scratch` at the base's model size (scratch never loads the base's weights, and
+    each scratch condition costs as much CPU as an adaptation)."""
+    old = previous.get("settings")
+    if old is None:
+        return []
+    if old == settings:
+        return previous["results"]
+    if any(old.get(k) != v for k, v in settings.items() if k not in BASE_SETTINGS):
+        return []
+    return [r for r in previous["results"] if r["recipe"] == "scratch" and r.get("size") == size]
 
 
 def plot(results: list[dict], out: Path) -> None:
@@ -187,17 +204,23 @@ def main() -> None:
     # A base rebuilt at the same path must not reuse the results of the old one.
     settings["base_fingerprint"] = fingerprint(args.base)
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    results = previous.get("results", []) if previous.get("settings") == settings else []
+    size = json.loads((args.base / "config.json").read_text())["model"]["size"]
+    results = reusable(previous, settings, size)
     # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
     runs = args.work / "runs" / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
-    for row in conditions(args.minutes):
+    rows = conditions(args.minutes)
+    order = [row["name"] for row in rows]
+    for row in rows:
+        if row["recipe"] == "scratch":
+            row["size"] = size  # scratch takes the base's architecture, never its weights
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
         print(f"{row['name']}: training {args.steps} steps")
-        results.append(run_condition(row, args, held_out, runs))
-        lift = results[-1]["Lift"]
+        result = run_condition(row, args, held_out, runs)
+        results = sorted([*results, result], key=lambda r: order.index(r["name"]))  # reused ones came first
+        lift = result["Lift"]
         print(f"{row['name']}: Lift success {lift['success_rate']:.2f}, progress {lift['mean_progress']:.2f}")
         write_report(path, {"machine": machine(), "settings": settings, "results": results})
     plot(results, args.out)
