@@ -20,7 +20,8 @@ bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall 
 
 Resumable: data and runs live under `--work`; each condition's result is appended to the JSON as it
 finishes, a rerun with the same settings (and the same base weights) skips finished conditions and resumes
-an interrupted run from its checkpoint; other settings start afresh.
+an interrupted run from its checkpoint; other settings start afresh, except that scratch's results survive
+a change of base of the same size (scratch never loads the base's weights).
 Outputs: `benchmarks/results/adaptation.json`, `adaptation.png` (success and progress per condition)
 and `adaptation_minutes.png` (success versus minutes of target data).
 
