@@ -13,7 +13,11 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
 - 5, 10 and 30 minutes of play for `play-30min` and `scratch` (`--minutes`);
 - video-only transfer: PickPlaceCan never occurs in UR5e play; `mixed` adds video-only UR5e
   PickPlaceCan demos (`--video-minutes`), and that task's progress is compared with `play-30min`'s on the
-  same play (the only two conditions evaluated on PickPlaceCan).
+  same play (the only two conditions evaluated on PickPlaceCan);
+- keeping the task through adaptation (training on play alone erases the base's Lift, even on the Panda
+  itself): `mixed` with 5 minutes of video-only UR5e Lift demos; rehearsal, where 5 minutes of the base's own
+  Panda Lift demos (with actions, through the Panda's frozen heads) train the shared LoRA beside the play;
+  and both with donor-initialised heads.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -56,6 +60,10 @@ from adapt.train.pretrain import pretrain
 TARGET = "ur5e_osc"
 """The default target robot (`--target`)."""
 UNSEEN_TASK = "PickPlaceCan"
+SOURCE = "panda"
+"""The base's robot, whose Lift demos rehearsal replays."""
+TASK_DEMO_MINUTES = 5.0
+"""Minutes of video-only target Lift demos, and of source Lift demos for rehearsal (at most --video-minutes)."""
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -71,7 +79,18 @@ def conditions(minutes: list[float]) -> list[dict]:
         {"name": f"{r}/{most:g}min", "recipe": r, "minutes": most}
         for r in ("play-30min-donor", "heads-only", "full-finetune", "action-only")
     ]
-    rows += [{"name": f"mixed+video/{most:g}min", "recipe": "mixed", "minutes": most, "video": True}]
+    rows += [{"name": f"mixed+video/{most:g}min", "recipe": "mixed", "minutes": most, "video": UNSEEN_TASK}]
+    rows += [
+        {"name": f"mixed+lift-video/{most:g}min", "recipe": "mixed", "minutes": most, "video": "Lift"},
+        {"name": f"play-30min+rehearsal/{most:g}min", "recipe": "play-30min", "minutes": most, "rehearsal": True},
+        {
+            "name": f"mixed-donor+lift-video+rehearsal/{most:g}min",
+            "recipe": "mixed-donor",
+            "minutes": most,
+            "video": "Lift",
+            "rehearsal": True,
+        },
+    ]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in ("play-30min", "scratch")]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -80,14 +99,17 @@ def conditions(minutes: list[float]) -> list[dict]:
 
 
 def recipe(name: str):
-    if name == "play-30min-donor":
-        return load_recipe("play-30min").model_copy(update={"name": name, "init_heads": "donor"})
+    """A bundled recipe, or `<recipe>-donor`: that recipe with donor-initialised heads."""
+    if name.endswith("-donor"):
+        return load_recipe(name.removesuffix("-donor")).model_copy(update={"name": name, "init_heads": "donor"})
     return load_recipe(name)
 
 
 def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwargs) -> Path:
     """Simulated once under `work` (a folder that exists is complete: the writer renames it into place)."""
-    path = work / "data" / f"{target}_{kind}_{minutes:g}min_seed{seed}{'_video' if kwargs.get('video_only') else ''}"
+    task = f"_{kwargs['task']}" if kind == "demo" else ""
+    video = "_video" if kwargs.get("video_only") else ""
+    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}"
     if not (path / "meta" / "info.json").is_file():
         print(f"simulating {minutes:g} min of {target} {kind} -> {path}")
         generate(target, kind, path, minutes=minutes, seed=seed, progress=True, **kwargs)
@@ -99,9 +121,15 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     work = args.work
     play = dataset(work, args.target, "play", row["minutes"], seed=1)
     data = [str(play)]
-    if row.get("video"):
+    if row.get("video") == UNSEEN_TASK:
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
+    task_minutes = min(TASK_DEMO_MINUTES, args.video_minutes)
+    if row.get("video") == "Lift":
+        video = dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift", video_only=True)
+        data.append(f"{video}={args.target}")
+    if row.get("rehearsal"):
+        data.append(f"{dataset(work, SOURCE, 'demo', task_minutes, seed=21, task='Lift')}={SOURCE}")
     run = runs / row["name"].replace("/", "_")
     options = TrainOptions(steps=args.steps, checkpoint_every=max(args.steps // 5, 1), seed=0, progress=False)
     start = time.perf_counter()
@@ -177,7 +205,8 @@ def plot(results: list[dict], out: Path) -> None:
     ax.set_xlabel("minutes of UR5e play data")
     ax.set_ylabel("UR5e Lift success (95% CI)")
     ax.set_ylim(0, 1)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out / "adaptation_minutes.png", dpi=110)
     plt.close(fig)
@@ -195,13 +224,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/adaptation"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="0.2 min of data, 4 steps, 2 episodes")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these conditions only (the others are kept)")
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.video_minutes, args.steps, args.episodes = [0.2], 0.2, 4, 2
         args.work, args.out = args.work.with_name(args.work.name + "-quick"), args.out / "quick"
     args.work.mkdir(parents=True, exist_ok=True)
     path = args.out / "adaptation.json"
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("out", "work")}
+    ignored = ("out", "work", "only")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ignored}
     # A base rebuilt at the same path must not reuse the results of the old one.
     settings["base_fingerprint"] = fingerprint(args.base)
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -212,11 +243,16 @@ def main() -> None:
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
     rows = conditions(args.minutes)
     order = [row["name"] for row in rows]
+    unknown = set(args.only or []) - set(order)
+    if unknown:
+        parser.error(f"unknown conditions {sorted(unknown)}; the conditions are {order}")
     for row in rows:
         if row["recipe"] == "scratch":
             row["size"] = size  # scratch takes the base's architecture, never its weights
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
+            continue
+        if args.only and row["name"] not in args.only:
             continue
         print(f"{row['name']}: training {args.steps} steps")
         result = run_condition(row, args, held_out, runs)
