@@ -224,7 +224,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/adaptation"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="0.2 min of data, 4 steps, 2 episodes")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these conditions only (the others are kept)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run these conditions only, in this order (the others are kept)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.video_minutes, args.steps, args.episodes = [0.2], 0.2, 4, 2
@@ -246,13 +248,13 @@ def main() -> None:
     unknown = set(args.only or []) - set(order)
     if unknown:
         parser.error(f"unknown conditions {sorted(unknown)}; the conditions are {order}")
+    if args.only:
+        rows = sorted((row for row in rows if row["name"] in args.only), key=lambda row: args.only.index(row["name"]))
     for row in rows:
         if row["recipe"] == "scratch":
             row["size"] = size  # scratch takes the base's architecture, never its weights
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
-            continue
-        if args.only and row["name"] not in args.only:
             continue
         print(f"{row['name']}: training {args.steps} steps")
         result = run_condition(row, args, held_out, runs)
