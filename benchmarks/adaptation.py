@@ -17,7 +17,10 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
 - keeping the task through adaptation (training on play alone erases the base's Lift, even on the Panda
   itself): `mixed` with 5 minutes of video-only UR5e Lift demos; rehearsal, where 5 minutes of the base's own
   Panda Lift demos (with actions, through the Panda's frozen heads) train the shared LoRA beside the play;
-  and both with donor-initialised heads.
+  and both with donor-initialised heads;
+- the same body learned from the task itself: `play-30min` and `scratch` on 5 minutes of UR5e Lift demos with
+  actions instead of play (`*/lift-demos`), which tells whether the base helps a new body at all, apart from
+  turning play into the task.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -64,17 +67,19 @@ SOURCE = "panda"
 """The base's robot, whose Lift demos rehearsal replays."""
 TASK_DEMO_MINUTES = 5.0
 """Minutes of video-only target Lift demos, and of source Lift demos for rehearsal (at most --video-minutes)."""
+HEADLINE = ("play-30min", "scratch")
+"""The claim's two sides, compared over minutes of data and on task demos."""
 RESULTS = Path(__file__).parent / "results"
 
 
 def conditions(minutes: list[float]) -> list[dict]:
-    """Every condition: name, recipe (or 'scratch'), minutes of play, whether video-only demos join.
+    """Every condition: name, recipe (or `scratch`), minutes of play (None: task demos instead), extra data.
 
     The headline comparison (LoRA + new heads against scratch on the most play) comes first, so a run stopped
     early has measured the claim; the sweeps over recipes and minutes follow."""
     most = max(minutes)
     fewer = sorted(minutes, reverse=True)[1:]
-    rows = [{"name": f"{r}/{most:g}min", "recipe": r, "minutes": most} for r in ("play-30min", "scratch")]
+    rows = [{"name": f"{r}/{most:g}min", "recipe": r, "minutes": most} for r in HEADLINE]
     rows += [
         {"name": f"{r}/{most:g}min", "recipe": r, "minutes": most}
         for r in ("play-30min-donor", "heads-only", "full-finetune", "action-only")
@@ -91,7 +96,8 @@ def conditions(minutes: list[float]) -> list[dict]:
             "rehearsal": True,
         },
     ]
-    rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in ("play-30min", "scratch")]
+    rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
+    rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
         row["tasks"] = ["Lift", UNSEEN_TASK] if row["name"] in compared else ["Lift"]
@@ -119,12 +125,14 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
 def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Path) -> dict:
     """Train and evaluate one condition in `runs/<name>` (a rerun resumes its checkpoint there)."""
     work = args.work
-    play = dataset(work, args.target, "play", row["minutes"], seed=1)
-    data = [str(play)]
+    task_minutes = min(TASK_DEMO_MINUTES, args.video_minutes)
+    if row.get("demos"):
+        data = [str(dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift"))]
+    else:
+        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1))]
     if row.get("video") == UNSEEN_TASK:
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
-    task_minutes = min(TASK_DEMO_MINUTES, args.video_minutes)
     if row.get("video") == "Lift":
         video = dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift", video_only=True)
         data.append(f"{video}={args.target}")
@@ -194,8 +202,8 @@ def plot(results: list[dict], out: Path) -> None:
     fig.savefig(out / "adaptation.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in ("play-30min", "scratch"):
-        rows = sorted((r for r in results if r["recipe"] == method), key=lambda r: r["minutes"])
+    for method in HEADLINE:
+        rows = sorted((r for r in results if r["recipe"] == method and r["minutes"]), key=lambda r: r["minutes"])
         if rows:
             x = [r["minutes"] for r in rows]
             y = [r["Lift"]["success_rate"] for r in rows]
