@@ -136,6 +136,30 @@ def test_video_only_adaptation_trains_lora_and_never_the_action_heads(invoke, ba
     assert model.video_out.weight.grad.abs().sum() > 0  # the video branch did learn from the same batch
 
 
+def test_rehearsal_trains_the_shared_lora_on_the_base_robots_data_and_leaves_its_heads_alone(
+    invoke, panda_only_base, synthetic_dataset, tmp_path
+):
+    """`--data DIR=panda` beside the new robot's play: the base's own robot's windows train the shared LoRA
+    through its frozen heads (rehearsal). Catches rehearsal data silently dropped, the base robot's heads or
+    statistics overwritten by the adaptation, and a rehearsal loss that never reaches the log."""
+    play, own = synthetic_dataset("ur5e"), synthetic_dataset("panda", seed=3)
+    run = tmp_path / "run"
+    args = ["--base", panda_only_base, "--embodiment", "ur5e", "--data", play, "--data", f"{own}=panda"]
+    result = invoke("finetune", *args, "--out", run, *FAST)
+    assert result.exit_code == 0, result.output
+    before, after = load_model(panda_only_base), load_adapter(run / "adapter")
+    for name, p in before.heads["panda"].named_parameters():
+        assert torch.equal(p, after.heads["panda"].get_parameter(name)), name
+    np.testing.assert_array_equal(after.stats["panda"].action.mean, before.stats["panda"].action.mean)
+    lora = load_file(run / "adapter" / "adapter_model.safetensors")
+    assert any(v.any() for k, v in lora.items() if "lora_B" in k)
+    (metrics,) = run.glob("logs/version_*/metrics.csv")
+    header, *rows = metrics.read_text().splitlines()
+    column = header.split(",").index("action_loss/panda")
+    logged = [float(r.split(",")[column]) for r in rows if r.split(",")[column]]
+    assert logged and all(np.isfinite(logged))
+
+
 class Crash(L.Callback):
     def on_train_batch_end(self, trainer, *args):
         if trainer.global_step == 3:

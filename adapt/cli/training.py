@@ -98,7 +98,11 @@ def finetune_command(
     base: Annotated[Path, typer.Option(help="Base model checkpoint folder (from adapt pretrain: RUN/model).")],
     embodiment: Annotated[str, typer.Option(help="Spec name or file of the robot to adapt to.")],
     data: Annotated[
-        list[str], typer.Option(help="Dataset folder, DIR or DIR=SPEC (repeatable; e.g. play data + human video).")
+        list[str],
+        typer.Option(
+            help="Dataset folder, DIR or DIR=SPEC (repeatable): play data + human video, say; data of a robot the "
+            "base knows (its own demos) trains the shared LoRA through that robot's frozen heads (rehearsal)."
+        ),
     ],
     out_dir: Annotated[
         Path, typer.Option("--out", help="Run folder; the adapter lands in OUT/adapter.", callback=output_path)
