@@ -37,7 +37,7 @@ def test_bundled_base_acts_as_a_panda_policy():
     assert np.isfinite(chunk).all()
 
 
-def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path, assert_picture):
+def test_demo_adapts_the_bundled_base_to_the_ur5e(invoke, tmp_path, assert_picture):
     pytest.importorskip("robosuite")
     out = tmp_path / "demo"
     args = ("demo", "--out", out, "--minutes", "0.15", "--steps", "2", "--workers", "0", "--check-episodes", "1")
@@ -47,11 +47,11 @@ def test_demo_adapts_the_bundled_base_to_ur5e(invoke, tmp_path, assert_picture):
     assert (out / "eval_Lift" / "episode_000.mp4").stat().st_size > 1000
     adapter = out / "run" / "adapter"
     assert f"adapter: {adapter}" in result.output.replace("\n", "")
-    assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e"
+    assert json.loads((adapter / "adapt_adapter.json").read_text())["target"] == "ur5e_osc"
     assert_picture(out / "run" / "loss_curves.png", (400, 250))
     policy = Policy.load(adapter)
-    assert policy.spec.name == "ur5e" and set(policy.predictor.model.heads) == {"panda", "ur5e"}
+    assert policy.spec.name == "ur5e_osc" and set(policy.predictor.model.heads) == {"panda", "ur5e_osc"}
 
     again = invoke(*args[:-2], "--check-episodes", "0")  # a rerun reuses the simulated data
     assert again.exit_code == 0, again.output
-    assert "using the play data already in" in again.output
+    assert "using the Lift demonstrations already in" in again.output

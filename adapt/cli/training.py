@@ -231,17 +231,20 @@ def demo_command(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Work folder for the data and the run.", callback=output_path)
     ] = Path("adapt-demo"),
-    robot: Annotated[str, typer.Option(help="Robot to adapt to (a bundled single-arm spec).")] = "ur5e",
-    minutes: Annotated[float, typer.Option(help="Minutes of play data to simulate.")] = 3.0,
-    steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 300,
+    robot: Annotated[str, typer.Option(help="Robot to adapt to (a bundled single-arm spec).")] = "ur5e_osc",
+    kind: Annotated[
+        str, typer.Option(help="Data to simulate: 'demo' (Lift demonstrations) or 'play' (runs, but does not lift).")
+    ] = "demo",
+    minutes: Annotated[float, typer.Option(help="Minutes of data to simulate.")] = 3.0,
+    steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 600,
     recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "play-30min",
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     check_episodes: Annotated[
         int, typer.Option(min=0, help="Closed-loop Lift episodes run with the adapter at the end (0: none).")
     ] = 3,
 ) -> None:
-    """The main job on its defaults: simulate play data for a new robot, adapt the bundled base to it,
-    and watch the adapter act in a few closed-loop episodes."""
+    """The main job on its defaults: simulate a few minutes of Lift demonstrations by a new robot, adapt the
+    bundled base to it, and watch the adapter act in a few closed-loop episodes."""
     import time
 
     from adapt.demo import run_demo
@@ -251,6 +254,7 @@ def demo_command(
     adapter = run_demo(
         out_dir,
         robot=robot,
+        kind=kind,
         minutes=minutes,
         steps=steps,
         recipe=recipe,
