@@ -270,7 +270,7 @@ def main() -> None:
         lift = result["Lift"]
         print(f"{row['name']}: Lift success {lift['success_rate']:.2f}, progress {lift['mean_progress']:.2f}")
         write_report(path, {"machine": machine(), "settings": settings, "results": results})
-    plot(results, args.out)
+        plot(results, args.out)  # after each condition, so a stopped run has its pictures too
     print(table(results))
 
 
