@@ -5,8 +5,9 @@ and another look, driven like the base's Panda through end-effector deltas), ada
 `play-30min` recipe (LoRA + fresh heads, fewer steps), say what was trained and where the adapter is, and
 end with a short closed-loop check of the adapter on robosuite Lift (success, progress, a rollout video).
 The data are Lift demonstrations by default: the adaptation benchmark found that LoRA + new heads learn a
-new body's Lift from 5 minutes of its demos (12 of 30 episodes) but not from play alone (1 of 30), so play
-(`kind="play"`) makes a demo that runs but does not lift.
+new body's Lift from 5 minutes of its demos in 1,500 steps (12 of 30 episodes) but not from play alone (1 of
+30), so play (`kind="play"`) makes a demo that runs but does not lift. The defaults (3 minutes, 600 steps)
+keep the demo under 10 minutes on 2 cores and lift seldom (2 of 30).
 Rerunning reuses the data and resumes training, so an interrupted demo picks up where it stopped.
 """
 
