@@ -66,7 +66,8 @@ UNSEEN_TASK = "PickPlaceCan"
 SOURCE = "panda"
 """The base's robot, whose Lift demos rehearsal replays."""
 TASK_DEMO_MINUTES = 5.0
-"""Minutes of video-only target Lift demos, and of source Lift demos for rehearsal (at most --video-minutes)."""
+"""Minutes of target Lift demos (video-only, or with actions for `*/lift-demos`) and of source Lift demos for
+rehearsal; at most --video-minutes."""
 HEADLINE = ("play-30min", "scratch")
 """The claim's two sides, compared over minutes of data and on task demos."""
 RESULTS = Path(__file__).parent / "results"
