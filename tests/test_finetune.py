@@ -27,6 +27,7 @@ from adapt.model import WorldActionModel, load_model, model_config, save_model
 from adapt.recipe import load_recipe
 from adapt.train.finetune import finetune
 from adapt.train.options import TrainOptions
+from adapt.train.plots import read_metrics
 
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
 
@@ -153,10 +154,7 @@ def test_rehearsal_trains_the_shared_lora_on_the_base_robots_data_and_leaves_its
     np.testing.assert_array_equal(after.stats["panda"].action.mean, before.stats["panda"].action.mean)
     lora = load_file(run / "adapter" / "adapter_model.safetensors")
     assert any(v.any() for k, v in lora.items() if "lora_B" in k)
-    (metrics,) = run.glob("logs/version_*/metrics.csv")
-    header, *rows = metrics.read_text().splitlines()
-    column = header.split(",").index("action_loss/panda")
-    logged = [float(r.split(",")[column]) for r in rows if r.split(",")[column]]
+    logged = [float(row["action_loss/panda"]) for row in read_metrics(run / "logs") if row.get("action_loss/panda")]
     assert logged and all(np.isfinite(logged))
 
 
