@@ -20,7 +20,10 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   and both with donor-initialised heads;
 - the same body learned from the task itself: `play-30min` and `scratch` on 5 minutes of UR5e Lift demos with
   actions instead of play (`*/lift-demos`), which tells whether the base helps a new body at all, apart from
-  turning play into the task.
+  turning play into the task;
+- play with hindsight labels (`*-hindsight`): the same 30 minutes of play (same seed, same motions), each
+  frame labelled with what the arm does there ("lift the red cube" while it picks a cube up), for
+  `play-30min` and `scratch`: whether play carries the task once it says which part of it is the task.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -98,6 +101,7 @@ def conditions(minutes: list[float]) -> list[dict]:
         },
     ]
     rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
+    rows += [{"name": f"{r}/{most:g}min-hindsight", "recipe": r, "minutes": most, "hindsight": True} for r in HEADLINE]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -116,7 +120,8 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     """Simulated once under `work` (a folder that exists is complete: the writer renames it into place)."""
     task = f"_{kwargs['task']}" if kind == "demo" else ""
     video = "_video" if kwargs.get("video_only") else ""
-    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}"
+    labels = "_hindsight" if kwargs.get("hindsight") else ""
+    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{labels}"
     if not (path / "meta" / "info.json").is_file():
         print(f"simulating {minutes:g} min of {target} {kind} -> {path}")
         generate(target, kind, path, minutes=minutes, seed=seed, progress=True, **kwargs)
@@ -130,7 +135,7 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     if row.get("demos"):
         data = [str(dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift"))]
     else:
-        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1))]
+        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1, hindsight=row.get("hindsight", False)))]
     if row.get("video") == UNSEEN_TASK:
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
@@ -204,7 +209,8 @@ def plot(results: list[dict], out: Path) -> None:
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in HEADLINE:
-        rows = sorted((r for r in results if r["recipe"] == method and r["minutes"]), key=lambda r: r["minutes"])
+        curve = (r for r in results if r["recipe"] == method and r["minutes"] and not r.get("hindsight"))
+        rows = sorted(curve, key=lambda r: r["minutes"])
         if rows:
             x = [r["minutes"] for r in rows]
             y = [r["Lift"]["success_rate"] for r in rows]
@@ -282,7 +288,7 @@ def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, f
         (
             r
             for r in results
-            if r["recipe"] == "scratch" and (r["minutes"], r.get("demos")) == (row["minutes"], row.get("demos"))
+            if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in ("minutes", "demos", "hindsight"))
         ),
         None,
     )

@@ -238,6 +238,36 @@ def test_windows_shapes_and_masks(dataset_v3, ur5e):
     assert abs(brightness[0].item() - (21 * 7 % 200 + 20)) < 3 and abs(brightness[2].item() - (29 * 7 % 200 + 20)) < 3
 
 
+def test_frame_tasks_are_read_per_frame_condition_windows_and_survive_gear_export(invoke, tmp_path, ur5e):
+    """Hindsight labels (one task per frame, LeRobot's per-frame task_index) are read back frame by frame,
+    a window is conditioned on the task at its time t, and a GEAR export (v2.1, tasks.jsonl) keeps them.
+    Bugs caught: windows taking the episode's task; task indices mixed up between episodes that share a
+    text; the reader's or the exporter's task table out of step with the indices in the parquet."""
+    labels = ["play with the cube"] * 10 + ["lift the cube"] * 12 + ["play with the cube"] * 8
+    labelled = make_episode(ur5e, 30, 0, task="play with the cube")
+    labelled.frame_tasks = labels
+    plain = make_episode(ur5e, 25, 1, task="lift the cube")
+    with DatasetWriter(tmp_path / "v3", ur5e) as writer:
+        writer.add(plain)
+        writer.add(labelled)
+    dataset = LeRobotDataset(tmp_path / "v3", ur5e)
+    assert dataset.tasks == ["lift the cube", "play with the cube"]
+    assert dataset.episodes[0].frame_tasks is None and dataset.episodes[0].task == "lift the cube"
+    assert dataset.episodes[1].task == "play with the cube" and dataset.episodes[1].frame_tasks.tolist() == labels
+    windows = WindowDataset(dataset, WindowConfig(context=2, future=3, stride=4, height=16, width=16))
+    seen = {(e, t): windows[i]["task"] for i, (e, t) in enumerate(windows.index)}
+    assert [seen[1, t] for t in range(30 - 4)] == labels[: 30 - 4]
+    assert {seen[0, t] for t in range(25 - 4)} == {"lift the cube"}
+
+    out = tmp_path / "gear"
+    assert invoke("data", "export", tmp_path / "v3", "--out", out, "--embodiment", "ur5e").exit_code == 0
+    assert LeRobotDataset(out, ur5e).episodes[1].frame_tasks.tolist() == labels
+
+    (tmp_path / "v3" / "meta" / "tasks.parquet").unlink()
+    with pytest.raises(AdaptError, match=r"tasks\.parquet: missing; episodes label frames with several tasks"):
+        LeRobotDataset(tmp_path / "v3", ur5e)
+
+
 def test_video_only_windows_have_no_state_or_action(tmp_path):
     human = load_embodiment("human")
     with DatasetWriter(tmp_path / "human", human) as writer:

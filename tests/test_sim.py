@@ -80,6 +80,34 @@ def test_play_is_reproducible_from_its_seed(ur5e_play, ur5e_spec, tmp_path):
     assert first.task == second.task
 
 
+def test_hindsight_play_labels_the_frames_that_lift_a_cube_and_changes_nothing_else(tmp_path):
+    """`--hindsight` labels play frame by frame: a run of "lift the <cube>" frames in which the fingers open
+    on the way to the cube and end closed on it, the episode's "play with ..." text before and after it, and
+    the same states and actions as unlabelled play of the same seed. Bugs caught: labels shifted by a
+    sub-task (the run would not end holding the cube), labelling that disturbs the RNG, a label naming
+    something else than a cube of the scene."""
+    spec = tiny_spec(tmp_path, "ur5e_osc", cameras=1)
+    plain = generate(spec, "play", tmp_path / "plain", minutes=0.2, seed=0, workers=1)
+    labelled = generate(spec, "play", tmp_path / "labelled", minutes=0.2, seed=0, workers=1, hindsight=True)
+    loaded = load_embodiment(spec)
+    before, after = LeRobotDataset(plain, loaded).episodes[0], LeRobotDataset(labelled, loaded).episodes[0]
+    np.testing.assert_array_equal(before.action, after.action)
+    np.testing.assert_array_equal(before.state, after.state)
+    assert before.frame_tasks is None and after.task == before.task and after.task.startswith("play with the ")
+    labels = after.frame_tasks.tolist()
+    lifting = [i for i, label in enumerate(labels) if label.startswith("lift the ")]
+    assert lifting, labels
+    first = last = lifting[0]
+    while labels[last + 1] == labels[first]:
+        last += 1
+    assert labels[first - 1] == labels[last + 1] == after.task  # play before, putting down after
+    assert labels[first][len("lift the ") :] in after.task  # it names a cube of the scene
+    gripper = after.state[:, -1]
+    assert gripper[first : last + 1].min() < -0.5 and gripper[last - 5 : last + 1].min() > 0  # opens, then closed
+    with pytest.raises(AdaptError, match="hindsight labels are for --kind play"):
+        generate(spec, "demo", tmp_path / "demo", episodes=1, hindsight=True)
+
+
 def test_demo_video_only_has_no_state_or_action(tmp_path):
     spec = tiny_spec(tmp_path, "panda", cameras=1)
     path = generate(spec, "demo", tmp_path / "demo", episodes=1, task="lift", video_only=True)

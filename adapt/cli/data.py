@@ -173,6 +173,14 @@ def data_generate(
     policy: Annotated[
         Path | None, typer.Option(help="Model or adapter folder that leads --kind corrections episodes.")
     ] = None,
+    hindsight: Annotated[
+        bool,
+        typer.Option(
+            help="--kind play: label each frame with what the arm does there ('lift the red cube' while it picks"
+            " a cube up, 'push the ...' while it pushes), as an annotator would afterwards, instead of 'play"
+            " with the ...' throughout; a policy then learns those tasks from play."
+        ),
+    ] = False,
 ) -> None:
     """Simulate data in robosuite with scripted controllers (needs the `sim` extra)."""
     try:
@@ -190,6 +198,7 @@ def data_generate(
         video_only=video_only,
         progress=True,
         policy=policy,
+        hindsight=hindsight,
     )
     out.print(f"wrote {path}", highlight=False)
 

@@ -104,7 +104,8 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
     with atomic_directory(Path(out)) as tmp:
         for index, episode in enumerate(dataset.episodes):  # renumbered: skipped source episodes leave no gap
             n, chunk = episode.length, index // 1000
-            table = frame_columns(n, index, offset, tasks[episode.task], dataset.fps, episode.state, episode.action)
+            task_index = np.array([tasks[episode.task_at(frame)] for frame in range(n)])
+            table = frame_columns(n, index, offset, task_index, dataset.fps, episode.state, episode.action)
             table[TASK_KEY] = table["task_index"]
             path = tmp / DATA_PATH.format(episode_chunk=chunk, episode_index=index)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,9 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
                 video.close()
             states.append(episode.state)
             actions.append(episode.action)
-            lines.append({"episode_index": index, "tasks": [episode.task], "length": n})
+            lines.append(
+                {"episode_index": index, "tasks": [episode.task, *sorted(episode.tasks - {episode.task})], "length": n}
+            )
             per_episode.append(
                 {
                     "episode_index": index,

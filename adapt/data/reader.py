@@ -80,6 +80,17 @@ class EpisodeData:
     action: np.ndarray | None
     videos: dict[str, tuple[Path, int]] = field(default_factory=dict)
     """Spec camera name -> (mp4 file, index of the episode's first frame in that file)."""
+    frame_tasks: np.ndarray | None = None
+    """The task text of each frame, where the episode's frames are labelled with more than one (hindsight
+    labels of play); None: `task` throughout."""
+
+    def task_at(self, frame: int) -> str:
+        """What the episode is doing at `frame` (the text a window starting there is conditioned on)."""
+        return self.task if self.frame_tasks is None else str(self.frame_tasks[frame])
+
+    @property
+    def tasks(self) -> set[str]:
+        return {self.task} if self.frame_tasks is None else set(self.frame_tasks.tolist())
 
 
 class LeRobotDataset:
@@ -133,7 +144,7 @@ class LeRobotDataset:
 
     @property
     def tasks(self) -> list[str]:
-        return sorted({e.task for e in self.episodes})
+        return sorted(set().union(*(e.tasks for e in self.episodes)))
 
     def frames(self, episode: EpisodeData, camera: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""
@@ -242,6 +253,7 @@ class LeRobotDataset:
         except Exception as error:
             raise AdaptError(f"{path}: unreadable parquet file: {error}") from None
         needed = ["index"] + [self.mapping.state] * self.has_state + [self.mapping.action] * self.has_action
+        needed += ["task_index"] * ("task_index" in table.column_names)  # LeRobot writes it; others may not
         absent = [c for c in needed if c not in table.column_names]
         if absent:
             raise AdaptError(f"{path}: missing column(s) {absent}; columns present: {table.column_names}")
@@ -262,7 +274,37 @@ class LeRobotDataset:
             if values is not None and name in self._order:
                 values = values[:, self._order[name]]
             arrays[name] = values
-        return EpisodeData(index, task, length, arrays["state"], arrays["action"])
+        episode = EpisodeData(index, task, length, arrays["state"], arrays["action"])
+        if "task_index" in columns and len(np.unique(columns["task_index"][span])) > 1:
+            texts = self._task_texts()
+            indices = columns["task_index"][span]
+            unknown = sorted(set(indices.tolist()) - set(texts))
+            if unknown:
+                raise AdaptError(f"{data_file}: episode {index} has task_index {unknown}, which the tasks table lacks")
+            episode.frame_tasks = np.array([texts[i] for i in indices.tolist()], dtype=object)
+        return episode
+
+    def _task_texts(self) -> dict[int, str]:
+        """task_index -> task text, from `meta/tasks.parquet` (v3.0) or `meta/tasks.jsonl` (v2); read once."""
+        if "_texts" not in self.__dict__:
+            if self.version == "v3.0":
+                path = self.root / "meta" / "tasks.parquet"
+                if not path.is_file():
+                    raise AdaptError(f"{path}: missing; episodes label frames with several tasks by task_index")
+                table = pq.read_table(path).to_pydict()
+                text = "task" if "task" in table else "__index_level_0__"  # LeRobot keeps the text as the index
+                if text not in table or "task_index" not in table:
+                    raise AdaptError(f"{path}: needs columns task_index and task, has {sorted(table)}")
+                rows = zip(table["task_index"], table[text], strict=True)
+            else:
+                path = self.root / "meta" / "tasks.jsonl"
+                lines = [line for line in read_text(path, "task listing").splitlines() if line.strip()]
+                try:
+                    rows = [(row["task_index"], row["task"]) for row in map(json.loads, lines)]
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise AdaptError(f"{path}: each line needs task_index and task ({error})") from None
+            self._texts = {int(i): str(t) for i, t in rows}
+        return self._texts
 
     def camera_fps(self, key: str) -> float:
         """Frame rate of the video stream `key` (LeRobot records it per stream; else the dataset's)."""

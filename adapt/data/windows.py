@@ -1,10 +1,11 @@
 """Training windows: what the World Action Model sees for one sampled time t of one episode.
 
 A window holds `context` frames up to t and `future` frames after it (every `stride` steps), the state
-at t, the action chunk starting at t, the task text, and masks saying which parts exist: a
-video-only window has no state and no action; near an episode's end, future frames and actions are
-padded (repeating the last one) and masked out. Times are in the spec's control steps; when the
-dataset was recorded at another fps, indices are resampled to the nearest recorded frame.
+at t, the action chunk starting at t, the task text at t (frames may carry their own: hindsight labels),
+and masks saying which parts exist: a video-only window has no state and no action; near an episode's
+end, future frames and actions are padded (repeating the last one) and masked out. Times are in the
+spec's control steps; when the dataset was recorded at another fps, indices are resampled to the nearest
+recorded frame.
 """
 
 from __future__ import annotations
@@ -99,15 +100,24 @@ class WindowDataset(Dataset):
         state = action = None
         action_steps = t + np.arange(self.chunk)
         action_mask = np.zeros(self.chunk, bool)
+        now = self._rows(episode, np.array([t]))[0]
         if episode.state is not None:
-            raw_state = episode.state[self._rows(episode, np.array([t]))[0]]
+            raw_state = episode.state[now]
             state = self.codec.encode_state(raw_state)
         if episode.action is not None:
             action = self.codec.encode_actions(episode.action[self._rows(episode, action_steps)], raw_state)
             action_mask = action_steps < steps
         shapes = (self.spec.state_dim, self.chunk, self.spec.action_dim)
         return make_window(
-            frames, context >= 0, future < steps, state, action, action_mask, episode.task, self.spec.name, shapes
+            frames,
+            context >= 0,
+            future < steps,
+            state,
+            action,
+            action_mask,
+            episode.task_at(now),
+            self.spec.name,
+            shapes,
         )
 
 

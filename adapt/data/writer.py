@@ -66,12 +66,14 @@ class DatasetWriter:
         """Append one episode; its cameras and dims must match the spec."""
         self._check(episode)
         n, index = episode.length, len(self._episodes)
-        task_index = self._tasks.setdefault(episode.task, len(self._tasks))
+        for task in episode.tasks:
+            self._tasks.setdefault(task, len(self._tasks))
+        task_index = np.array([self._tasks[t] for t in episode.frame_tasks or [episode.task] * n], dtype=np.int64)
         columns = frame_columns(n, index, self._frames, task_index, self.fps, episode.state, episode.action)
         self._rows.append(pa.table(columns))
         row = {
             "episode_index": index,
-            "tasks": [episode.task],
+            "tasks": episode.tasks,
             "length": n,
             "data/chunk_index": 0,
             "data/file_index": 0,
@@ -127,6 +129,10 @@ class DatasetWriter:
         missing = [c.name for c in self.spec.cameras if c.name not in episode.frames]
         if missing:
             raise AdaptError(f"episode '{episode.task}' lacks frames of spec cameras {missing}")
+        if episode.frame_tasks is not None and len(episode.frame_tasks) != episode.length:
+            raise AdaptError(
+                f"episode '{episode.task}' has {episode.length} frames but {len(episode.frame_tasks)} frame tasks"
+            )
         for name, dim in (("state", self.spec.state_dim), ("action", self.spec.action_dim)):
             values = getattr(episode, name)
             if self.spec.video_only and values is not None:
@@ -199,18 +205,19 @@ def frame_columns(
     length: int,
     index: int,
     first_row: int,
-    task_index: int,
+    task_index: int | np.ndarray,
     fps: float,
     state: np.ndarray | None = None,
     action: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
-    """The parquet columns of one episode (`length` frames), as LeRobot lays them out (v2 and v3 alike)."""
+    """The parquet columns of one episode (`length` frames), as LeRobot lays them out (v2 and v3 alike);
+    `task_index` is the whole episode's or one per frame."""
     columns = {
         "timestamp": pa.array(np.arange(length, dtype=np.float32) / np.float32(fps)),
         "frame_index": pa.array(np.arange(length, dtype=np.int64)),
         "episode_index": pa.array(np.full(length, index, dtype=np.int64)),
         "index": pa.array(np.arange(first_row, first_row + length, dtype=np.int64)),
-        "task_index": pa.array(np.full(length, task_index, dtype=np.int64)),
+        "task_index": pa.array(np.broadcast_to(np.asarray(task_index, dtype=np.int64), length).copy()),
     }
     for key, values in ((STATE_KEY, state), (ACTION_KEY, action)):
         if values is not None:

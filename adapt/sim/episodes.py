@@ -1,7 +1,10 @@
 """What one episode of each kind does, and how it is recorded.
 
 - `play`: purposeful but unstructured interaction with two cubes (reach, push, pick up, put down,
-  pause) for as long as asked; no goal, so the task text only names the objects.
+  pause) for as long as asked; no goal, so the task text only names the objects. With hindsight labels,
+  each frame says what the arm was doing there, as an annotator would write it afterwards: "lift the red
+  cube" from reaching for a cube until it hangs in the fingers, "push the red cube to the left" while a
+  push moves it, the episode's text elsewhere (reaching about, pauses, putting down, and whatever failed).
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
@@ -89,8 +92,11 @@ class SimPool:
         self.close()
 
 
-def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, max_frames: int) -> Episode | None:
-    """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed."""
+def simulate(
+    pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, max_frames: int, hindsight: bool = False
+) -> Episode | None:
+    """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed. `hindsight`
+    (play only): label each frame with the sub-task it belongs to (see the module's docstring)."""
     rng = np.random.default_rng(seed)
     scene = str(rng.choice(SCENES)) if kind == "multitask" else PLAY_SCENE if kind == "play" else task
     sim = pool.get(scene)
@@ -100,10 +106,14 @@ def simulate(pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, 
         lead(pool.policy(), sim, task, int(rng.integers(*LEAD_STEPS, endpoint=True)), int(rng.integers(2**31)))
     log: list[list] = []
     script = {"play": _play, "multitask": _multitask, "demo": _demo, "corrections": _demo}[kind](arm, log)
-    frames, state, action = record(sim, script, max_frames)
+    frames, state, action, segments = record(sim, script, max_frames, log)
     done = [description for description, ok in log if ok]
     if kind == "play":
         text = "play with the " + " and the ".join(t.name for t in sim.things)
+        if hindsight:
+            labels = [description if ok and description else text for description, ok in log]
+            labels.append(text)  # segment -1: before the first sub-task
+            return Episode(text, frames, state, action, [labels[s] for s in segments])
     elif kind in ("demo", "corrections"):
         if not done:
             return None
@@ -135,40 +145,55 @@ def replay(sim: SimEnv, seed: np.random.SeedSequence, actions: np.ndarray) -> bo
     return success
 
 
-def record(sim: SimEnv, script: Script, max_frames: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Run `script` for at most `max_frames` steps: frames per camera (T, H, W, 3), state and action (T, dim)."""
+def record(
+    sim: SimEnv, script: Script, max_frames: int, log: list[list]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[int]]:
+    """Run `script` for at most `max_frames` steps: frames per camera (T, H, W, 3), state and action (T, dim),
+    and per frame the index in `log` of the sub-task under way (-1 before the first: the script appends to
+    `log` as a sub-task starts, so its last entry is the one that produced the step's command)."""
     frames: dict[str, list[np.ndarray]] = {c.name: [] for c in sim.spec.cameras}
-    states, actions = [], []
+    states, actions, segments = [], [], []
     for command in itertools.islice(script, max_frames):
         for name, frame in sim.render().items():
             frames[name].append(frame)
         states.append(sim.state())
+        segments.append(len(log) - 1)
         before = sim.joint_positions()
         sim.step(command)
         actions.append(spec_action(sim.spec, command, before, sim.joint_positions()))
-    return {k: np.stack(v) for k, v in frames.items()}, np.stack(states), np.stack(actions)
+    return {k: np.stack(v) for k, v in frames.items()}, np.stack(states), np.stack(actions), segments
 
 
 def _play(arm: Arm, log: list[list]) -> Script:
-    """Endless play: the recorder stops it at the episode's length."""
+    """Endless play: the recorder stops it at the episode's length.
+
+    `log` gets [description, succeeded] as each part starts (description None: nothing to name), which is
+    what hindsight labels are made of."""
     things = arm.sim.things
     while True:
         thing = things[int(arm.rng.integers(len(things)))]
         others = [t for t in things if t is not thing]
         roll = arm.rng.random()
         if roll < 0.35:
+            log.append([None, True])
             yield from scripted.reach(arm)
         elif roll < 0.55 and scripted.push_sides(arm, thing):
-            yield from scripted.push(arm, thing, str(arm.rng.choice(scripted.push_sides(arm, thing))))
+            side = str(arm.rng.choice(scripted.push_sides(arm, thing)))
+            log.append([f"push the {thing.name} {PUSH_TEXT[side]}", False])
+            log[-1][1] = yield from scripted.push(arm, thing, side)
         elif roll < 0.9:
-            yield from _pick_and_put(arm, thing, others)
+            yield from _pick_and_put(arm, thing, others, log)
         else:
+            log.append([None, True])
             yield from arm.hold(int(arm.rng.integers(10, 30)))
 
 
-def _pick_and_put(arm: Arm, thing, others) -> Script:
-    """Play: pick something up, wave it about a little, and put it down somewhere free."""
-    if not (yield from scripted.grasp(arm, thing)):
+def _pick_and_put(arm: Arm, thing, others, log: list[list]) -> Script:
+    """Play: pick something up (logged as lifting it), wave it about a little, and put it down somewhere free."""
+    log.append([task_text("Lift", [thing.name]), False])
+    log[-1][1] = yield from scripted.grasp(arm, thing)
+    log.append([None, True])
+    if not log[-2][1]:
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm)

@@ -54,6 +54,8 @@ class Plan:
     max_frames: int
     policy: str | None = None
     """The learned policy that leads `corrections` episodes (a model or adapter folder)."""
+    hindsight: bool = False
+    """Play: label each frame with the sub-task it belongs to."""
 
     def indices(self, first: int, step: int) -> Iterator[int]:
         """Episode indices first, first + step, ...; endless unless the episode lengths are planned."""
@@ -64,7 +66,8 @@ class Plan:
     def simulate(self, pool: SimPool, index: int) -> Episode | None:
         """Episode `index`, seeded by (seed, index) alone."""
         frames = self.lengths[index] if self.lengths is not None else self.max_frames
-        return simulate(pool, self.kind, self.task, np.random.SeedSequence(self.seed, spawn_key=(index,)), frames)
+        seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
+        return simulate(pool, self.kind, self.task, seed, frames, self.hindsight)
 
 
 def generate(
@@ -80,6 +83,7 @@ def generate(
     progress: bool = False,
     workers: int | None = None,
     policy: str | Path | None = None,
+    hindsight: bool = False,
 ) -> Path:
     """Simulate `robot` (a bundled spec name or a spec YAML) and write a dataset at `out_dir`.
 
@@ -89,13 +93,15 @@ def generate(
     play and multitask) or `corrections` (the learned `policy` drives `task` for a while, then the
     demonstrator takes over and is recorded: see `adapt.sim.episodes`). Give either `minutes` or
     `episodes`; only play episodes are cut, so the other kinds reach at least `minutes`. `video_only`
-    writes cameras and task text only. Frames are the spec's cameras; state and action follow the spec
+    writes cameras and task text only. `hindsight` (play only) labels each frame with what the arm does
+    there ("lift the red cube" while it picks a cube up; see `adapt.sim.episodes`) instead of the episode's
+    "play with the ..." throughout. Frames are the spec's cameras; state and action follow the spec
     (see `adapt.sim.env.spec_action` for actions). `workers` defaults to one process per CPU core (at
     most 8); workers are spawned, so a script that calls this with more than one worker needs the
     `if __name__ == "__main__":` guard. Returns the dataset folder.
     """
     spec = load_embodiment(robot)
-    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy)
+    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight)
     out_spec = _video_view(spec) if video_only else spec
     count = len(plan.lengths) if plan.lengths is not None else episodes
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
@@ -113,7 +119,9 @@ def generate(
                     raise AdaptError(f"the scripted '{plan.task}' demo failed {failed} times in a row on '{spec.name}'")
                 continue
             failed = 0
-            writer.add(Episode(episode.task, episode.frames) if video_only else episode)
+            writer.add(
+                Episode(episode.task, episode.frames, frame_tasks=episode.frame_tasks) if video_only else episode
+            )
             written, frames = written + 1, frames + episode.length
             log.info("episode %d: %d frames, '%s'", written - 1, episode.length, episode.task)
             bar.update(job, advance=episode.length, description=f"{spec.name} {kind}: {written} episodes")
@@ -130,6 +138,7 @@ def _plan(
     task: str,
     seed: int,
     policy: str | Path | None = None,
+    hindsight: bool = False,
 ) -> tuple[Plan, int | None]:
     """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
     if kind not in KINDS:
@@ -141,6 +150,8 @@ def _plan(
     check_spec(spec)
     if (kind == "corrections") != (policy is not None):
         raise AdaptError("--kind corrections needs --policy (a model or adapter folder), and only it takes one")
+    if hindsight and kind != "play":
+        raise AdaptError(f"hindsight labels are for --kind play; {kind} episodes are labelled by their task already")
     if kind == "corrections":
         check_drivable(spec, "--kind corrections")  # the demonstrator takes over
         if not Path(policy).exists():
@@ -158,7 +169,7 @@ def _plan(
         raise AdaptError(f"minutes={minutes} is less than one frame at {fps:g} fps")
     lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
-    plan = Plan(spec, kind, task, seed, lengths, max_frames, None if policy is None else str(policy))
+    plan = Plan(spec, kind, task, seed, lengths, max_frames, None if policy is None else str(policy), hindsight)
     return plan, target if target is not None else (sum(lengths) if lengths else None)
 
 
