@@ -123,9 +123,7 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
                 video.close()
             states.append(episode.state)
             actions.append(episode.action)
-            lines.append(
-                {"episode_index": index, "tasks": [episode.task, *sorted(episode.tasks - {episode.task})], "length": n}
-            )
+            lines.append({"episode_index": index, "tasks": episode.tasks, "length": n})
             per_episode.append(
                 {
                     "episode_index": index,

@@ -89,8 +89,9 @@ class EpisodeData:
         return self.task if self.frame_tasks is None else str(self.frame_tasks[frame])
 
     @property
-    def tasks(self) -> set[str]:
-        return {self.task} if self.frame_tasks is None else set(self.frame_tasks.tolist())
+    def tasks(self) -> list[str]:
+        """Every task text of the episode, `task` first, then in order of first appearance."""
+        return list(dict.fromkeys([self.task, *([] if self.frame_tasks is None else self.frame_tasks.tolist())]))
 
 
 class LeRobotDataset:
@@ -144,7 +145,7 @@ class LeRobotDataset:
 
     @property
     def tasks(self) -> list[str]:
-        return sorted(set().union(*(e.tasks for e in self.episodes)))
+        return sorted({task for e in self.episodes for task in e.tasks})
 
     def frames(self, episode: EpisodeData, camera: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of `camera` at episode frame `indices`, resized to `size` (H, W)."""

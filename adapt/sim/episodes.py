@@ -190,10 +190,11 @@ def _play(arm: Arm, log: list[list]) -> Script:
 
 def _pick_and_put(arm: Arm, thing, others, log: list[list]) -> Script:
     """Play: pick something up (logged as lifting it), wave it about a little, and put it down somewhere free."""
-    log.append([task_text("Lift", [thing.name]), False])
-    log[-1][1] = yield from scripted.grasp(arm, thing)
-    log.append([None, True])
-    if not log[-2][1]:
+    lift = [task_text("Lift", [thing.name]), False]
+    log.append(lift)
+    lift[1] = yield from scripted.grasp(arm, thing)
+    log.append([None, True])  # what follows (waving it about, putting it down) goes unnamed
+    if not lift[1]:
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm)
