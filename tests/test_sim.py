@@ -108,6 +108,22 @@ def test_hindsight_play_labels_the_frames_that_lift_a_cube_and_changes_nothing_e
         generate(spec, "demo", tmp_path / "demo", episodes=1, hindsight=True)
 
 
+def test_play_in_the_lift_scene_plays_with_its_one_cube_and_bad_scenes_are_named(tmp_path):
+    """`--scene Lift`: play with the Lift scene's single cube (the default is the Stack scene's two), with
+    hindsight labels naming that cube. Bugs caught: the scene option ignored (two cubes named), a scene
+    or kind mistake simulating anyway instead of a named error."""
+    spec = tiny_spec(tmp_path, "ur5e_osc", cameras=1)
+    path = generate(spec, "play", tmp_path / "lift", minutes=0.3, seed=0, workers=1, hindsight=True, scene="lift")
+    episode = LeRobotDataset(path, load_embodiment(spec)).episodes[0]
+    assert episode.task.startswith("play with the ") and " and the " not in episode.task
+    cube = episode.task.removeprefix("play with the ")
+    assert {label for label in episode.frame_tasks.tolist() if label.startswith("lift")} == {f"lift the {cube}"}
+    with pytest.raises(AdaptError, match=r"no play scene 'Stak'.*Did you mean 'Stack'"):
+        generate(spec, "play", tmp_path / "bad", minutes=0.1, scene="Stak")
+    with pytest.raises(AdaptError, match="--scene is for --kind play"):
+        generate(spec, "demo", tmp_path / "bad", episodes=1, scene="Lift")
+
+
 def test_demo_video_only_has_no_state_or_action(tmp_path):
     spec = tiny_spec(tmp_path, "panda", cameras=1)
     path = generate(spec, "demo", tmp_path / "demo", episodes=1, task="lift", video_only=True)

@@ -181,6 +181,12 @@ def data_generate(
             " with the ...' throughout; a policy then learns those tasks from play."
         ),
     ] = False,
+    scene: Annotated[
+        str | None,
+        typer.Option(
+            help="--kind play: the robosuite scene played in, Stack (two cubes; the default) or Lift (one cube)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate data in robosuite with scripted controllers (needs the `sim` extra)."""
     try:
@@ -199,6 +205,7 @@ def data_generate(
         progress=True,
         policy=policy,
         hindsight=hindsight,
+        scene=scene,
     )
     out.print(f"wrote {path}", highlight=False)
 

@@ -1,10 +1,11 @@
 """What one episode of each kind does, and how it is recorded.
 
-- `play`: purposeful but unstructured interaction with two cubes (reach, push, pick up, put down,
-  pause) for as long as asked; no goal, so the task text only names the objects. With hindsight labels,
-  each frame says what the arm was doing there, as an annotator would write it afterwards: "lift the red
-  cube" from reaching for a cube until it hangs in the fingers, "push the red cube to the left" while a
-  push moves it, the episode's text elsewhere (reaching about, pauses, putting down, and whatever failed).
+- `play`: purposeful but unstructured interaction with the cubes of a scene (two in robosuite's Stack
+  scene, or the Lift scene's one; reach, push, pick up, put down, pause) for as long as asked; no goal,
+  so the task text only names the objects. With hindsight labels, each frame says what the arm was doing
+  there, as an annotator would write it afterwards: "lift the red cube" from reaching for a cube until it
+  hangs in the fingers, "push the red cube to the left" while a push moves it, the episode's text
+  elsewhere (reaching about, pauses, putting down, and whatever failed).
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
@@ -35,8 +36,8 @@ from adapt.sim.env import SimEnv, spec_action
 from adapt.sim.scenes import SCENES
 from adapt.sim.scripted import Arm, Script, Style
 
-PLAY_SCENE = "Stack"
-"""Play happens with the two cubes of robosuite's Stack scene."""
+PLAY_SCENES = ("Stack", "Lift")
+"""Where play can happen: robosuite's Stack scene (two cubes; the default) or its Lift scene (one cube)."""
 SETTLE = 10
 """Steps recorded after the last sub-task, so an episode does not end mid-motion."""
 PUSH_TEXT = {
@@ -93,12 +94,19 @@ class SimPool:
 
 
 def simulate(
-    pool: SimPool, kind: str, task: str, seed: np.random.SeedSequence, max_frames: int, hindsight: bool = False
+    pool: SimPool,
+    kind: str,
+    task: str,
+    seed: np.random.SeedSequence,
+    max_frames: int,
+    hindsight: bool = False,
+    play_scene: str = PLAY_SCENES[0],
 ) -> Episode | None:
-    """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed. `hindsight`
-    (play only): label each frame with the sub-task it belongs to (see the module's docstring)."""
+    """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed. Play only:
+    `hindsight` labels each frame with the sub-task it belongs to (see the module's docstring), and
+    `play_scene` is one of PLAY_SCENES."""
     rng = np.random.default_rng(seed)
-    scene = str(rng.choice(SCENES)) if kind == "multitask" else PLAY_SCENE if kind == "play" else task
+    scene = str(rng.choice(SCENES)) if kind == "multitask" else play_scene if kind == "play" else task
     sim = pool.get(scene)
     sim.reset(rng, randomize=True)
     arm = Arm(sim, rng, Style.sample(rng, proficient=kind in ("demo", "corrections")))

@@ -26,7 +26,7 @@ from adapt.embodiment import EmbodimentSpec, load_embodiment, spec_from_dict
 from adapt.errors import AdaptError, did_you_mean
 from adapt.progress import progress_bar
 from adapt.sim.env import check_spec
-from adapt.sim.episodes import DEMOS, SimPool, simulate
+from adapt.sim.episodes import DEMOS, PLAY_SCENES, SimPool, simulate
 from adapt.sim.scripted import check_drivable
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class Plan:
     """The learned policy that leads `corrections` episodes (a model or adapter folder)."""
     hindsight: bool = False
     """Play: label each frame with the sub-task it belongs to."""
+    scene: str = PLAY_SCENES[0]
+    """Play: the robosuite scene played in."""
 
     def indices(self, first: int, step: int) -> Iterator[int]:
         """Episode indices first, first + step, ...; endless unless the episode lengths are planned."""
@@ -67,7 +69,7 @@ class Plan:
         """Episode `index`, seeded by (seed, index) alone."""
         frames = self.lengths[index] if self.lengths is not None else self.max_frames
         seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
-        return simulate(pool, self.kind, self.task, seed, frames, self.hindsight)
+        return simulate(pool, self.kind, self.task, seed, frames, self.hindsight, self.scene)
 
 
 def generate(
@@ -84,6 +86,7 @@ def generate(
     workers: int | None = None,
     policy: str | Path | None = None,
     hindsight: bool = False,
+    scene: str | None = None,
 ) -> Path:
     """Simulate `robot` (a bundled spec name or a spec YAML) and write a dataset at `out_dir`.
 
@@ -95,13 +98,14 @@ def generate(
     `episodes`; only play episodes are cut, so the other kinds reach at least `minutes`. `video_only`
     writes cameras and task text only. `hindsight` (play only) labels each frame with what the arm does
     there ("lift the red cube" while it picks a cube up; see `adapt.sim.episodes`) instead of the episode's
-    "play with the ..." throughout. Frames are the spec's cameras; state and action follow the spec
+    "play with the ..." throughout; `scene` (play only) is where it plays: Stack (two cubes, the default) or
+    Lift (one cube, robosuite's Lift scene). Frames are the spec's cameras; state and action follow the spec
     (see `adapt.sim.env.spec_action` for actions). `workers` defaults to one process per CPU core (at
     most 8); workers are spawned, so a script that calls this with more than one worker needs the
     `if __name__ == "__main__":` guard. Returns the dataset folder.
     """
     spec = load_embodiment(robot)
-    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight)
+    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight, scene)
     out_spec = _video_view(spec) if video_only else spec
     count = len(plan.lengths) if plan.lengths is not None else episodes
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
@@ -139,6 +143,7 @@ def _plan(
     seed: int,
     policy: str | Path | None = None,
     hindsight: bool = False,
+    scene: str | None = None,
 ) -> tuple[Plan, int | None]:
     """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
     if kind not in KINDS:
@@ -152,6 +157,11 @@ def _plan(
         raise AdaptError("--kind corrections needs --policy (a model or adapter folder), and only it takes one")
     if hindsight and kind != "play":
         raise AdaptError(f"hindsight labels are for --kind play; {kind} episodes are labelled by their task already")
+    if scene is not None and kind != "play":
+        raise AdaptError(f"--scene is for --kind play; {kind} episodes take their scene from --task (or choose it)")
+    known_scenes = {name.lower(): name for name in PLAY_SCENES}
+    if scene is not None and scene.lower() not in known_scenes:
+        raise AdaptError(f"no play scene '{scene}'.{did_you_mean(scene, PLAY_SCENES)} Scenes: {', '.join(PLAY_SCENES)}")
     if kind == "corrections":
         check_drivable(spec, "--kind corrections")  # the demonstrator takes over
         if not Path(policy).exists():
@@ -169,7 +179,9 @@ def _plan(
         raise AdaptError(f"minutes={minutes} is less than one frame at {fps:g} fps")
     lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
-    plan = Plan(spec, kind, task, seed, lengths, max_frames, None if policy is None else str(policy), hindsight)
+    policy = None if policy is None else str(policy)
+    play_scene = known_scenes[scene.lower()] if scene is not None else PLAY_SCENES[0]
+    plan = Plan(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene)
     return plan, target if target is not None else (sum(lengths) if lengths else None)
 
 
