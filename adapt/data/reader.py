@@ -276,9 +276,9 @@ class LeRobotDataset:
                 values = values[:, self._order[name]]
             arrays[name] = values
         episode = EpisodeData(index, task, length, arrays["state"], arrays["action"])
-        if "task_index" in columns and len(np.unique(columns["task_index"][span])) > 1:
+        indices = columns["task_index"][span] if "task_index" in columns else np.zeros(0, int)
+        if len(np.unique(indices)) > 1:
             texts = self._task_texts()
-            indices = columns["task_index"][span]
             unknown = sorted(set(indices.tolist()) - set(texts))
             if unknown:
                 raise AdaptError(f"{data_file}: episode {index} has task_index {unknown}, which the tasks table lacks")

@@ -159,20 +159,12 @@ def _plan(
         raise AdaptError(f"hindsight labels are for --kind play; {kind} episodes are labelled by their task already")
     if scene is not None and kind != "play":
         raise AdaptError(f"--scene is for --kind play; {kind} episodes take their scene from --task (or choose it)")
-    known_scenes = {name.lower(): name for name in PLAY_SCENES}
-    if scene is not None and scene.lower() not in known_scenes:
-        raise AdaptError(f"no play scene '{scene}'.{did_you_mean(scene, PLAY_SCENES)} Scenes: {', '.join(PLAY_SCENES)}")
     if kind == "corrections":
         check_drivable(spec, "--kind corrections")  # the demonstrator takes over
         if not Path(policy).exists():
             raise AdaptError(f"--policy {policy}: no such model or adapter folder")
     if kind in ("demo", "corrections"):
-        known = {name.lower(): name for name in DEMOS}
-        if task.lower() not in known:
-            raise AdaptError(
-                f"no scripted demo for task '{task}'.{did_you_mean(task, DEMOS)} Tasks: {', '.join(DEMOS)}"
-            )
-        task = known[task.lower()]
+        task = _named(task, DEMOS, "no scripted demo for task", "Tasks")
     fps = spec.action.control_hz
     target = round(minutes * 60 * fps) if minutes is not None else None
     if target == 0:
@@ -180,9 +172,17 @@ def _plan(
     lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
     policy = None if policy is None else str(policy)
-    play_scene = known_scenes[scene.lower()] if scene is not None else PLAY_SCENES[0]
+    play_scene = _named(scene, PLAY_SCENES, "no play scene", "Scenes") if scene is not None else PLAY_SCENES[0]
     plan = Plan(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene)
     return plan, target if target is not None else (sum(lengths) if lengths else None)
+
+
+def _named(name: str, choices, problem: str, listing: str) -> str:
+    """`name` spelt as in `choices`, whatever its case; else an error naming the choices."""
+    known = {choice.lower(): choice for choice in choices}
+    if name.lower() not in known:
+        raise AdaptError(f"{problem} '{name}'.{did_you_mean(name, choices)} {listing}: {', '.join(choices)}")
+    return known[name.lower()]
 
 
 def _play_lengths(fps: float, target: int | None, episodes: int | None, seed: int) -> tuple[int, ...]:
