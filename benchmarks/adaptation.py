@@ -21,9 +21,10 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
 - the same body learned from the task itself: `play-30min` and `scratch` on 5 minutes of UR5e Lift demos with
   actions instead of play (`*/lift-demos`), which tells whether the base helps a new body at all, apart from
   turning play into the task;
-- play with hindsight labels (`*-hindsight`): the same 30 minutes of play (same seed, same motions), each
-  frame labelled with what the arm does there ("lift the red cube" while it picks a cube up), for
-  `play-30min` and `scratch`: whether play carries the task once it says which part of it is the task.
+- play in the task's scene with hindsight labels (`*-lift-hindsight`): 30 minutes of play with the Lift
+  scene's one cube, each frame labelled with what the arm does there ("lift the red cube" during the try
+  that picks it up), for `play-30min` and `scratch`: whether play carries the task once it happens where
+  the task does and says which part of it is the task.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -101,7 +102,10 @@ def conditions(minutes: list[float]) -> list[dict]:
         },
     ]
     rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
-    rows += [{"name": f"{r}/{most:g}min-hindsight", "recipe": r, "minutes": most, "hindsight": True} for r in HEADLINE]
+    rows += [
+        {"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, "hindsight": True, "scene": "Lift"}
+        for r in HEADLINE
+    ]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -120,8 +124,9 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     """Simulated once under `work` (a folder that exists is complete: the writer renames it into place)."""
     task = f"_{kwargs['task']}" if kind == "demo" else ""
     video = "_video" if kwargs.get("video_only") else ""
+    scene = f"_{kwargs['scene']}" if kwargs.get("scene") else ""
     labels = "_hindsight" if kwargs.get("hindsight") else ""
-    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{labels}"
+    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{scene}{labels}"
     if not (path / "meta" / "info.json").is_file():
         print(f"simulating {minutes:g} min of {target} {kind} -> {path}")
         generate(target, kind, path, minutes=minutes, seed=seed, progress=True, **kwargs)
@@ -135,7 +140,8 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     if row.get("demos"):
         data = [str(dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift"))]
     else:
-        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1, hindsight=row.get("hindsight", False)))]
+        play = {k: row[k] for k in ("hindsight", "scene") if k in row}
+        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1, **play))]
     if row.get("video") == UNSEEN_TASK:
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
@@ -260,6 +266,10 @@ def main() -> None:
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
     rows = conditions(args.minutes)
     order = [row["name"] for row in rows]
+    retired = [r["name"] for r in results if r["name"] not in order]
+    if retired:  # a condition whose data or definition changed since: its numbers no longer describe it
+        print(f"dropping the results of conditions this benchmark no longer has: {', '.join(retired)}")
+        results = [r for r in results if r["name"] in order]
     unknown = set(args.only or []) - set(order)
     if unknown:
         parser.error(f"unknown conditions {sorted(unknown)}; the conditions are {order}")
@@ -284,13 +294,9 @@ def main() -> None:
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
     """Lift success minus that of scratch on the same target data, with a 95 % interval (Newcombe's hybrid
     score method: the two Wilson intervals combined); None for scratch itself or without a scratch result."""
+    same_data = ("minutes", "demos", "hindsight", "scene")
     scratch = next(
-        (
-            r
-            for r in results
-            if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in ("minutes", "demos", "hindsight"))
-        ),
-        None,
+        (r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same_data)), None
     )
     if scratch is None or row["recipe"] == "scratch":
         return None

@@ -3,9 +3,10 @@
 - `play`: purposeful but unstructured interaction with the cubes of a scene (two in robosuite's Stack
   scene, or the Lift scene's one; reach, push, pick up, put down, pause) for as long as asked; no goal,
   so the task text only names the objects. With hindsight labels, each frame says what the arm was doing
-  there, as an annotator would write it afterwards: "lift the red cube" from reaching for a cube until it
-  hangs in the fingers, "push the red cube to the left" while a push moves it, the episode's text
-  elsewhere (reaching about, pauses, putting down, and whatever failed).
+  there, as an annotator would write it afterwards: "lift the red cube" from the start of the try that
+  picks a cube up until it hangs in the fingers (missed tries before it are play), "push the red cube to
+  the left" while a push moves it, the episode's text elsewhere (reaching about, pauses, putting down,
+  and whatever failed).
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
@@ -197,12 +198,17 @@ def _play(arm: Arm, log: list[list]) -> Script:
 
 
 def _pick_and_put(arm: Arm, thing, others, log: list[list]) -> Script:
-    """Play: pick something up (logged as lifting it), wave it about a little, and put it down somewhere free."""
-    lift = [task_text("Lift", [thing.name]), False]
-    log.append(lift)
-    lift[1] = yield from scripted.grasp(arm, thing)
+    """Play: pick something up, wave it about a little, and put it down somewhere free.
+
+    Hindsight names the try that lifted it "lift the ..."; the misses before it are play, as an annotator
+    labels what was achieved (a miss under the task's words teaches a policy to aim beside the cube)."""
+    for attempt in range(scripted.ATTEMPTS):
+        log.append([task_text("Lift", [thing.name]), False])
+        log[-1][1] = yield from scripted.grasp_attempt(arm, thing, attempt)
+        if log[-1][1]:
+            break
     log.append([None, True])  # what follows (waving it about, putting it down) goes unnamed
-    if not lift[1]:
+    if not log[-2][1]:
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm)

@@ -127,17 +127,25 @@ class Arm:
 def grasp(arm: Arm, thing: Thing) -> Script:
     """Pick `thing` up to a hand's width above its surface, retrying after a miss."""
     for attempt in range(ATTEMPTS):
-        centre, yaw = arm.sim.position(thing), arm.grasp_yaw(thing)
-        if attempt == 0 and arm.rng.random() < arm.style.miss:
-            angle = arm.rng.uniform(-np.pi, np.pi)
-            centre[:2] += arm.rng.uniform(0.025, 0.04) * np.array([np.cos(angle), np.sin(angle)])
-        yield from arm.move(centre + [0, 0, HOVER], yaw=yaw, grip=-1.0)
-        yield from arm.move(centre, tol=0.008, steps=40)
-        yield from arm.hold(8, grip=1.0)
-        yield from arm.move(arm.sim.eef()[0] + [0, 0, HOVER], steps=30)
-        if arm.holds(thing):
+        if (yield from grasp_attempt(arm, thing, attempt)):
             return True
-        yield from arm.hold(6, grip=-1.0)
+    return False
+
+
+def grasp_attempt(arm: Arm, thing: Thing, attempt: int) -> Script:
+    """One try of `grasp` (the first may aim off on purpose, `Style.miss`); after a miss the fingers open
+    again for the next. A try of its own so that hindsight labels can name the one that lifted."""
+    centre, yaw = arm.sim.position(thing), arm.grasp_yaw(thing)
+    if attempt == 0 and arm.rng.random() < arm.style.miss:
+        angle = arm.rng.uniform(-np.pi, np.pi)
+        centre[:2] += arm.rng.uniform(0.025, 0.04) * np.array([np.cos(angle), np.sin(angle)])
+    yield from arm.move(centre + [0, 0, HOVER], yaw=yaw, grip=-1.0)
+    yield from arm.move(centre, tol=0.008, steps=40)
+    yield from arm.hold(8, grip=1.0)
+    yield from arm.move(arm.sim.eef()[0] + [0, 0, HOVER], steps=30)
+    if arm.holds(thing):
+        return True
+    yield from arm.hold(6, grip=-1.0)
     return False
 
 
