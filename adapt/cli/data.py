@@ -176,8 +176,8 @@ def data_generate(
     hindsight: Annotated[
         bool,
         typer.Option(
-            help="--kind play: label each frame with what the arm does there ('lift the red cube' while it picks"
-            " a cube up, 'push the ...' while it pushes), as an annotator would afterwards, instead of 'play"
+            help="--kind play: label each frame with what the arm does there ('lift the red cube' during the try"
+            " that picks a cube up, 'push the ...' while it pushes), as an annotator would afterwards, instead of 'play"
             " with the ...' throughout; a policy then learns those tasks from play."
         ),
     ] = False,
