@@ -3,7 +3,8 @@
 Simulate a few minutes of data for a robot the bundled base has never seen (by default a UR5e, 6 joints
 and another look, driven like the base's Panda through end-effector deltas), adapt the base to it with the
 `play-30min` recipe (LoRA + fresh heads, fewer steps), say what was trained and where the adapter is, and
-end with a short closed-loop check of the adapter on robosuite Lift (success, progress, a rollout video).
+end with a short closed-loop check of the adapter on robosuite Lift (success, progress, how the failed
+episodes failed: never near the cube or grasping beside it, a rollout video).
 The data are Lift demonstrations by default: the adaptation benchmark found that LoRA + new heads learn a
 new body's Lift from 5 minutes of its demos in 1,500 steps (12 of 30 episodes) but not from play alone (1 of
 30), so play (`kind="play"`) makes a demo that runs but does not lift. The defaults (3 minutes, 600 steps)
@@ -72,5 +73,6 @@ def run_demo(
         report(f"3/3 closed loop: {check_episodes} robosuite Lift episodes with the adapter")
         policy = Policy.load(adapter)
         result = evaluate_closed_loop(policy, "Lift", check_episodes, out / "eval_Lift", seed=1000, progress=True)
-        report(f"{result.summary()}\nrollout video: {out / 'eval_Lift' / result.episodes[0].video}")
+        video = out / "eval_Lift" / result.episodes[0].video
+        report(f"{result.summary()}\n{result.failures()}\nrollout video: {video}")
     return adapter

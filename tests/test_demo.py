@@ -44,6 +44,7 @@ def test_demo_adapts_the_bundled_base_to_the_ur5e(invoke, tmp_path, assert_pictu
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "3/3 closed loop" in result.output and re.search(r"success [01]/1 = [01]\.00 \(95% CI", result.output)
+    assert re.search(r"(no failed episodes|1 failed: [01] never came within 5 cm)", result.output)
     assert (out / "eval_Lift" / "episode_000.mp4").stat().st_size > 1000
     adapter = out / "run" / "adapter"
     assert f"adapter: {adapter}" in result.output.replace("\n", "")
