@@ -204,11 +204,11 @@ def _pick_and_put(arm: Arm, thing, others, log: list[list]) -> Script:
     labels what was achieved (a miss under the task's words teaches a policy to aim beside the cube)."""
     for attempt in range(scripted.ATTEMPTS):
         log.append([task_text("Lift", [thing.name]), False])
-        log[-1][1] = yield from scripted.grasp_attempt(arm, thing, attempt)
-        if log[-1][1]:
+        lifted = log[-1][1] = yield from scripted.grasp_attempt(arm, thing, attempt)
+        if lifted:
             break
     log.append([None, True])  # what follows (waving it about, putting it down) goes unnamed
-    if not log[-2][1]:
+    if not lifted:
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm)
