@@ -24,7 +24,9 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
 - play in the task's scene with hindsight labels (`*-lift-hindsight`): 30 minutes of play with the Lift
   scene's one cube, each frame labelled with what the arm does there ("lift the red cube" during the try
   that picks it up), for `play-30min` and `scratch`: whether play carries the task once it happens where
-  the task does and says which part of it is the task.
+  the task does and says which part of it is the task;
+- whether play still helps once the task is shown: `play-30min` on 1 minute of UR5e Lift demos alone, and on
+  the same minute beside the 30 minutes of Lift-scene hindsight play, drawn equally often (`balance`).
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -83,6 +85,7 @@ def conditions(minutes: list[float]) -> list[dict]:
     The headline comparison (LoRA + new heads against scratch on the most play) comes first, so a run stopped
     early has measured the claim; the sweeps over recipes and minutes follow."""
     most = max(minutes)
+    lift_play = {"hindsight": True, "scene": "Lift"}
     fewer = sorted(minutes, reverse=True)[1:]
     rows = [{"name": f"{r}/{most:g}min", "recipe": r, "minutes": most} for r in HEADLINE]
     rows += [
@@ -102,9 +105,17 @@ def conditions(minutes: list[float]) -> list[dict]:
         },
     ]
     rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
+    rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, **lift_play} for r in HEADLINE]
+    one = {"recipe": "play-30min", "demos": True, "demo_minutes": 1.0}
     rows += [
-        {"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, "hindsight": True, "scene": "Lift"}
-        for r in HEADLINE
+        {"name": "play-30min/1min-lift-demos", "minutes": None, **one},
+        {
+            "name": f"play-30min/{most:g}min-lift-hindsight+1min-lift-demos",
+            "minutes": most,
+            **lift_play,
+            **one,
+            "balance": True,
+        },
     ]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
@@ -137,11 +148,13 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     """Train and evaluate one condition in `runs/<name>` (a rerun resumes its checkpoint there)."""
     work = args.work
     task_minutes = min(TASK_DEMO_MINUTES, args.video_minutes)
-    if row.get("demos"):
-        data = [str(dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift"))]
-    else:
+    data = []
+    if row["minutes"]:
         play = {k: row[k] for k in ("hindsight", "scene") if k in row}
-        data = [str(dataset(work, args.target, "play", row["minutes"], seed=1, **play))]
+        data.append(str(dataset(work, args.target, "play", row["minutes"], seed=1, **play)))
+    if row.get("demos"):
+        minutes = min(row.get("demo_minutes", task_minutes), task_minutes)
+        data.append(str(dataset(work, args.target, "demo", minutes, seed=4, task="Lift")))
     if row.get("video") == UNSEEN_TASK:
         video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
         data.append(f"{video}={args.target}")
@@ -151,7 +164,10 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     if row.get("rehearsal"):
         data.append(f"{dataset(work, SOURCE, 'demo', task_minutes, seed=21, task='Lift')}={SOURCE}")
     run = runs / row["name"].replace("/", "_")
-    options = TrainOptions(steps=args.steps, checkpoint_every=max(args.steps // 5, 1), seed=0, progress=False)
+    every = max(args.steps // 5, 1)
+    options = TrainOptions(
+        steps=args.steps, checkpoint_every=every, seed=0, progress=False, balance=row.get("balance", False)
+    )
     start = time.perf_counter()
     if row["recipe"] == "scratch":
         size = row["size"]
@@ -294,7 +310,7 @@ def main() -> None:
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
     """Lift success minus that of scratch on the same target data, with a 95 % interval (Newcombe's hybrid
     score method: the two Wilson intervals combined); None for scratch itself or without a scratch result."""
-    same_data = ("minutes", "demos", "hindsight", "scene")
+    same_data = ("minutes", "demos", "demo_minutes", "hindsight", "scene")
     scratch = next(
         (r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same_data)), None
     )

@@ -487,3 +487,21 @@ def test_gear_export_for_dreamzero_reads_back_and_wrong_ranges_are_named(invoke,
     (meta / "modality.json").write_text(json.dumps(modality))
     with pytest.raises(AdaptError, match=r"\['arm'\] are not among them and \['joint_position'\] are missing"):
         LeRobotDataset(out, ur5e)
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_balanced_loader_draws_each_dataset_equally_often(synthetic_dataset, balance):
+    """Catches `--balance` not reaching the loader (one short dataset stays 1/7 of the windows) or weights
+    that follow length instead of undoing it; unbalanced, every window is still drawn exactly once."""
+    from adapt.train.data import DataSource, make_loaders, open_sources, statistics
+
+    play = synthetic_dataset("ur5e", episodes=6, seed=1, task="play with the cube")
+    demos = synthetic_dataset("ur5e", episodes=1, seed=2, task="lift the cube")
+    grouped = open_sources([DataSource.parse(str(play)), DataSource.parse(str(demos))])
+    loaders = make_loaders(grouped, statistics(grouped), WindowConfig(height=16, width=16), 8, 0, 0, balance=balance)
+    tasks = [task for _ in range(5) for batch in loaders["ur5e"] for task in batch["task"]]
+    share = tasks.count("lift the cube") / len(tasks)
+    if balance:
+        assert 0.4 < share < 0.6
+    else:
+        assert share == pytest.approx(1 / 7)

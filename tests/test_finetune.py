@@ -204,6 +204,7 @@ def test_a_run_whose_checkpoints_are_all_damaged_is_named_with_the_way_out(tmp_p
 
 
 def test_ddp_on_two_cpu_processes_writes_the_same_adapter_format(panda_only_base, synthetic_dataset, tmp_path):
+    """Also catches a balanced (weighted) sampler that Lightning cannot shard across processes."""
     adapt = shutil.which("adapt", path=str(Path(sys.executable).parent))
     run = tmp_path / "run"
     command = [
@@ -215,6 +216,9 @@ def test_ddp_on_two_cpu_processes_writes_the_same_adapter_format(panda_only_base
         "ur5e",
         "--data",
         str(synthetic_dataset("ur5e")),
+        "--data",
+        str(synthetic_dataset("ur5e", episodes=1, seed=1)),
+        "--balance",
         "--out",
         str(run),
         *FAST,

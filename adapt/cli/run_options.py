@@ -21,6 +21,13 @@ Accelerator = Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu
 Devices = Annotated[str, typer.Option(help="Lightning devices per node: 1, 2, auto...")]
 Strategy = Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, fsdp...")]
 NumNodes = Annotated[int, typer.Option(min=1, help="Nodes (multi-node DDP/FSDP through Lightning).")]
+Balance = Annotated[
+    bool,
+    typer.Option(
+        help="Draw each dataset of a robot equally often whatever its length (a minute of task demos beside half "
+        "an hour of play, say); default: in proportion to length."
+    ),
+]
 Resume = Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.ckpt when present.")]
 Precision = Annotated[
     str | None, typer.Option(help="Lightning precision: 32-true, bf16-mixed, bf16-true (default: bf16-mixed on a GPU).")
@@ -43,6 +50,7 @@ def train_options(
     resume: bool,
     precision: str | None = None,
     activation_checkpointing: bool = False,
+    balance: bool = False,
 ) -> TrainOptions:
     """The options as given; run-length fields left None are resolved by the training entry point."""
     return TrainOptions(
@@ -57,4 +65,5 @@ def train_options(
         resume=resume,
         precision=precision,
         activation_checkpointing=activation_checkpointing,
+        balance=balance,
     )

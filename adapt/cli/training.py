@@ -54,6 +54,7 @@ def pretrain_command(
     resume: run.Resume = run.DEFAULT.resume,
     precision: run.Precision = run.DEFAULT.precision,
     activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
+    balance: run.Balance = run.DEFAULT.balance,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
     half: Annotated[bool, typer.Option(help="Store the final weights in float16 (half the file size).")] = False,
 ) -> None:
@@ -72,6 +73,7 @@ def pretrain_command(
         resume=resume,
         precision=precision,
         activation_checkpointing=activation_checkpointing,
+        balance=balance,
     )
     path = pretrain(
         data,
@@ -122,6 +124,7 @@ def finetune_command(
     resume: run.Resume = run.DEFAULT.resume,
     precision: run.Precision = run.DEFAULT.precision,
     activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
+    balance: run.Balance = run.DEFAULT.balance,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
@@ -141,6 +144,7 @@ def finetune_command(
         resume=resume,
         precision=precision,
         activation_checkpointing=activation_checkpointing,
+        balance=balance,
     )
     report = functools.partial(out.print, highlight=False)
     adapter = finetune(

@@ -10,9 +10,11 @@ recorded frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from adapt.data.batch import Window, make_window
 from adapt.data.codec import ActionCodec
@@ -122,21 +124,33 @@ class WindowDataset(Dataset):
 
 
 def window_loader(
-    windows: WindowDataset, batch_size: int = 16, workers: int = 2, shuffle: bool = True, seed: int = 0
+    windows: Dataset,
+    batch_size: int = 16,
+    workers: int = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    weights: Sequence[float] | None = None,
 ) -> DataLoader:
     """A DataLoader that keeps training fed: worker processes decode, batches are pinned when CUDA is up.
 
+    With `weights` (one per window) an epoch draws as many windows as there are, each with probability in
+    proportion to its weight, with replacement; otherwise every window once, shuffled or in order.
     Workers are spawned, not forked: decord (FFmpeg) state inherited through fork deadlocks the decoder.
     """
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if weights is not None:
+        sampler = WeightedRandomSampler(weights, len(windows), replacement=True, generator=generator)
     return DataLoader(
         windows,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=workers,
         drop_last=False,
         multiprocessing_context="spawn" if workers > 0 else None,
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
         prefetch_factor=4 if workers > 0 else None,
     )

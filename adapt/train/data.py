@@ -67,10 +67,13 @@ def make_loaders(
     workers: int,
     seed: int,
     skip_bad: bool = False,
+    balance: bool = False,
 ) -> dict:
     """One shuffled window loader per embodiment (its datasets concatenated).
 
-    Datasets opened with the frame cache are decoded into it here, once, before worker processes start.
+    With `balance` each of an embodiment's datasets is drawn equally often whatever its length (see
+    `TrainOptions.balance`). Datasets opened with the frame cache are decoded into it here, once, before
+    worker processes start.
     """
     from torch.utils.data import ConcatDataset
 
@@ -81,5 +84,6 @@ def make_loaders(
                 log.info("%s: frames at %dx%d into the frame cache", dataset.root, window.height, window.width)
                 dataset.build_frame_cache((window.height, window.width))
         windows = [WindowDataset(d, window, stats.get(name), skip_bad=skip_bad) for d in datasets]
-        loaders[name] = window_loader(ConcatDataset(windows), batch_size, workers, shuffle=True, seed=seed)
+        weights = [1.0 / len(w) for w in windows for _ in range(len(w))] if balance and len(windows) > 1 else None
+        loaders[name] = window_loader(ConcatDataset(windows), batch_size, workers, seed=seed, weights=weights)
     return loaders

@@ -69,7 +69,9 @@ def finetune(
     trainable, total = _count(model)
     report(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     window = model.config.window(recipe.idle_threshold)
-    loaders = make_loaders(grouped, model.stats, window, recipe.batch_size, workers, options.seed)
+    loaders = make_loaders(
+        grouped, model.stats, window, recipe.batch_size, workers, options.seed, balance=options.balance
+    )
     model.train()
     module = WAMModule(
         model,

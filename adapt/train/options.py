@@ -30,6 +30,9 @@ class TrainOptions:
     """None: bf16-mixed on a GPU, 32-true on a CPU."""
     activation_checkpointing: bool = False
     """Recompute the backbone's blocks in the backward pass (FSDP: Lightning's per-block policy)."""
+    balance: bool = False
+    """Draw each dataset of an embodiment equally often, whatever its length: a minute of task demos beside
+    half an hour of play would otherwise be 3 % of the batches."""
     resume: bool = True
     """Continue from run/checkpoints/last.ckpt when it exists."""
     progress: bool = True

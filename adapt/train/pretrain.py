@@ -64,7 +64,9 @@ def pretrain(
     stats = statistics(grouped)
     model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()])
     model.stats = {**model.stats, **stats}
-    loaders = make_loaders(grouped, stats, model.config.window(), batch_size, workers, options.seed)
+    loaders = make_loaders(
+        grouped, stats, model.config.window(), batch_size, workers, options.seed, balance=options.balance
+    )
     log.info("model %s: %.2fM parameters, embodiments %s", model.config.size, _millions(model), ", ".join(grouped))
     module = WAMModule(
         model,
