@@ -491,8 +491,8 @@ def test_gear_export_for_dreamzero_reads_back_and_wrong_ranges_are_named(invoke,
 
 @pytest.mark.parametrize("balance", [False, True])
 def test_balanced_loader_draws_each_dataset_equally_often(synthetic_dataset, balance):
-    """Catches `--balance` not reaching the loader (one short dataset stays 1/7 of the windows) or weights
-    that follow length instead of undoing it; unbalanced, every window is still drawn exactly once."""
+    """Catches a loader that ignores `balance` (the short dataset stays 1/7 of the windows) or weights that
+    follow length instead of undoing it; unbalanced, every window is still drawn exactly once per epoch."""
     from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 
     play = synthetic_dataset("ur5e", episodes=6, seed=1, task="play with the cube")
