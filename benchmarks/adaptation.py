@@ -106,11 +106,12 @@ def conditions(minutes: list[float]) -> list[dict]:
     ]
     rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
     rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, **lift_play} for r in HEADLINE]
-    one = {"recipe": "play-30min", "demos": True, "demo_minutes": 1.0}
+    demo = min(1.0, most)  # a minute of demos (less in a --quick run)
+    one = {"recipe": "play-30min", "demos": True, "demo_minutes": demo}
     rows += [
-        {"name": "play-30min/1min-lift-demos", "minutes": None, **one},
+        {"name": f"play-30min/{demo:g}min-lift-demos", "minutes": None, **one},
         {
-            "name": f"play-30min/{most:g}min-lift-hindsight+1min-lift-demos",
+            "name": f"play-30min/{most:g}min-lift-hindsight+{demo:g}min-lift-demos",
             "minutes": most,
             **lift_play,
             **one,
