@@ -26,7 +26,10 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   that picks it up), for `play-30min` and `scratch`: whether play carries the task once it happens where
   the task does and says which part of it is the task;
 - whether play still helps once the task is shown: `play-30min` on 1 minute of UR5e Lift demos alone, and on
-  the same minute beside the 30 minutes of Lift-scene hindsight play, drawn equally often (`balance`).
+  the same minute beside the 30 minutes of Lift-scene hindsight play, drawn equally often (`balance`);
+- how the play moves (`*-calm-tidy`, `*-calm`): the same 30 minutes of Lift-scene hindsight play, moving as a
+  demonstration does (`calm`) and closing the fingers only to pick the cube up (`tidy`), for `play-30min` and
+  `scratch`; and calm alone for `play-30min` (tidy alone is not a row: a probe lifted 1 of 30, README).
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -74,6 +77,8 @@ SOURCE = "panda"
 TASK_DEMO_MINUTES = 5.0
 """Minutes of target Lift demos (video-only, or with actions for `*/lift-demos`) and of source Lift demos for
 rehearsal; at most --video-minutes."""
+PLAY_OPTIONS = ("hindsight", "scene", "calm", "tidy")
+"""A condition's keys that say how its play was generated (`adapt.sim.generate`'s options of the same names)."""
 HEADLINE = ("play-30min", "scratch")
 """The claim's two sides, compared over minutes of data and on task demos."""
 RESULTS = Path(__file__).parent / "results"
@@ -118,6 +123,13 @@ def conditions(minutes: list[float]) -> list[dict]:
             "balance": True,
         },
     ]
+    calm_tidy = {**lift_play, "calm": True, "tidy": True}
+    rows += [
+        {"name": f"{r}/{most:g}min-lift-hindsight-calm-tidy", "recipe": r, "minutes": most, **calm_tidy}
+        for r in HEADLINE
+    ]
+    calm = {**lift_play, "calm": True}
+    rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-calm", "recipe": "play-30min", "minutes": most, **calm}]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -138,7 +150,8 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     video = "_video" if kwargs.get("video_only") else ""
     scene = f"_{kwargs['scene']}" if kwargs.get("scene") else ""
     labels = "_hindsight" if kwargs.get("hindsight") else ""
-    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{scene}{labels}"
+    manner = "".join(f"_{k}" for k in ("calm", "tidy") if kwargs.get(k))
+    path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{scene}{labels}{manner}"
     if not (path / "meta" / "info.json").is_file():
         print(f"simulating {minutes:g} min of {target} {kind} -> {path}")
         generate(target, kind, path, minutes=minutes, seed=seed, progress=True, **kwargs)
@@ -151,7 +164,7 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     task_minutes = min(TASK_DEMO_MINUTES, args.video_minutes)
     data = []
     if row["minutes"]:
-        play = {k: row[k] for k in ("hindsight", "scene") if k in row}
+        play = {k: row[k] for k in PLAY_OPTIONS if k in row}
         data.append(str(dataset(work, args.target, "play", row["minutes"], seed=1, **play)))
     if row.get("demos"):
         minutes = min(row.get("demo_minutes", task_minutes), task_minutes)
@@ -311,7 +324,7 @@ def main() -> None:
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
     """Lift success minus that of scratch on the same target data, with a 95 % interval (Newcombe's hybrid
     score method: the two Wilson intervals combined); None for scratch itself or without a scratch result."""
-    same_data = ("minutes", "demos", "demo_minutes", "hindsight", "scene")
+    same_data = ("minutes", "demos", "demo_minutes", *PLAY_OPTIONS)
     scratch = next(
         (r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same_data)), None
     )

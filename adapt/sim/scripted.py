@@ -58,15 +58,23 @@ class Style:
     """Probability that a grasp's first attempt aims 2.5 to 4 cm off the object."""
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, proficient: bool = False) -> Style:
-        """A varied style for play; with `proficient` the style of a task demonstration.
+    def sample(
+        cls, rng: np.random.Generator, proficient: bool = False, *, calm: bool = False, tidy: bool = False
+    ) -> Style:
+        """A varied style for play; with `proficient` the style of a task demonstration (calm and tidy).
 
-        A demonstration's first grasp aims at the object: a deliberate miss cannot be told apart from a
-        real attempt in the frames, so behaviour cloning learns to aim off at random (the base trained on
-        such demos stopped centimetres beside the cube). Misses still happen and are retried."""
-        if proficient:
-            return cls(speed=rng.uniform(0.5, 0.9), noise=rng.uniform(0.0, 0.03), miss=0.0)
-        return cls(speed=rng.uniform(0.35, 0.9), noise=rng.uniform(0.02, 0.12), miss=rng.uniform(0.1, 0.35))
+        `calm`: move as a demonstration does (speed 0.5-0.9, command noise sd 0-0.03) instead of play's
+        slow-to-brisk, noisier pace. `tidy`: no deliberate misses. A demonstration's first grasp aims at the
+        object: a deliberate miss cannot be told apart from a real attempt in the frames, so behaviour cloning
+        learns to aim off at random (the base trained on such demos stopped centimetres beside the cube).
+        Misses still happen and are retried."""
+        calm, tidy = calm or proficient, tidy or proficient
+        speed, noise = (
+            (rng.uniform(0.5, 0.9), rng.uniform(0.0, 0.03))
+            if calm
+            else (rng.uniform(0.35, 0.9), rng.uniform(0.02, 0.12))
+        )
+        return cls(speed=speed, noise=noise, miss=0.0 if tidy else rng.uniform(0.1, 0.35))
 
 
 class Arm:
@@ -219,11 +227,11 @@ def push_sides(arm: Arm, thing: Thing) -> list[str]:
     ]
 
 
-def reach(arm: Arm) -> Script:
-    """Play: go somewhere in the workspace with a new wrist yaw, maybe opening or closing the fingers."""
+def reach(arm: Arm, regrip: bool = True) -> Script:
+    """Play: go somewhere in the workspace with a new wrist yaw, maybe (`regrip`) opening or closing the fingers."""
     target = np.r_[arm.centre + [arm.rng.uniform(*REACH[0]), arm.rng.uniform(*REACH[1])], 0.0]
     target[2] = arm.floor + arm.rng.uniform(0.03, 0.3)
-    grip = float(arm.rng.choice([-1.0, 1.0])) if arm.rng.random() < 0.4 else None
+    grip = float(arm.rng.choice([-1.0, 1.0])) if regrip and arm.rng.random() < 0.4 else None
     yield from arm.move(target, yaw=arm.rng.uniform(-1.0, 1.0), grip=grip, steps=60)
     yield from arm.hold(int(arm.rng.integers(0, 12)))
     return True
