@@ -131,6 +131,40 @@ def test_play_in_the_lift_scene_plays_with_its_one_cube_and_bad_scenes_are_named
         generate(spec, "demo", tmp_path / "bad", episodes=1, scene="Lift")
 
 
+def test_calm_tidy_play_closes_the_fingers_only_to_lift_and_moves_with_little_noise(tmp_path):
+    """`--calm --tidy`: every closing of the fingers starts a try that lifts the cube (hindsight labels it
+    "lift the <cube>"), where varied play of the same seed also closes them elsewhere (pushes, reaches,
+    deliberate misses); its commands are steadier (a demonstration's noise, sd <= 0.03): the noise estimated
+    from their second differences where nothing clips (P-control is smooth, so those are mostly noise) is
+    less than half that of varied play of the same seed. Bugs caught: either flag not reaching the episode's
+    script, and the flags taken by a kind they do not apply to."""
+    spec = tiny_spec(tmp_path, "ur5e_osc", cameras=1)
+    options = {"minutes": 0.5, "seed": 0, "workers": 1, "scene": "Lift", "hindsight": True}
+    loaded = load_embodiment(spec)
+    varied, calm_tidy = (
+        LeRobotDataset(generate(spec, "play", tmp_path / name, calm=on, tidy=on, **options), loaded).episodes[0]
+        for name, on in (("varied", False), ("calm_tidy", True))
+    )
+
+    def closings_off_lift(episode) -> tuple[int, int]:
+        labels, gripper = episode.frame_tasks.tolist(), episode.state[:, -1]
+        closing = [t for t in range(1, len(gripper)) if gripper[t - 1] < 0 <= gripper[t]]
+        return sum(not labels[t].startswith("lift the ") for t in closing), len(closing)
+
+    def command_noise(episode) -> float:
+        move = episode.action[:, :3]
+        second = move[2:] - 2 * move[1:-1] + move[:-2]
+        free = np.all(np.abs(move) < 0.95, axis=1)
+        unclipped = free[2:] & free[1:-1] & free[:-2]
+        return float(np.median(np.abs(second[unclipped])) / 0.6745 / np.sqrt(6))
+
+    assert closings_off_lift(calm_tidy)[0] == 0 and closings_off_lift(calm_tidy)[1] >= 2
+    assert closings_off_lift(varied)[0] >= 1
+    assert command_noise(calm_tidy) < min(0.02, 0.5 * command_noise(varied))
+    with pytest.raises(AdaptError, match="--calm and --tidy are for --kind play"):
+        generate(spec, "demo", tmp_path / "demo", episodes=1, tidy=True)
+
+
 def test_demo_video_only_has_no_state_or_action(tmp_path):
     spec = tiny_spec(tmp_path, "panda", cameras=1)
     path = generate(spec, "demo", tmp_path / "demo", episodes=1, task="lift", video_only=True)
