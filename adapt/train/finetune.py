@@ -21,7 +21,7 @@ from adapt.lora import add_lora
 from adapt.model import WorldModel, load_model
 from adapt.recipe import Recipe, load_recipe
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import check_options, fit
+from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
@@ -63,6 +63,7 @@ def finetune(
     grouped = open_sources(sources)
     _check_data(recipe, spec, grouped, model)
     stats = _statistics(model, grouped, report)
+    seed_run(options)
     new = _add_heads(model, recipe, spec, grouped)
     model.stats.update(stats)
     set_trainable(model, recipe, spec.name, new)

@@ -9,7 +9,7 @@ from adapt.errors import AdaptError
 from adapt.files import check_output_path
 from adapt.model import WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import check_options, fit
+from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import PRETRAINING, TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
@@ -62,6 +62,7 @@ def pretrain(
     check_options(options)
     grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
     stats = statistics(grouped)
+    seed_run(options)
     model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()])
     model.stats = {**model.stats, **stats}
     loaders = make_loaders(
