@@ -198,8 +198,7 @@ def data_generate(
         bool,
         typer.Option(
             help="--kind play: close the fingers only to pick something up (no deliberate misses, no closed-hand"
-            " pushes, reaches keep the grip). With --calm --hindsight --scene Lift, 30 minutes of such UR5e play"
-            " taught an adapted policy to lift the cube (README, Benchmarks)."
+            " pushes, reaches keep the grip): a policy imitates the manner of its play along with the task."
         ),
     ] = False,
 ) -> None:

@@ -9,9 +9,8 @@
   and whatever failed). Play varies its pace and command noise episode by episode, sometimes aims a grasp
   off on purpose and opens or closes the fingers while reaching about; `calm` play moves as a
   demonstration does, and `tidy` play closes the fingers only to pick something up (no deliberate misses,
-  no closed-hand pushes, reaches keep the grip). A policy adapted on 30 minutes of UR5e Lift-scene
-  hindsight play lifted the cube in 1 of 30 episodes after varied play and in 8 of 30 after calm, tidy
-  play (README, Benchmarks).
+  no closed-hand pushes, reaches keep the grip): a policy imitates the manner of its play along with
+  the task (the adaptation benchmark measures both kinds; README, Benchmarks).
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
