@@ -31,7 +31,8 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   demonstration does (`calm`) and closing the fingers only to pick the cube up (`tidy`), for `play-30min` and
   `scratch`; and calm alone for `play-30min` (tidy alone is not a row: a probe lifted 1 of 30, README);
   and `play-30min` on the calm, tidy play trained from two more seeds (`*-seed1`, `*-seed2`; every other
-  condition trains from seed 0), since two runs of the same condition lifted in 8 and in 1 of 30 episodes.
+  condition trains from seed 0), since two runs of the same condition lifted in 8 and in 1 of 30 episodes;
+  likewise `play-30min/lift-demos` from seed 1.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -138,6 +139,8 @@ def conditions(minutes: list[float]) -> list[dict]:
         | {"train_seed": seed}
         for seed in (1, 2)
     ]
+    repeat = {"recipe": "play-30min", "minutes": None, "demos": True, "train_seed": 1}
+    rows += [{"name": "play-30min/lift-demos-seed1", **repeat}]  # the one margin that excluded 0, redrawn
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
