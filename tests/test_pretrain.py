@@ -68,3 +68,23 @@ def test_video_every_trains_the_video_loss_on_every_nth_step_only(invoke, synthe
         action, total = float(row["action_loss"]), float(row["loss"])
         expected = action + float(row["video_loss"]) if step % 2 else action
         assert abs(total - expected) < 1e-5, (step, row)
+
+
+def test_one_seed_makes_one_model(synthetic_dataset, tmp_path):
+    """Two pretraining runs with one seed write the same weights, bit for bit. Catches a model from scratch
+    drawn before the run is seeded (each scratch run of a benchmark condition would start elsewhere)."""
+    from safetensors.torch import load_file
+
+    from adapt.train.options import TrainOptions
+    from adapt.train.pretrain import pretrain
+
+    data = [str(synthetic_dataset("ur5e"))]
+    options = TrainOptions(steps=2, checkpoint_every=2, progress=False, seed=3)
+    first, again = (
+        load_file(
+            pretrain(data, tmp_path / name, size="tiny", tokenizer_steps=1, workers=0, options=options)
+            / "model.safetensors"
+        )
+        for name in ("first", "again")
+    )
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)

@@ -158,7 +158,8 @@ def test_calm_tidy_play_closes_the_fingers_only_to_lift_and_moves_with_little_no
         unclipped = free[2:] & free[1:-1] & free[:-2]
         return float(np.median(np.abs(second[unclipped])) / 0.6745 / np.sqrt(6))
 
-    assert closings_off_lift(calm_tidy)[0] == 0 and closings_off_lift(calm_tidy)[1] >= 2
+    off_lift, closings = closings_off_lift(calm_tidy)
+    assert off_lift == 0 and closings >= 2
     assert closings_off_lift(varied)[0] >= 1
     assert command_noise(calm_tidy) < min(0.02, 0.5 * command_noise(varied))
     with pytest.raises(AdaptError, match="--calm and --tidy are for --kind play"):
