@@ -44,7 +44,7 @@ a change of base of the same size (scratch never loads the base's weights).
 Outputs: `benchmarks/results/adaptation.json`, `adaptation.png` (success and progress per condition)
 and `adaptation_minutes.png` (success versus minutes of target data).
 
-Run: `.venv/bin/python benchmarks/adaptation.py` (about 10 hours on 2 CPU cores: ~15-27 minutes of training
+Run: `.venv/bin/python benchmarks/adaptation.py` (about 13 hours on 2 CPU cores: ~15-27 minutes of training
 and 7-17 of evaluation per condition; size it with --minutes/--steps/--episodes), `--quick` for a smoke run
 (tiny data, a few steps, 2 episodes).
 """
