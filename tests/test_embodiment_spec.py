@@ -18,6 +18,16 @@ def test_bundled_set_covers_the_robots_we_promise():
     assert {"panda", "sawyer", "iiwa", "ur5e", "kinova3", "jaco", "baxter", "human"} <= set(BUNDLED)
 
 
+@pytest.mark.parametrize("name", [n for n in BUNDLED if n.endswith("_osc")])
+def test_end_effector_variant_is_its_robot_in_the_pandas_action_space(name):
+    """`X_osc` is X driven by end-effector deltas: same joints, limits, cameras and state, the Panda's actions.
+    Catches a copy that drifted from its robot's spec (a limit fixed in one file only) or kept joint actions."""
+    variant, robot = load_embodiment(name), load_embodiment(name.removesuffix("_osc"))
+    assert variant.action == load_embodiment("panda").action
+    same = {"name", "action"}
+    assert variant.model_dump(exclude=same) == robot.model_dump(exclude=same)
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_spec_is_valid_and_limits_agree_with_description(name):
     spec = load_embodiment(name)
