@@ -144,8 +144,8 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         "robot": spec.name,
         "windows": seen,
         "video_latent_mse": float(np.mean(video_errors)),
-        "video_psnr": _psnr(np.concatenate(frame_errors)),
-        "copy_last_frame_psnr": _psnr(np.concatenate(copy_errors)),
+        "video_psnr": psnr(np.concatenate(frame_errors)),
+        "copy_last_frame_psnr": psnr(np.concatenate(copy_errors)),
         "action_mse": float(np.mean(action_errors)) if action_errors else None,
         "action_mse_per_dim": np.mean(action_errors, axis=0).tolist() if action_errors else None,
     }
@@ -154,6 +154,6 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     return result
 
 
-def _psnr(mse_per_frame: np.ndarray) -> float:
+def psnr(mse_per_frame: np.ndarray) -> float:
     """Mean PSNR (dB) over frames, from each frame's MSE on the [-1, 1] scale (peak-to-peak 2)."""
     return float(np.mean(10 * np.log10(4.0 / np.maximum(mse_per_frame, 1e-10))))
