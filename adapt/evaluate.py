@@ -125,12 +125,8 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         target = model.latents(batch["frames"])[:, :, ctx:]
         predicted_latents = sample["future"][:, :, -target.shape[2] :]  # a family may lead with the observed frame
         video_errors.append(((predicted_latents - target) ** 2).mean().item())
-        future = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
-        imagined = model.frames_from_latents(sample["future"]).clamp(-1, 1)
-        copied = (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(future)
-        keep = batch["future_mask"][:, None, :].expand(future.shape[:3])
-        frame_errors.append(((imagined - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
-        copy_errors.append(((copied - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy())
+        frame_errors.append(future_frame_errors(batch, ctx, model.frames_from_latents(sample["future"])))
+        copy_errors.append(future_frame_errors(batch, ctx, last_frame_copied(batch, ctx)))
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()
@@ -152,6 +148,22 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / "results.json", json.dumps(result, indent=2))
     return result
+
+
+def future_frame_errors(batch: dict, context: int, frames: torch.Tensor) -> np.ndarray:
+    """Each real future frame's MSE (on the [-1, 1] scale) of `frames` (B, cams, future, 3, H, W), clamped to
+    [-1, 1], against the batch's frames after its `context` ones; padding frames are left out."""
+    future = batch["frames"][:, :, context:].float() / 127.5 - 1.0
+    keep = batch["future_mask"][:, None, :].expand(future.shape[:3])
+    return ((frames.clamp(-1, 1) - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy()
+
+
+def last_frame_copied(batch: dict, context: int) -> torch.Tensor:
+    """The baseline world model that predicts nothing: the last context frame, on the [-1, 1] scale, repeated
+    over the future (B, cams, future, 3, H, W)."""
+    frames = batch["frames"]
+    last = frames[:, :, context - 1 : context].float() / 127.5 - 1.0
+    return last.expand(-1, -1, frames.shape[2] - context, -1, -1, -1)
 
 
 def psnr(mse_per_frame: np.ndarray) -> float:

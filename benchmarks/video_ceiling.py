@@ -24,7 +24,7 @@ from report import machine, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.data.windows import WindowDataset, window_loader
-from adapt.evaluate import psnr
+from adapt.evaluate import future_frame_errors, last_frame_copied, psnr
 from adapt.predictor import ChunkPredictor
 
 
@@ -44,23 +44,18 @@ def main(argv: list[str] | None = None) -> dict:
     errors: dict[str, list] = {}
     seen = 0
     for batch in window_loader(windows, batch_size=8, workers=0, shuffle=True, seed=0):
-        future = batch["frames"][:, :, ctx:].float() / 127.5 - 1.0  # (B, cams, fut, 3, H, W)
         latents = model.latents(batch["frames"])
         last = latents[:, :, ctx - 1 : ctx].expand_as(latents[:, :, ctx:])
-        decoded = {
+        predicted = {
             "tokenizer reconstruction": model.frames_from_latents(latents[:, :, ctx:]),
             "last latent copied": model.frames_from_latents(last),
             "model, expected future (1 step)": model.frames_from_latents(model.sample(batch, 1)["future"]),
             "model, sampled (3 steps)": model.frames_from_latents(model.sample(batch, 3)["future"]),
             "model, sampled (10 steps)": model.frames_from_latents(model.sample(batch, 10)["future"]),
-            "last frame copied (pixels)": (batch["frames"][:, :, ctx - 1 : ctx].float() / 127.5 - 1.0).expand_as(
-                future
-            ),
+            "last frame copied (pixels)": last_frame_copied(batch, ctx),
         }
-        keep = batch["future_mask"][:, None, :].expand(future.shape[:3])
-        for name, frames in decoded.items():
-            mse = ((frames.clamp(-1, 1) - future) ** 2).mean(dim=(3, 4, 5))[keep]
-            errors.setdefault(name, []).append(mse.numpy())
+        for name, frames in predicted.items():
+            errors.setdefault(name, []).append(future_frame_errors(batch, ctx, frames))
         seen += len(batch["task"])
         if seen >= args.windows:
             break
