@@ -85,6 +85,41 @@ def test_future_estimate_is_the_sample_only_when_the_video_is_fully_denoised(mod
     torch.testing.assert_close(clean["future_estimate"], clean["future"], rtol=0, atol=1e-6)
 
 
+def test_change_target_samples_the_last_latent_plus_what_a_frames_model_samples(model, specs):
+    """One network under both video targets, one noise draw: the change model's future is the frames model's
+    plus the last context latent, in every frame and in the estimate. Catches the anchor left off when
+    sampling, or taken from another context frame."""
+    torch.nn.init.normal_(model.video_out.weight, std=0.05)
+    change = WorldActionModel(TINY.model_copy(update={"video_target": "change"}), list(specs.values()))
+    change.load_state_dict(model.state_dict())
+    batch = make_batch(specs["ur5e"])
+    frames, moved = (m.sample(batch, steps=2, generator=torch.Generator().manual_seed(1)) for m in (model, change))
+    last = model.latents(batch["frames"][:, :, TINY.context - 1 : TINY.context])
+    for key in ("future", "future_estimate"):
+        torch.testing.assert_close(moved[key], frames[key] + last, rtol=0, atol=1e-5)
+    torch.testing.assert_close(moved["actions"], frames["actions"], rtol=0, atol=1e-6)
+
+
+def test_change_target_loss_does_not_depend_on_a_scene_that_stays_still(specs):
+    """A zero velocity (video_out's initialization) scores |noise - x_0|^2: with the change target x_0 is 0
+    for any scene that does not move after now, so two different still scenes score alike, while the frames
+    target scores their content. Catches a change target measured from another frame than the last context
+    frame (the first one differs here), or not measured from one at all."""
+    config = TINY.model_copy(update={"video_target": "change"})
+    spec = specs["ur5e"]
+    losses = {}
+    for name, model_config_ in (("change", config), ("frames", TINY)):
+        torch.manual_seed(0)
+        model = WorldActionModel(model_config_, [spec])
+        for seed in (0, 1):
+            batch = make_batch(spec, seed=seed)
+            batch["frames"][:, :, TINY.context :] = batch["frames"][:, :, TINY.context - 1 : TINY.context]
+            loss = model.loss(batch, "video_only", generator=torch.Generator().manual_seed(2))["video"]
+            losses[name, seed] = loss.item()
+    assert losses["change", 0] == pytest.approx(losses["change", 1], rel=1e-6)
+    assert losses["frames", 0] != pytest.approx(losses["frames", 1], rel=1e-3)
+
+
 def test_cached_prefix_sampling_equals_full_sampling(model, specs):
     for block in model.backbone.blocks:  # leave adaLN-Zero's identity start, so tokens interact
         torch.nn.init.normal_(block.modulation.weight, std=0.05)

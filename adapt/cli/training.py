@@ -41,6 +41,14 @@ def pretrain_command(
         int,
         typer.Option(min=1, help="Video loss on every N-th step only; the others train actions alone (cheaper steps)."),
     ] = 1,
+    video_target: Annotated[
+        str | None,
+        typer.Option(
+            help="What the video branch denoises: 'frames' (the future latents) or 'change' (their change from the "
+            "last context frame, so that predicting no motion is copying the last frame). Default: the preset's "
+            "(frames), or --init's."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Steps between resumable checkpoints.")
@@ -90,6 +98,7 @@ def pretrain_command(
         video_weight=video_weight,
         action_weight=action_weight,
         video_every=video_every,
+        video_target=video_target,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

@@ -47,6 +47,10 @@ class ModelConfig(BaseModel):
     """Future frames predicted, per camera."""
     stride: PositiveInt = 4
     """Control steps between frames."""
+    video_target: Literal["frames", "change"] = "frames"
+    """What the video branch denoises: the future latents themselves, or their change from the last context
+    latent. With `change` the zero prediction is "nothing moves" (the last frame copied), so the branch has
+    only the motion left to learn; with `frames` it must also learn to reproduce the scene."""
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:

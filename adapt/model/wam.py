@@ -13,7 +13,9 @@ action heads untouched. `action_only` drops the future-video tokens (a VLA-style
 backbone).
 
 Flow convention: x_t = (1 - t) x_0 + t noise, t = 1 is pure noise, the network predicts the velocity
-noise - x_0, and sampling integrates from t = 1 down to 0 (or, for video, down to `video_final_t`).
+noise - x_0, and sampling integrates from t = 1 down to 0 (or, for video, down to `video_final_t`). With
+`config.video_target == "change"` the video's x_0 is the future latents minus the last context latent, and
+sampling adds that latent back.
 """
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ class WorldActionModel(nn.Module):
         t_action = torch.where(has_action, t_action, torch.ones_like(t_action))
         future = noisy_future = noisy_actions = None
         if use_video:
-            future = patches[:, :, ctx:]
+            future = patches[:, :, ctx:] - self._video_anchor(patches[:, :, :ctx])
             video_noise = randn(future.shape, generator, device)
             noisy_future = _interpolate(future, video_noise, t_video)
         if use_action:
@@ -307,7 +309,15 @@ class WorldActionModel(nn.Module):
                 future = future - (tv - tv_next) * video_v
             if actions is not None:
                 actions = actions - (ta - ta_next) * action_v
+        if future is not None:
+            anchor = self._video_anchor(patches)
+            future, estimate = future + anchor, estimate + anchor
         return {"actions": actions, "future": future, "future_estimate": estimate}
+
+    def _video_anchor(self, context: Tensor) -> Tensor | float:
+        """What the video branch's x_0 is measured from: the last context latent (B, cams, 1, P, patch_dim)
+        for `video_target` "change", nothing for "frames"."""
+        return context[:, :, -1:] if self.config.video_target == "change" else 0.0
 
 
 def _flow_times(n: int, generator: torch.Generator | None, device) -> Tensor:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import get_args
 
 from adapt.errors import AdaptError
 from adapt.files import check_output_path
-from adapt.model import WorldModel, build_model, load_model, model_config, save_model
+from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
@@ -33,6 +34,7 @@ def pretrain(
     video_weight: float = 1.0,
     action_weight: float = 1.0,
     video_every: int = 1,
+    video_target: str | None = None,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
@@ -44,7 +46,8 @@ def pretrain(
     phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
     `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
     flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
-    `WAMModule.mode_at`).
+    `WAMModule.mode_at`). `video_target` sets what the video branch denoises (`ModelConfig.video_target`;
+    default: the preset's, or `init`'s), so a base can be continued under the other target.
     """
     options = (options or TrainOptions()).resolve(
         PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
@@ -58,12 +61,15 @@ def pretrain(
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
     if init is None:
         model_config(size)  # an unknown size is named before the data is read
+    targets = get_args(ModelConfig.model_fields["video_target"].annotation)
+    if video_target not in (None, *targets):
+        raise AdaptError(f"unknown video target '{video_target}'; choose one of {', '.join(targets)}")
     check_output_path(out)
     check_options(options)
     grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
     stats = statistics(grouped)
     seed_run(options)
-    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()])
+    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video_target)
     model.stats = {**model.stats, **stats}
     loaders = make_loaders(
         grouped, stats, model.config.window(), batch_size, workers, options.seed, balance=options.balance
@@ -84,17 +90,26 @@ def pretrain(
     return out / "model"
 
 
-def _initial_model(init: Path | None, size: str, specs: list) -> WorldModel:
+def _initial_model(init: Path | None, size: str, specs: list, video_target: str | None) -> WorldModel:
     """A fresh model of preset `size`, or the checkpoint `init` with heads added for embodiments it lacks
     (heads it has are kept only when the spec is the same robot: same state and action sizes)."""
     if init is None:
-        return build_model(model_config(size), specs)
+        config = model_config(size)
+        return build_model(config if video_target is None else _with_video_target(config, video_target), specs)
     model = load_model(Path(init)).train()
+    if video_target is not None:
+        model.config = _with_video_target(model.config, video_target)
     for spec in specs:
         known = model.specs.get(spec.name)
         if known is None or (known.state_dim, known.action_dim) != (spec.state_dim, spec.action_dim):
             model.add_embodiment(spec)
     return model
+
+
+def _with_video_target(config, video_target: str):
+    if "video_target" not in type(config).model_fields:
+        raise AdaptError(f"--video-target does not apply to '{config.architecture}' models")
+    return config.model_copy(update={"video_target": video_target})
 
 
 def write_plots(model: WorldModel, loaders: dict, out: Path) -> None:
