@@ -120,6 +120,28 @@ def test_change_target_loss_does_not_depend_on_a_scene_that_stays_still(specs):
     assert losses["frames", 0] != pytest.approx(losses["frames", 1], rel=1e-3)
 
 
+def test_an_untrained_clean_change_model_copies_the_last_frame_and_scores_the_motion(specs):
+    """Outputting x_0 = the change, a fresh model (zero output layer) predicts no change: its future, after
+    one step or three, and its estimate are the last context latent, and its video loss is the mean squared
+    change of the real future. Catches a wrong velocity from x_0 (the sample would drift from the copy) or a
+    loss fit to the velocity instead of x_0 (it would depend on the noise)."""
+    config = TINY.model_copy(update={"video_target": "change", "video_prediction": "clean"})
+    spec = specs["ur5e"]
+    model = WorldActionModel(config, [spec])
+    batch = make_batch(spec)
+    latents = model.latents(batch["frames"])
+    last = latents[:, :, TINY.context - 1 : TINY.context].expand_as(latents[:, :, TINY.context :])
+    for steps in (1, 3):
+        out = model.sample(batch, steps=steps, generator=torch.Generator().manual_seed(steps))
+        for key in ("future", "future_estimate"):
+            torch.testing.assert_close(out[key], last, rtol=0, atol=1e-5)
+    motion = (latents[:, :, TINY.context :] - last).pow(2).mean(dim=(1, 3, 4))  # (B, future)
+    expected = motion[batch["future_mask"]].mean()
+    for seed in (0, 1):
+        loss = model.loss(batch, "video_only", generator=torch.Generator().manual_seed(seed))["video"]
+        torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
+
+
 def test_cached_prefix_sampling_equals_full_sampling(model, specs):
     for block in model.backbone.blocks:  # leave adaLN-Zero's identity start, so tokens interact
         torch.nn.init.normal_(block.modulation.weight, std=0.05)

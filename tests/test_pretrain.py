@@ -91,18 +91,29 @@ def test_one_seed_makes_one_model(synthetic_dataset, tmp_path):
 
 
 def test_video_target_continues_a_base_under_the_other_target(invoke, synthetic_dataset, tmp_path):
-    """`--init BASE --video-target change` trains and saves a model whose config says change (a flag that
-    did not reach the config would save a frames model that samples the wrong thing); an unknown target is
-    refused before any data is read."""
+    """`--init BASE --video-target change --video-prediction clean` trains and saves a model whose config says
+    so (a flag that did not reach the config would save a model that samples the wrong thing); an unknown
+    choice is refused before any data is read."""
     data = str(synthetic_dataset("ur5e"))
     common = ["--data", data, "--size", "tiny", "--batch-size", "4", "--workers", "0"]
     first = invoke("pretrain", *common, "--out", str(tmp_path / "frames"), "--tokenizer-steps", "1", "--steps", "2")
     assert first.exit_code == 0, first.output
     assert load_model(tmp_path / "frames" / "model").config.video_target == "frames"
     init = ["--init", str(tmp_path / "frames" / "model"), "--steps", "2"]
-    changed = invoke("pretrain", *common, *init, "--out", str(tmp_path / "change"), "--video-target", "change")
+    changed = invoke(
+        "pretrain",
+        *common,
+        *init,
+        "--out",
+        str(tmp_path / "change"),
+        "--video-target",
+        "change",
+        "--video-prediction",
+        "clean",
+    )
     assert changed.exit_code == 0, changed.output
-    assert load_model(tmp_path / "change" / "model").config.video_target == "change"
+    config = load_model(tmp_path / "change" / "model").config
+    assert (config.video_target, config.video_prediction) == ("change", "clean")
     wrong = invoke("pretrain", *common, *init, "--out", str(tmp_path / "wrong"), "--video-target", "delta")
     assert wrong.exit_code == 2 and "unknown video target 'delta'; choose one of frames, change" in wrong.output
     assert not (tmp_path / "wrong").exists()

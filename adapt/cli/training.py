@@ -49,6 +49,14 @@ def pretrain_command(
             "(frames), or --init's."
         ),
     ] = None,
+    video_prediction: Annotated[
+        str | None,
+        typer.Option(
+            help="What the video branch outputs: 'velocity' (the flow's) or 'clean' (the denoised latents, so that "
+            "its one-step estimate is the expected future it was fit to). Default: the preset's (velocity), or "
+            "--init's; a changed one restarts the video output layer at zero."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Steps between resumable checkpoints.")
@@ -99,6 +107,7 @@ def pretrain_command(
         action_weight=action_weight,
         video_every=video_every,
         video_target=video_target,
+        video_prediction=video_prediction,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

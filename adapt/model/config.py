@@ -51,6 +51,12 @@ class ModelConfig(BaseModel):
     """What the video branch denoises: the future latents themselves, or their change from the last context
     latent. With `change` the zero prediction is "nothing moves" (the last frame copied), so the branch has
     only the motion left to learn; with `frames` it must also learn to reproduce the scene."""
+    video_prediction: Literal["velocity", "clean"] = "velocity"
+    """What the video branch outputs: the flow velocity (noise - x_0), or x_0 itself (the velocity then
+    follows from the noisy input). A small network outputting the velocity at high noise must pass the noise
+    through exactly, and what it gets wrong lands in the predicted frames; outputting x_0, its zero output
+    is x_0 = 0 (with the change target: the last frame copied) and its one-step estimate is what its loss
+    fits, the expected future."""
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:

@@ -15,7 +15,8 @@ backbone).
 Flow convention: x_t = (1 - t) x_0 + t noise, t = 1 is pure noise, the network predicts the velocity
 noise - x_0, and sampling integrates from t = 1 down to 0 (or, for video, down to `video_final_t`). With
 `config.video_target == "change"` the video's x_0 is the future latents minus the last context latent, and
-sampling adds that latent back.
+sampling adds that latent back. With `config.video_prediction == "clean"` the video output is x_0 itself,
+trained on its squared error, and sampling turns it into the velocity (x_t - x_0) / t.
 """
 
 from __future__ import annotations
@@ -248,7 +249,8 @@ class WorldActionModel(nn.Module):
         zero = patches.new_zeros(())
         losses = {"video": zero, "action": zero}
         if use_video:
-            error = (video_v - (video_noise - future)).pow(2).mean(dim=(1, 3, 4))  # (B, fut)
+            target = future if self.config.video_prediction == "clean" else video_noise - future
+            error = (video_v - target).pow(2).mean(dim=(1, 3, 4))  # (B, fut)
             losses["video"] = _masked_mean(error, batch["future_mask"])
         if use_action:
             error = (action_v - (action_noise - actions)).pow(2).mean(dim=-1)  # (B, chunk)
@@ -305,6 +307,8 @@ class WorldActionModel(nn.Module):
                 cache=kv,
             )
             if future is not None:
+                if self.config.video_prediction == "clean":
+                    video_v = (future - video_v) / tv  # tv > 0 before the last step ends
                 estimate = future - tv * video_v
                 future = future - (tv - tv_next) * video_v
             if actions is not None:

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import get_args
 
+from torch import nn
+
 from adapt.errors import AdaptError
 from adapt.files import check_output_path
 from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_config, save_model
@@ -35,6 +37,7 @@ def pretrain(
     action_weight: float = 1.0,
     video_every: int = 1,
     video_target: str | None = None,
+    video_prediction: str | None = None,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
@@ -46,8 +49,8 @@ def pretrain(
     phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
     `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
     flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
-    `WAMModule.mode_at`). `video_target` sets what the video branch denoises (`ModelConfig.video_target`;
-    default: the preset's, or `init`'s), so a base can be continued under the other target.
+    `WAMModule.mode_at`). `video_target` and `video_prediction` set what the video branch denoises and
+    outputs (`ModelConfig`; default: the preset's, or `init`'s), so a base can be continued under others.
     """
     options = (options or TrainOptions()).resolve(
         PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
@@ -61,15 +64,14 @@ def pretrain(
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
     if init is None:
         model_config(size)  # an unknown size is named before the data is read
-    targets = get_args(ModelConfig.model_fields["video_target"].annotation)
-    if video_target not in (None, *targets):
-        raise AdaptError(f"unknown video target '{video_target}'; choose one of {', '.join(targets)}")
+    video = {"video_target": video_target, "video_prediction": video_prediction}
+    _with_video(ModelConfig(), video)  # an unknown choice is named before the data is read
     check_output_path(out)
     check_options(options)
     grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
     stats = statistics(grouped)
     seed_run(options)
-    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video_target)
+    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video)
     model.stats = {**model.stats, **stats}
     loaders = make_loaders(
         grouped, stats, model.config.window(), batch_size, workers, options.seed, balance=options.balance
@@ -90,15 +92,18 @@ def pretrain(
     return out / "model"
 
 
-def _initial_model(init: Path | None, size: str, specs: list, video_target: str | None) -> WorldModel:
+def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> WorldModel:
     """A fresh model of preset `size`, or the checkpoint `init` with heads added for embodiments it lacks
-    (heads it has are kept only when the spec is the same robot: same state and action sizes)."""
+    (heads it has are kept only when the spec is the same robot: same state and action sizes). `video` holds
+    the video settings asked for (`video_target`, `video_prediction`), which replace the preset's or init's."""
     if init is None:
-        config = model_config(size)
-        return build_model(config if video_target is None else _with_video_target(config, video_target), specs)
+        return build_model(_with_video(model_config(size), video), specs)
     model = load_model(Path(init)).train()
-    if video_target is not None:
-        model.config = _with_video_target(model.config, video_target)
+    config = _with_video(model.config, video)
+    if config.video_prediction != model.config.video_prediction:
+        nn.init.zeros_(model.video_out.weight)  # its output meant the other quantity: restart at x_0 = 0 / v = 0
+        nn.init.zeros_(model.video_out.bias)
+    model.config = config
     for spec in specs:
         known = model.specs.get(spec.name)
         if known is None or (known.state_dim, known.action_dim) != (spec.state_dim, spec.action_dim):
@@ -106,10 +111,18 @@ def _initial_model(init: Path | None, size: str, specs: list, video_target: str 
     return model
 
 
-def _with_video_target(config, video_target: str):
-    if "video_target" not in type(config).model_fields:
-        raise AdaptError(f"--video-target does not apply to '{config.architecture}' models")
-    return config.model_copy(update={"video_target": video_target})
+def _with_video(config, video: dict):
+    asked = {key: value for key, value in video.items() if value is not None}
+    if not asked:
+        return config
+    fields = type(config).model_fields
+    for key, value in asked.items():
+        if key not in fields:
+            raise AdaptError(f"--{key.replace('_', '-')} does not apply to '{config.architecture}' models")
+        choices = get_args(fields[key].annotation)
+        if value not in choices:
+            raise AdaptError(f"unknown {key.replace('_', ' ')} '{value}'; choose one of {', '.join(choices)}")
+    return config.model_copy(update=asked)
 
 
 def write_plots(model: WorldModel, loaders: dict, out: Path) -> None:
