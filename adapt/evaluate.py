@@ -109,24 +109,36 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows: int = 64, seed: int = 0) -> dict:
     """Action error (MSE, de-normalized units, per dimension) and predicted-video quality on held-out episodes.
 
-    Video: the predicted future frames, decoded, against the real ones as PSNR (dB, frames in [-1, 1]),
-    beside the baseline of a world model that predicts nothing: the last context frame copied forward.
+    Video, as latent MSE and as PSNR of the decoded frames against the real ones (dB, frames in [-1, 1]): the
+    sampled future (the inference config's steps), the expected future (one step from pure noise: the mean
+    of the futures the model considers likely, the point prediction MSE and PSNR reward), and the baseline
+    of a world model that predicts nothing, the last context frame copied forward (its latent, and its
+    pixels).
     """
     from adapt.data.windows import WindowDataset, window_loader
 
     model, spec, config = predictor.model, predictor.spec, predictor.config
     data = WindowDataset(dataset, model.config.window(), predictor.stats)
     loader = window_loader(data, batch_size=8, workers=0, shuffle=True, seed=seed)
-    action_errors, video_errors, frame_errors, copy_errors, seen = [], [], [], [], 0
+    latent_errors: dict[str, list] = {"sampled": [], "expected": [], "copy": []}
+    frame_errors: dict[str, list] = {"sampled": [], "expected": [], "copy": []}
+    action_errors, seen = [], 0
     ctx = model.config.context
     for batch in loader:
         batch = to_device(batch, config.device)
         sample = model.sample(batch, config.steps, 0.0, cache=config.cache_context)
-        target = model.latents(batch["frames"])[:, :, ctx:]
-        predicted_latents = sample["future"][:, :, -target.shape[2] :]  # a family may lead with the observed frame
-        video_errors.append(((predicted_latents - target) ** 2).mean().item())
-        frame_errors.append(future_frame_errors(batch, ctx, model.frames_from_latents(sample["future"])))
-        copy_errors.append(future_frame_errors(batch, ctx, last_frame_copied(batch, ctx)))
+        latents = model.latents(batch["frames"])
+        target = latents[:, :, ctx:]
+        futures = {
+            "sampled": sample["future"],
+            "expected": model.sample(batch, 1, 0.0, cache=config.cache_context)["future"],
+        }
+        for name, future in futures.items():
+            predicted = future[:, :, -target.shape[2] :]  # a family may lead with the observed frame
+            latent_errors[name].append(((predicted - target) ** 2).mean().item())
+            frame_errors[name].append(future_frame_errors(batch, ctx, model.frames_from_latents(future)))
+        latent_errors["copy"].append(((latents[:, :, ctx - 1 : ctx] - target) ** 2).mean().item())
+        frame_errors["copy"].append(future_frame_errors(batch, ctx, last_frame_copied(batch, ctx)))
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()
@@ -139,9 +151,12 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     result = {
         "robot": spec.name,
         "windows": seen,
-        "video_latent_mse": float(np.mean(video_errors)),
-        "video_psnr": psnr(np.concatenate(frame_errors)),
-        "copy_last_frame_psnr": psnr(np.concatenate(copy_errors)),
+        "video_latent_mse": float(np.mean(latent_errors["sampled"])),
+        "expected_video_latent_mse": float(np.mean(latent_errors["expected"])),
+        "copy_last_latent_mse": float(np.mean(latent_errors["copy"])),
+        "video_psnr": psnr(np.concatenate(frame_errors["sampled"])),
+        "expected_video_psnr": psnr(np.concatenate(frame_errors["expected"])),
+        "copy_last_frame_psnr": psnr(np.concatenate(frame_errors["copy"])),
         "action_mse": float(np.mean(action_errors)) if action_errors else None,
         "action_mse_per_dim": np.mean(action_errors, axis=0).tolist() if action_errors else None,
     }

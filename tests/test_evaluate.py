@@ -54,6 +54,29 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     assert 5.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"]
 
 
+def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(invoke, synthetic_dataset, tmp_path):
+    """An untrained model that denoises the change from the last frame and outputs it clean predicts no
+    change: its sampled and expected futures are the last latent copied, so their latent errors equal the
+    copy baseline's. Catches a baseline copied from another frame, or an expected future that is not the
+    one scored."""
+    from adapt.data import LeRobotDataset
+    from adapt.data.stats import compute_stats
+
+    spec = load_embodiment("ur5e")
+    data = synthetic_dataset("ur5e")
+    config = model_config("tiny").model_copy(update={"video_target": "change", "video_prediction": "clean"})
+    model = WorldActionModel(config, [spec])
+    model.stats["ur5e"] = compute_stats(LeRobotDataset(data, spec))
+    save_model(model, tmp_path / "policy")
+    result = invoke("eval", "--policy", tmp_path / "policy", "--open-loop", "--data", data, "--out", tmp_path / "ol")
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "ol" / "results.json").read_text())
+    assert scores["copy_last_latent_mse"] > 1e-4  # the synthetic square moves
+    for key in ("video_latent_mse", "expected_video_latent_mse"):
+        assert scores[key] == pytest.approx(scores["copy_last_latent_mse"], rel=1e-5)
+    assert scores["video_psnr"] == pytest.approx(scores["expected_video_psnr"], rel=1e-5)
+
+
 def test_eval_without_data_for_open_loop_is_refused(invoke, tmp_path):
     save_model(WorldActionModel(model_config("tiny"), [load_embodiment("ur5e")]), tmp_path / "policy")
     result = invoke("eval", "--policy", tmp_path / "policy", "--open-loop")
