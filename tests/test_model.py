@@ -142,6 +142,32 @@ def test_an_untrained_clean_change_model_copies_the_last_frame_and_scores_the_mo
         torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
 
 
+def test_video_time_shift_moves_the_video_towards_noise_in_sampling_and_training(model, specs, monkeypatch):
+    """Shift 3: two sampling steps visit video times 1 and 3(0.5)/(1 + 2(0.5)) = 0.75 while the actions keep
+    1 and 0.5, and training draws each video time u as 3u/(1 + 2u). Catches a shift applied to the actions,
+    to one of training and sampling only, or not at all."""
+    spec = specs["ur5e"]
+    shifted = WorldActionModel(TINY.model_copy(update={"video_time_shift": 3.0}), [spec])
+    times: dict[str, list] = {"plain": [], "shifted": []}
+    for name, m in (("plain", model), ("shifted", shifted)):
+        velocity = m.velocity
+
+        def spy(prefix, future, t_video, actions, t_action, *rest, _name=name, _velocity=velocity, **kw):
+            times[_name].append((t_video.tolist(), t_action.tolist()))
+            return _velocity(prefix, future, t_video, actions, t_action, *rest, **kw)
+
+        monkeypatch.setattr(m, "velocity", spy)
+    shifted.sample(make_batch(spec, b=1), steps=2)
+    assert [x for v, a in times["shifted"] for x in (v[0], a[0])] == pytest.approx([1.0, 1.0, 0.75, 0.5])
+    times["shifted"].clear()
+    for m in (model, shifted):
+        m.loss(make_batch(spec), generator=torch.Generator().manual_seed(4))
+    (plain_video, plain_action), (video, action) = times["plain"][0], times["shifted"][0]
+    u = torch.tensor(plain_video)
+    torch.testing.assert_close(torch.tensor(video), 3 * u / (1 + 2 * u))
+    assert action == plain_action
+
+
 def test_cached_prefix_sampling_equals_full_sampling(model, specs):
     for block in model.backbone.blocks:  # leave adaLN-Zero's identity start, so tokens interact
         torch.nn.init.normal_(block.modulation.weight, std=0.05)

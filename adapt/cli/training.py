@@ -57,6 +57,14 @@ def pretrain_command(
             "--init's; a changed one restarts the video output layer at zero."
         ),
     ] = None,
+    video_time_shift: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Shift of the video's flow times towards high noise (Wan's flow shift; 1 = none), where the "
+            "future must be inferred from the context. Default: the preset's (1), or --init's.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes per embodiment.")] = 2,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Steps between resumable checkpoints.")
@@ -108,6 +116,7 @@ def pretrain_command(
         video_every=video_every,
         video_target=video_target,
         video_prediction=video_prediction,
+        video_time_shift=video_time_shift,
     )
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

@@ -57,6 +57,10 @@ class ModelConfig(BaseModel):
     through exactly, and what it gets wrong lands in the predicted frames; outputting x_0, its zero output
     is x_0 = 0 (with the change target: the last frame copied) and its one-step estimate is what its loss
     fits, the expected future."""
+    video_time_shift: float = Field(1.0, gt=0)
+    """Shift s of the video's flow times, t -> s t / (1 + (s - 1) t), in training and sampling (Wan's flow
+    shift). s > 1 spends more of both at high noise, where the noisy frames say little and the future must
+    be inferred from the context: where a world model's prediction is made."""
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:

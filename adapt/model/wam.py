@@ -235,6 +235,7 @@ class WorldActionModel(nn.Module):
         has_action = batch["has_action"].bool() & (mode != "video_only")
         use_action = heads.action_encoder is not None and bool(has_action.any())
         t_video, t_action = _flow_times(b, generator, device), _flow_times(b, generator, device)
+        t_video = _shifted(t_video, self.config.video_time_shift)
         t_action = torch.where(has_action, t_action, torch.ones_like(t_action))
         future = noisy_future = noisy_actions = None
         if use_video:
@@ -297,7 +298,10 @@ class WorldActionModel(nn.Module):
         estimate = future
         for k in range(steps):
             ta, ta_next = 1 - k / steps, 1 - (k + 1) / steps
-            tv, tv_next = (1 - (1 - video_final_t) * s / steps for s in (k, k + 1))
+            tv, tv_next = (
+                video_final_t + (1 - video_final_t) * _shifted(1 - s / steps, self.config.video_time_shift)
+                for s in (k, k + 1)
+            )
             video_v, action_v = self.velocity(
                 prefix,
                 future,
@@ -327,6 +331,11 @@ class WorldActionModel(nn.Module):
 def _flow_times(n: int, generator: torch.Generator | None, device) -> Tensor:
     """Logit-normal flow times (Stable Diffusion 3): more training signal at intermediate noise."""
     return torch.sigmoid(randn((n,), generator, device))
+
+
+def _shifted(t, shift: float):
+    """Flow time `t` (a float or a tensor) moved towards 1 by `shift` > 1 (0 and 1 stay put)."""
+    return shift * t / (1 + (shift - 1) * t)
 
 
 def _interpolate(x: Tensor, noise: Tensor, t: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import get_args
 
+from pydantic import ValidationError
 from torch import nn
 
 from adapt.errors import AdaptError
@@ -38,6 +39,7 @@ def pretrain(
     video_every: int = 1,
     video_target: str | None = None,
     video_prediction: str | None = None,
+    video_time_shift: float | None = None,
 ) -> Path:
     """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
 
@@ -49,8 +51,9 @@ def pretrain(
     phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
     `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
     flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
-    `WAMModule.mode_at`). `video_target` and `video_prediction` set what the video branch denoises and
-    outputs (`ModelConfig`; default: the preset's, or `init`'s), so a base can be continued under others.
+    `WAMModule.mode_at`). `video_target`, `video_prediction` and `video_time_shift` set what the video branch
+    denoises and outputs, and at which noise levels (`ModelConfig`; default: the preset's, or `init`'s), so a
+    base can be continued under others.
     """
     options = (options or TrainOptions()).resolve(
         PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
@@ -64,7 +67,7 @@ def pretrain(
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
     if init is None:
         model_config(size)  # an unknown size is named before the data is read
-    video = {"video_target": video_target, "video_prediction": video_prediction}
+    video = {"video_target": video_target, "video_prediction": video_prediction, "video_time_shift": video_time_shift}
     _with_video(ModelConfig(), video)  # an unknown choice is named before the data is read
     check_output_path(out)
     check_options(options)
@@ -120,9 +123,12 @@ def _with_video(config, video: dict):
         if key not in fields:
             raise AdaptError(f"--{key.replace('_', '-')} does not apply to '{config.architecture}' models")
         choices = get_args(fields[key].annotation)
-        if value not in choices:
+        if choices and value not in choices:
             raise AdaptError(f"unknown {key.replace('_', ' ')} '{value}'; choose one of {', '.join(choices)}")
-    return config.model_copy(update=asked)
+    try:
+        return type(config).model_validate({**config.model_dump(), **asked})
+    except ValidationError as error:
+        raise AdaptError(f"invalid video settings {asked}: {error.errors()[0]['msg']}") from None
 
 
 def write_plots(model: WorldModel, loaders: dict, out: Path) -> None:
