@@ -98,15 +98,17 @@ def pretrain(
 def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> WorldModel:
     """A fresh model of preset `size`, or the checkpoint `init` with heads added for embodiments it lacks
     (heads it has are kept only when the spec is the same robot: same state and action sizes). `video` holds
-    the video settings asked for (`video_target`, `video_prediction`), which replace the preset's or init's."""
+    the video settings asked for (`ModelConfig`'s `video_*` fields; None: not asked), which replace the preset's
+    or init's."""
     if init is None:
         return build_model(_with_video(model_config(size), video), specs)
     model = load_model(Path(init)).train()
-    config = _with_video(model.config, video)
-    if config.video_prediction != model.config.video_prediction:
-        nn.init.zeros_(model.video_out.weight)  # its output meant the other quantity: restart at x_0 = 0 / v = 0
-        nn.init.zeros_(model.video_out.bias)
-    model.config = config
+    if any(value is not None for value in video.values()):
+        config = _with_video(model.config, video)
+        if config.video_prediction != model.config.video_prediction:
+            nn.init.zeros_(model.video_out.weight)  # it output the other quantity: restart at x_0 = 0 / v = 0
+            nn.init.zeros_(model.video_out.bias)
+        model.config = config
     for spec in specs:
         known = model.specs.get(spec.name)
         if known is None or (known.state_dim, known.action_dim) != (spec.state_dim, spec.action_dim):
@@ -115,6 +117,8 @@ def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> Wo
 
 
 def _with_video(config, video: dict):
+    """`config` with the video settings asked for in `video`; an unknown choice, or a model family without
+    such settings, is a user error that names the option."""
     asked = {key: value for key, value in video.items() if value is not None}
     if not asked:
         return config
