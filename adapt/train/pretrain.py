@@ -103,8 +103,8 @@ def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> Wo
     if init is None:
         return build_model(_with_video(model_config(size), video), specs)
     model = load_model(Path(init)).train()
-    if any(value is not None for value in video.values()):
-        config = _with_video(model.config, video)
+    config = _with_video(model.config, video)
+    if config is not model.config:  # settings were asked for (a family without them was refused)
         if config.video_prediction != model.config.video_prediction:
             nn.init.zeros_(model.video_out.weight)  # it output the other quantity: restart at x_0 = 0 / v = 0
             nn.init.zeros_(model.video_out.bias)
@@ -117,8 +117,8 @@ def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> Wo
 
 
 def _with_video(config, video: dict):
-    """`config` with the video settings asked for in `video`; an unknown choice, or a model family without
-    such settings, is a user error that names the option."""
+    """`config` with the video settings asked for in `video` (`config` itself when none is); an unknown
+    choice, or a model family without such settings, is a user error that names the option."""
     asked = {key: value for key, value in video.items() if value is not None}
     if not asked:
         return config
