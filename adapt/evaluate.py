@@ -135,9 +135,9 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         }
         for name, future in futures.items():
             predicted = future[:, :, -target.shape[2] :]  # a family may lead with the observed frame
-            latent_errors[name].append(((predicted - target) ** 2).mean().item())
+            latent_errors[name].append(future_latent_errors(batch, predicted, target))
             frame_errors[name].append(future_frame_errors(batch, ctx, model.frames_from_latents(future)))
-        latent_errors["copy"].append(((latents[:, :, ctx - 1 : ctx] - target) ** 2).mean().item())
+        latent_errors["copy"].append(future_latent_errors(batch, latents[:, :, ctx - 1 : ctx], target))
         frame_errors["copy"].append(future_frame_errors(batch, ctx, last_frame_copied(batch, ctx)))
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
@@ -151,9 +151,9 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     result = {
         "robot": spec.name,
         "windows": seen,
-        "video_latent_mse": float(np.mean(latent_errors["sampled"])),
-        "expected_video_latent_mse": float(np.mean(latent_errors["expected"])),
-        "copy_last_latent_mse": float(np.mean(latent_errors["copy"])),
+        "video_latent_mse": float(np.concatenate(latent_errors["sampled"]).mean()),
+        "expected_video_latent_mse": float(np.concatenate(latent_errors["expected"]).mean()),
+        "copy_last_latent_mse": float(np.concatenate(latent_errors["copy"]).mean()),
         "video_psnr": psnr(np.concatenate(frame_errors["sampled"])),
         "expected_video_psnr": psnr(np.concatenate(frame_errors["expected"])),
         "copy_last_frame_psnr": psnr(np.concatenate(frame_errors["copy"])),
@@ -163,6 +163,15 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / "results.json", json.dumps(result, indent=2))
     return result
+
+
+def future_latent_errors(batch: dict, predicted: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Each real future frame's latent MSE of `predicted` against `target` (B, cams, future, patches, dim;
+    `predicted` may have one frame, broadcast over the future); padding frames are left out, as the training
+    loss and the PSNR leave them out (a padded frame repeats the episode's last one, which flatters the copy)."""
+    error = ((predicted - target) ** 2).mean(dim=(3, 4))
+    keep = batch["future_mask"][:, None, :].expand(error.shape)
+    return error[keep].cpu().numpy()
 
 
 def future_frame_errors(batch: dict, context: int, frames: torch.Tensor) -> np.ndarray:

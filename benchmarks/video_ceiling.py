@@ -30,7 +30,7 @@ from report import machine, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.data.windows import WindowDataset, window_loader
-from adapt.evaluate import future_frame_errors, last_frame_copied, psnr
+from adapt.evaluate import future_frame_errors, future_latent_errors, last_frame_copied, psnr
 from adapt.predictor import ChunkPredictor
 
 
@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
             rendered = pixels + predicted["linear probe on the context"] - predicted["last latent copied"]
             predicted["linear probe, rendered on the last frame"] = rendered
         for name, future in futures.items():
-            latent_errors.setdefault(name, []).append(((future - latents[:, :, ctx:]) ** 2).mean().item())
+            latent_errors.setdefault(name, []).append(future_latent_errors(batch, future, latents[:, :, ctx:]))
         for name, frames in predicted.items():
             errors.setdefault(name, []).append(future_frame_errors(batch, ctx, frames))
         seen += len(batch["task"])
         if seen >= args.windows:
             break
     scores = {name: psnr(np.concatenate(mse)) for name, mse in errors.items()}
-    latent_mse = {name: float(np.mean(mse)) for name, mse in latent_errors.items()}
+    latent_mse = {name: float(np.concatenate(mse).mean()) for name, mse in latent_errors.items()}
     for name, score in scores.items():
         latent = f"   latent MSE {latent_mse[name]:.4f}" if name in latent_mse else ""
         print(f"{name:42s} {score:5.1f} dB{latent}")

@@ -77,6 +77,24 @@ def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(i
     assert scores["video_psnr"] == pytest.approx(scores["expected_video_psnr"], rel=1e-5)
 
 
+def test_latent_errors_leave_out_padded_future_frames():
+    """A window at an episode's end repeats its last frame as padding; the training loss and the PSNR leave
+    those frames out, and so must the latent MSE. Catches padding scored (the error below would not be 0)
+    and a mask applied to the wrong axis (camera instead of frame)."""
+    import torch
+
+    from adapt.evaluate import future_latent_errors
+
+    target = torch.zeros(2, 3, 4, 5, 6)  # (batch, cameras, future frames, patches, dim)
+    predicted = target.clone()
+    predicted[0, :, 3] = 7.0  # wrong only where window 0 is padded
+    batch = {"future_mask": torch.tensor([[True, True, True, False], [True] * 4])}
+    errors = future_latent_errors(batch, predicted, target)
+    assert errors.shape == (3 * 3 + 3 * 4,) and errors.max() == 0.0
+    errors = future_latent_errors(batch, target[:, :, :1] + 1.0, target)  # one frame (the copy), broadcast
+    assert errors.tolist() == [1.0] * 21
+
+
 def test_eval_without_data_for_open_loop_is_refused(invoke, tmp_path):
     save_model(WorldActionModel(model_config("tiny"), [load_embodiment("ur5e")]), tmp_path / "policy")
     result = invoke("eval", "--policy", tmp_path / "policy", "--open-loop")
