@@ -20,7 +20,8 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   and both with donor-initialised heads;
 - the same body learned from the task itself: `play-30min` and `scratch` on 5 minutes of UR5e Lift demos with
   actions instead of play (`*/lift-demos`), which tells whether the base helps a new body at all, apart from
-  turning play into the task;
+  turning play into the task, and `play-30min` on them with donor-initialised heads (the UR5e acts in the
+  Panda's end-effector deltas, so the Panda's heads already speak its action space);
 - play in the task's scene with hindsight labels (`*-lift-hindsight`): 30 minutes of play with the Lift
   scene's one cube, each frame labelled with what the arm does there ("lift the red cube" during the try
   that picks it up), for `play-30min` and `scratch`: whether play carries the task once it happens where
@@ -113,6 +114,7 @@ def conditions(minutes: list[float]) -> list[dict]:
         },
     ]
     rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
+    rows += [{"name": "play-30min-donor/lift-demos", "recipe": "play-30min-donor", "minutes": None, "demos": True}]
     rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, **lift_play} for r in HEADLINE]
     demo = min(1.0, most)  # a minute of demos (less in a --quick run)
     one = {"recipe": "play-30min", "demos": True, "demo_minutes": demo}
