@@ -2,13 +2,13 @@
 
 Simulate a few minutes of data for a robot the bundled base has never seen (by default a UR5e, 6 joints
 and another look, driven like the base's Panda through end-effector deltas), adapt the base to it with the
-`play-30min` recipe (LoRA + fresh heads, fewer steps), say what was trained and where the adapter is, and
-end with a short closed-loop check of the adapter on robosuite Lift (success, progress, how the failed
-episodes failed: never near the cube or grasping beside it, a rollout video).
-The data are Lift demonstrations by default: the adaptation benchmark found that LoRA + new heads learn a
-new body's Lift from 5 minutes of its demos in 1,500 steps (12 of 30 episodes) but not from play alone (1 of
-30), so play (`kind="play"`) makes a demo that runs but does not lift. The defaults (3 minutes, 600 steps)
-keep the demo under 10 minutes on 2 cores and lift seldom (2 of 30).
+`task-demos` recipe (LoRA + heads seeded from the Panda's, fewer steps), say what was trained and where the
+adapter is, and end with a short closed-loop check of the adapter on robosuite Lift (success, progress, how
+the failed episodes failed: never near the cube or grasping beside it, a rollout video).
+The data are Lift demonstrations by default: the adaptation benchmark found that the base learns a new
+body's Lift from 5 minutes of its demos in 1,500 steps (13 of 30 episodes with the Panda's heads as the
+start, 4 of 30 with fresh ones) but not from play alone (0 of 30), so play (`kind="play"`) makes a demo that
+runs but does not lift. The defaults (3 minutes, 600 steps) keep the demo under 10 minutes on 2 cores.
 Rerunning reuses the data and resumes training, so an interrupted demo picks up where it stopped.
 """
 
@@ -39,7 +39,7 @@ def run_demo(
     kind: str = "demo",
     minutes: float = 3.0,
     steps: int = 600,
-    recipe: str = "play-30min",
+    recipe: str = "task-demos",
     base: Path | None = None,
     workers: int = 2,
     check_episodes: int = 3,

@@ -33,7 +33,8 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   `scratch`; and calm alone for `play-30min` (tidy alone is not a row: a probe lifted 1 of 30, README);
   and `play-30min` on the calm, tidy play trained from two more seeds (`*-seed1`, `*-seed2`; every other
   condition trains from seed 0), since two runs of the same condition lifted in 8 and in 1 of 30 episodes;
-  likewise `play-30min/lift-demos` and `play-30min` on the (varied) Lift-scene hindsight play from seed 1.
+  likewise `play-30min/lift-demos` (fresh and donor-initialised heads) and `play-30min` on the (varied)
+  Lift-scene hindsight play from seed 1.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -143,6 +144,7 @@ def conditions(minutes: list[float]) -> list[dict]:
     ]
     repeat = {"recipe": "play-30min", "minutes": None, "demos": True, "train_seed": 1}
     rows += [{"name": "play-30min/lift-demos-seed1", **repeat}]  # the one margin that excluded 0, redrawn
+    rows += [{"name": "play-30min-donor/lift-demos-seed1", **repeat, "recipe": "play-30min-donor"}]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]

@@ -17,6 +17,7 @@ from adapt.train.finetune import set_trainable
 TRAINED = {
     # recipe:        tokenizer shared  lora   target heads  base's other heads
     "play-30min": (False, False, True, True, False),
+    "task-demos": (False, False, True, True, False),
     "mixed": (False, False, True, True, False),
     "action-only": (False, False, True, True, False),
     "video-only": (False, False, True, False, False),

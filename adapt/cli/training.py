@@ -268,7 +268,7 @@ def demo_command(
     ] = "demo",
     minutes: Annotated[float, typer.Option(help="Minutes of data to simulate.")] = 3.0,
     steps: Annotated[int, typer.Option(min=1, help="Adaptation steps.")] = 600,
-    recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "play-30min",
+    recipe: Annotated[str, typer.Option(help="Recipe name or file.")] = "task-demos",
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     check_episodes: Annotated[
         int, typer.Option(min=0, help="Closed-loop Lift episodes run with the adapter at the end (0: none).")
