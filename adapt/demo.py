@@ -6,10 +6,10 @@ and another look, driven like the base's Panda through end-effector deltas), ada
 adapter is, and end with a short closed-loop check of the adapter on robosuite Lift (success, progress, how
 the failed episodes failed: never near the cube or grasping beside it, a rollout video).
 The data are Lift demonstrations by default: the adaptation benchmark found that the base learns a new
-body's Lift from 5 minutes of its demos in 1,500 steps (13 of 30 episodes with the Panda's heads as the
-start, 4 of 30 with fresh ones) but not from play alone (0 of 30), so play (`kind="play"`) makes a demo that
-runs but does not lift. The defaults (3 minutes, 600 steps) keep the demo under 10 minutes on 2 cores and
-lift in about a third of the episodes (10 of 30; fresh heads: 4 of 30).
+body's Lift from 5 minutes of its demos in 1,500 steps (13 and 12 of 30 episodes in two runs with the
+Panda's heads as the start, 4 of 30 with fresh ones) but not from play alone (0 of 30), so play
+(`kind="play"`) makes a demo that runs but does not lift. The defaults (3 minutes, 600 steps) keep the demo
+under 10 minutes on 2 cores and lift in about a third of the episodes (10 of 30; fresh heads: 4 of 30).
 Rerunning reuses the data and resumes training, so an interrupted demo picks up where it stopped.
 """
 
