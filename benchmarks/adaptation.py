@@ -114,8 +114,8 @@ def conditions(minutes: list[float]) -> list[dict]:
             "rehearsal": True,
         },
     ]
-    rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in HEADLINE]
-    rows += [{"name": "play-30min-donor/lift-demos", "recipe": "play-30min-donor", "minutes": None, "demos": True}]
+    demo_recipes = (*HEADLINE, "play-30min-donor")
+    rows += [{"name": f"{r}/lift-demos", "recipe": r, "minutes": None, "demos": True} for r in demo_recipes]
     rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, "minutes": most, **lift_play} for r in HEADLINE]
     demo = min(1.0, most)  # a minute of demos (less in a --quick run)
     one = {"recipe": "play-30min", "demos": True, "demo_minutes": demo}
