@@ -31,6 +31,14 @@ def test_the_table_covers_every_bundled_recipe():
     assert set(TRAINED) == set(bundled_recipes())
 
 
+def test_task_demos_is_what_the_benchmark_measured():
+    """`task-demos` quotes the adaptation benchmark's `play-30min-donor` rows (play-30min with seeded heads);
+    catches the two drifting apart (a change to play-30min's rate or LoRA not made to task-demos too)."""
+    measured = load_recipe("play-30min").model_copy(update={"init_heads": "donor"})
+    ignored = {"name", "description"}
+    assert load_recipe("task-demos").model_dump(exclude=ignored) == measured.model_dump(exclude=ignored)
+
+
 def _group(name: str, shared: list[str]) -> str:
     if "lora_" in name:
         return "lora"
