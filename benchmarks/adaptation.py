@@ -86,6 +86,8 @@ PLAY_OPTIONS = ("hindsight", "scene", "calm", "tidy")
 """A condition's keys that say how its play was generated (`adapt.sim.generate`'s options of the same names)."""
 HEADLINE = ("play-30min", "scratch")
 """The claim's two sides, compared over minutes of data and on task demos."""
+SEEDED_PLAY = ("play-30min-donor", "heads-only-donor")
+"""Seeded heads on Lift-scene play: with LoRA, and with the backbone frozen (the base's behaviour kept whole)."""
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -145,6 +147,8 @@ def conditions(minutes: list[float]) -> list[dict]:
     repeat = {"recipe": "play-30min", "minutes": None, "demos": True, "train_seed": 1}
     rows += [{"name": "play-30min/lift-demos-seed1", **repeat}]  # the one margin that excluded 0, redrawn
     rows += [{"name": "play-30min-donor/lift-demos-seed1", **repeat, "recipe": "play-30min-donor"}]
+    seeded_play = {"minutes": most, **lift_play}  # does play carry the task once the heads start from the base's?
+    rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, **seeded_play} for r in SEEDED_PLAY]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
