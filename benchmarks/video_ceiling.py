@@ -8,8 +8,9 @@ noise: the mean of the futures it considers likely, which MSE and PSNR reward), 
 With `--probe-data DIR` (other episodes of the same robot) also a linear probe: a ridge regression
 (scikit-learn) from the context's latents and the state to the future's change from the last latent,
 fit on DIR. It says how much of the motion the context predicts at all, and what a predictor that good
-decodes to, as is and rendered on the last frame (last frame in pixels + decoded prediction - decoded
-last latent: the tokenizer's error on what stays still cancels).
+decodes to. The model's futures and the probe's are also scored rendered on the last frame (last frame in
+pixels + decoded prediction - decoded last latent: the tokenizer's error on what stays still cancels, so
+what is left is the predicted motion's own worth against the pixel copy).
 
 Reconstruction far above the pixel copy and the model below the latent copy means the tokenizer leaves room
 and the video branch has not learnt the motion.
@@ -73,9 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
         predicted = {name: model.frames_from_latents(future) for name, future in futures.items()}
         pixels = last_frame_copied(batch, ctx)
         predicted["last frame copied (pixels)"] = pixels
-        if probe is not None:
-            rendered = pixels + predicted["linear probe on the context"] - predicted["last latent copied"]
-            predicted["linear probe, rendered on the last frame"] = rendered
+        still = predicted["last latent copied"]
+        for name in [n for n in futures if n.startswith(("model", "linear probe"))]:
+            predicted[f"{name}, rendered on the last frame"] = pixels + predicted[name] - still
         for name, future in futures.items():
             latent_errors.setdefault(name, []).append(future_latent_errors(batch, future, latents[:, :, ctx:]))
         for name, frames in predicted.items():
