@@ -149,6 +149,8 @@ def conditions(minutes: list[float]) -> list[dict]:
     rows += [{"name": "play-30min-donor/lift-demos-seed1", **repeat, "recipe": "play-30min-donor"}]
     seeded_play = {"minutes": most, **lift_play}  # does play carry the task once the heads start from the base's?
     rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, **seeded_play} for r in SEEDED_PLAY]
+    seed1 = {"recipe": "play-30min-donor", **seeded_play, "train_seed": 1}
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-seed1", **seed1}]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
