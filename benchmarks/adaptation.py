@@ -151,6 +151,9 @@ def conditions(minutes: list[float]) -> list[dict]:
     rows += [{"name": f"{r}/{most:g}min-lift-hindsight", "recipe": r, **seeded_play} for r in SEEDED_PLAY]
     seed1 = {"recipe": "play-30min-donor", **seeded_play, "train_seed": 1}
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-seed1", **seed1}]
+    # the seeded heads as copied: one step at learning rate 0 writes an adapter with the UR5e data's statistics
+    untrained = {"recipe": "play-30min-donor", "minutes": None, "demos": True, "steps": 1, "lr": 0.0}
+    rows += [{"name": "play-30min-donor/lift-demos-zero-shot", **untrained}]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
@@ -201,9 +204,10 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     if row.get("rehearsal"):
         data.append(f"{dataset(work, SOURCE, 'demo', task_minutes, seed=21, task='Lift')}={SOURCE}")
     run = runs / row["name"].replace("/", "_")
-    every = max(args.steps // 5, 1)
+    steps = row.get("steps", args.steps)
+    every = max(steps // 5, 1)
     options = TrainOptions(
-        steps=args.steps,
+        steps=steps,
         checkpoint_every=every,
         seed=row.get("train_seed", 0),
         progress=False,
@@ -216,6 +220,8 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
         policy_path = pretrain(data, run, size=size, tokenizer_steps=tokenizer_steps, options=options, overwrite=True)
     else:
         adapt_recipe = recipe(row["recipe"])
+        if "lr" in row:
+            adapt_recipe = adapt_recipe.model_copy(update={"lr": row["lr"]})
         policy_path = finetune(args.base, args.target, data, adapt_recipe, run, options=options, overwrite=True)
     train_s = time.perf_counter() - start
     result = dict(row, train_wall_s=train_s)
