@@ -344,7 +344,7 @@ def main() -> None:
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
-        print(f"{row['name']}: training {args.steps} steps")
+        print(f"{row['name']}: training {row.get('steps', args.steps)} steps")
         result = run_condition(row, args, held_out, runs)
         results = sorted([*results, result], key=lambda r: order.index(r["name"]))  # reused ones came first
         lift = result["Lift"]
