@@ -320,6 +320,23 @@ def test_statistics_that_disagree_with_the_base_are_named_and_the_base_ones_kept
     np.testing.assert_array_equal(kept.state.mean, shifted.state.mean)
 
 
+def test_init_heads_donor_starts_the_new_heads_from_the_base_robots(
+    invoke, panda_only_base, synthetic_dataset, tmp_path
+):
+    """`--init-heads donor` overrides play-30min's fresh heads (the setting that let play carry Lift over, README);
+    catches the flag being parsed and then dropped, and an unknown value reaching training."""
+    run = tmp_path / "run"
+    args = ["--base", panda_only_base, "--embodiment", "ur5e", "--data", synthetic_dataset("ur5e"), "--out", run, *FAST]
+    refused = invoke("finetune", *args, "--init-heads", "borrowed")
+    assert refused.exit_code == 2 and "choose fresh or donor" in refused.output, refused.output
+    assert not (run / "checkpoints").exists()
+    assert invoke("finetune", *args, "--init-heads", "donor").exit_code == 0
+    heads = load_adapter(run / "adapter").heads
+    new, donor = (heads[name].action_decoder.net[0].weight for name in ("ur5e", "panda"))
+    assert torch.allclose(new, donor, atol=1e-2)  # 4 steps at a warm-up learning rate barely move them
+    assert yaml.safe_load((run / "adapter" / "recipe.yaml").read_text())["init_heads"] == "donor"
+
+
 def test_adapter_on_another_base_is_refused(invoke, panda_only_base, base, synthetic_dataset, tmp_path):
     run = tmp_path / "run"
     args = ["--base", panda_only_base, "--embodiment", "ur5e", "--data", synthetic_dataset("ur5e"), "--out", run, *FAST]

@@ -152,6 +152,13 @@ def finetune_command(
     precision: run.Precision = run.DEFAULT.precision,
     activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
     balance: run.Balance = run.DEFAULT.balance,
+    init_heads: Annotated[
+        str | None,
+        typer.Option(
+            help="New heads start fresh (random) or donor (copied from the base's robot: hidden layers, and the "
+            "state/action dimensions both share by name); default: the recipe's."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
@@ -159,6 +166,10 @@ def finetune_command(
     from adapt.train.finetune import finetune
 
     chosen = load_recipe(recipe)
+    if init_heads is not None:
+        if init_heads not in ("fresh", "donor"):
+            raise AdaptError(f"--init-heads {init_heads!r}: choose fresh or donor")
+        chosen = chosen.model_copy(update={"init_heads": init_heads})
     options = run.train_options(
         steps=steps,
         checkpoint_every=checkpoint_every,
