@@ -162,13 +162,16 @@ def finetune_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
-    from adapt.recipe import load_recipe
+    from typing import get_args
+
+    from adapt.recipe import Recipe, load_recipe
     from adapt.train.finetune import finetune
 
     chosen = load_recipe(recipe)
     if init_heads is not None:
-        if init_heads not in ("fresh", "donor"):
-            raise AdaptError(f"--init-heads {init_heads!r}: choose fresh or donor")
+        choices = get_args(Recipe.model_fields["init_heads"].annotation)  # the recipe field's own values
+        if init_heads not in choices:
+            raise AdaptError(f"--init-heads {init_heads!r}: choose {' or '.join(choices)}")
         chosen = chosen.model_copy(update={"init_heads": init_heads})
     options = run.train_options(
         steps=steps,
