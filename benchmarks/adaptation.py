@@ -34,7 +34,10 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   and `play-30min` on the calm, tidy play trained from two more seeds (`*-seed1`, `*-seed2`; every other
   condition trains from seed 0), since two runs of the same condition lifted in 8 and in 1 of 30 episodes;
   likewise `play-30min/lift-demos` (fresh and donor-initialised heads) and `play-30min` on the (varied)
-  Lift-scene hindsight play from seed 1.
+  Lift-scene hindsight play from seed 1;
+- seeded heads on Lift-scene hindsight play (`play-30min-donor`, `heads-only-donor`; `-seed1`; untrained,
+  zero-shot) and what might keep more of the base's success with them: calm, tidy play, and a minute of Lift
+  demos beside the play.
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -156,6 +159,10 @@ def conditions(minutes: list[float]) -> list[dict]:
     rows += [{"name": "play-30min-donor/lift-demos-zero-shot", **untrained}]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
+    donor = {"recipe": "play-30min-donor", "minutes": most}  # retention levers for the seeded heads on play:
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy", **donor, **calm_tidy}]  # calm play
+    beside = {**donor, **lift_play, **one, "recipe": "play-30min-donor", "balance": True}  # a minute of demos too
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight+{demo:g}min-lift-demos", **beside}]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
