@@ -159,9 +159,10 @@ def conditions(minutes: list[float]) -> list[dict]:
     rows += [{"name": "play-30min-donor/lift-demos-zero-shot", **untrained}]
     varied = {"recipe": "play-30min", "minutes": most, **lift_play, "train_seed": 1}
     rows += [{"name": f"play-30min/{most:g}min-lift-hindsight-seed1", **varied}]  # calm, tidy play's reference
-    donor = {"recipe": "play-30min-donor", "minutes": most}  # retention levers for the seeded heads on play:
-    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy", **donor, **calm_tidy}]  # calm play
-    beside = {**donor, **lift_play, **one, "recipe": "play-30min-donor", "balance": True}  # a minute of demos too
+    # retention levers for the seeded heads on Lift-scene play: calm, tidy play; a minute of demos beside the play
+    seeded = {**seeded_play, "recipe": "play-30min-donor"}
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy", **seeded, **calm_tidy}]
+    beside = {**one, **seeded, "balance": True}
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight+{demo:g}min-lift-demos", **beside}]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
