@@ -109,11 +109,13 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows: int = 64, seed: int = 0) -> dict:
     """Action error (MSE, de-normalized units, per dimension) and predicted-video quality on held-out episodes.
 
-    Video, as latent MSE and as PSNR of the decoded frames against the real ones (dB, frames in [-1, 1]): the
-    sampled future (the inference config's steps), the expected future (one step from pure noise: the mean
-    of the futures the model considers likely, the point prediction MSE and PSNR reward), and the baseline
-    of a world model that predicts nothing, the last context frame copied forward (its latent, and its
-    pixels).
+    Video, as latent MSE and as PSNR (dB, frames in [-1, 1]) and SSIM of the decoded frames against the real
+    ones: the sampled future (the inference config's steps), the expected future (one step from pure noise:
+    the mean of the futures the model considers likely, the point prediction MSE and PSNR reward), and the
+    baseline of a world model that predicts nothing, the last context frame copied forward (its latent, and
+    its pixels). The model's futures are also scored rendered on the last frame (`*_on_last_frame_*`): the
+    observed frame plus the decoded predicted change, so the tokenizer's error on what stays still cancels
+    and what is scored is the predicted motion against the pixel copy.
     """
     from adapt.data.windows import WindowDataset, window_loader
 
@@ -121,7 +123,7 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     data = WindowDataset(dataset, model.config.window(), predictor.stats)
     loader = window_loader(data, batch_size=8, workers=0, shuffle=True, seed=seed)
     latent_errors: dict[str, list] = {"sampled": [], "expected": [], "copy": []}
-    frame_errors: dict[str, list] = {"sampled": [], "expected": [], "copy": []}
+    frame_scores: dict[str, list] = {}
     action_errors, seen = [], 0
     ctx = model.config.context
     for batch in loader:
@@ -133,12 +135,18 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
             "sampled": sample["future"],
             "expected": model.sample(batch, 1, 0.0, cache=config.cache_context)["future"],
         }
+        pixels = last_frame_copied(batch, ctx)
+        still = model.frames_from_latents(latents[:, :, ctx - 1 : ctx].expand_as(futures["expected"]))
+        frames = {"copy_last_frame": pixels}
         for name, future in futures.items():
             predicted = future[:, :, -target.shape[2] :]  # a family may lead with the observed frame
             latent_errors[name].append(future_latent_errors(batch, predicted, target))
-            frame_errors[name].append(future_frame_errors(batch, ctx, model.frames_from_latents(future)))
+            decoded = model.frames_from_latents(future)
+            key = "video" if name == "sampled" else "expected_video"
+            frames[key], frames[f"{key}_on_last_frame"] = decoded, rendered_on_last_frame(pixels, decoded, still)
         latent_errors["copy"].append(future_latent_errors(batch, latents[:, :, ctx - 1 : ctx], target))
-        frame_errors["copy"].append(future_frame_errors(batch, ctx, last_frame_copied(batch, ctx)))
+        for name, predicted_frames in frames.items():
+            frame_scores.setdefault(name, []).append(future_frame_scores(batch, ctx, predicted_frames))
         if batch["has_action"].any():
             predicted = sample["actions"].cpu().numpy()
             real = batch["action"].cpu().numpy()
@@ -154,9 +162,11 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         "video_latent_mse": float(np.concatenate(latent_errors["sampled"]).mean()),
         "expected_video_latent_mse": float(np.concatenate(latent_errors["expected"]).mean()),
         "copy_last_latent_mse": float(np.concatenate(latent_errors["copy"]).mean()),
-        "video_psnr": psnr(np.concatenate(frame_errors["sampled"])),
-        "expected_video_psnr": psnr(np.concatenate(frame_errors["expected"])),
-        "copy_last_frame_psnr": psnr(np.concatenate(frame_errors["copy"])),
+        **{
+            f"{name}_{metric}": value
+            for name, scores in frame_scores.items()
+            for metric, value in frame_metrics(scores).items()
+        },
         "action_mse": float(np.mean(action_errors)) if action_errors else None,
         "action_mse_per_dim": np.mean(action_errors, axis=0).tolist() if action_errors else None,
     }
@@ -174,12 +184,30 @@ def future_latent_errors(batch: dict, predicted: torch.Tensor, target: torch.Ten
     return error[keep].cpu().numpy()
 
 
-def future_frame_errors(batch: dict, context: int, frames: torch.Tensor) -> np.ndarray:
-    """Each real future frame's MSE (on the [-1, 1] scale) of `frames` (B, cams, future, 3, H, W), clamped to
-    [-1, 1], against the batch's frames after its `context` ones; padding frames are left out."""
+def future_frame_scores(batch: dict, context: int, frames: torch.Tensor) -> dict[str, np.ndarray]:
+    """Each real future frame's MSE (on the [-1, 1] scale) and SSIM of `frames` (B, cams, future, 3, H, W),
+    clamped to [-1, 1], against the batch's frames after its `context` ones; padding frames are left out."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
     future = batch["frames"][:, :, context:].float() / 127.5 - 1.0
     keep = batch["future_mask"][:, None, :].expand(future.shape[:3])
-    return ((frames.clamp(-1, 1) - future) ** 2).mean(dim=(3, 4, 5))[keep].cpu().numpy()
+    frames = frames.clamp(-1, 1)
+    similarity = ssim(frames[keep], future[keep], data_range=2.0, reduction="none")
+    return {"mse": ((frames - future) ** 2)[keep].mean(dim=(1, 2, 3)).cpu().numpy(), "ssim": similarity.cpu().numpy()}
+
+
+def frame_metrics(scores: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Mean PSNR and SSIM over the frames of `future_frame_scores`' batches."""
+    mse = np.concatenate([s["mse"] for s in scores])
+    return {"psnr": psnr(mse), "ssim": float(np.concatenate([s["ssim"] for s in scores]).mean())}
+
+
+def rendered_on_last_frame(pixels: torch.Tensor, predicted: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
+    """A latent prediction rendered as the observed last frame plus its decoded change: `pixels` (the last
+    frame repeated) + `predicted` (its decoded frames) - `still` (the last latent copied, decoded). Where the
+    prediction keeps the last latent the result is the last frame itself, so the tokenizer's blur of what
+    stays still cancels and only the predicted motion differs from the pixel copy."""
+    return pixels + predicted - still
 
 
 def last_frame_copied(batch: dict, context: int) -> torch.Tensor:

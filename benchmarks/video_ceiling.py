@@ -1,5 +1,5 @@
 """Where does a base's predicted video lose to copying the last frame? On held-out windows, the latent MSE
-of each latent predictor and the PSNR of the future frames it decodes to, for: the tokenizer's own
+of each latent predictor and the PSNR and SSIM of the future frames it decodes to, for: the tokenizer's own
 reconstruction of them (the best any latent predictor can decode to), the last context frame's latent copied
 forward (a predictor that knows no motion), the model's expected future (one denoising step from pure
 noise: the mean of the futures it considers likely, which MSE and PSNR reward), its sampled futures (3 and
@@ -31,7 +31,13 @@ from report import machine, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.data.windows import WindowDataset, window_loader
-from adapt.evaluate import future_frame_errors, future_latent_errors, last_frame_copied, psnr
+from adapt.evaluate import (
+    frame_metrics,
+    future_frame_scores,
+    future_latent_errors,
+    last_frame_copied,
+    rendered_on_last_frame,
+)
 from adapt.predictor import ChunkPredictor
 
 
@@ -76,26 +82,27 @@ def main(argv: list[str] | None = None) -> dict:
         predicted["last frame copied (pixels)"] = pixels
         still = predicted["last latent copied"]
         for name in [n for n in futures if n.startswith(("model", "linear probe"))]:
-            predicted[f"{name}, rendered on the last frame"] = pixels + predicted[name] - still
+            predicted[f"{name}, rendered on the last frame"] = rendered_on_last_frame(pixels, predicted[name], still)
         for name, future in futures.items():
             latent_errors.setdefault(name, []).append(future_latent_errors(batch, future, latents[:, :, ctx:]))
         for name, frames in predicted.items():
-            errors.setdefault(name, []).append(future_frame_errors(batch, ctx, frames))
+            errors.setdefault(name, []).append(future_frame_scores(batch, ctx, frames))
         seen += len(batch["task"])
         if seen >= args.windows:
             break
-    scores = {name: psnr(np.concatenate(mse)) for name, mse in errors.items()}
+    scores = {name: frame_metrics(batches) for name, batches in errors.items()}
     latent_mse = {name: float(np.concatenate(mse).mean()) for name, mse in latent_errors.items()}
     for name, score in scores.items():
         latent = f"   latent MSE {latent_mse[name]:.4f}" if name in latent_mse else ""
-        print(f"{name:42s} {score:5.1f} dB{latent}")
+        print(f"{name:60s} {score['psnr']:6.2f} dB  SSIM {score['ssim']:.4f}{latent}")
     result = {
         "machine": machine(),
         "model": str(args.model),
         "data": str(args.data),
         "probe_data": None if args.probe_data is None else str(args.probe_data),
         "windows": seen,
-        "psnr_db": scores,
+        "psnr_db": {name: score["psnr"] for name, score in scores.items()},
+        "ssim": {name: score["ssim"] for name, score in scores.items()},
         "latent_mse": latent_mse,
     }
     write_report(args.out, result)

@@ -57,8 +57,9 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
 def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(invoke, synthetic_dataset, tmp_path):
     """An untrained model that denoises the change from the last frame and outputs it clean predicts no
     change: its sampled and expected futures are the last latent copied, so their latent errors equal the
-    copy baseline's. Catches a baseline copied from another frame, or an expected future that is not the
-    one scored."""
+    copy baseline's, and rendered on the last frame they are the pixel copy itself. Catches a baseline
+    copied from another frame, an expected future that is not the one scored, and a rendering that adds
+    the decoded frames instead of their change (or takes the change from another frame)."""
     from adapt.data import LeRobotDataset
     from adapt.data.stats import compute_stats
 
@@ -75,6 +76,11 @@ def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(i
     for key in ("video_latent_mse", "expected_video_latent_mse"):
         assert scores[key] == pytest.approx(scores["copy_last_latent_mse"], rel=1e-5)
     assert scores["video_psnr"] == pytest.approx(scores["expected_video_psnr"], rel=1e-5)
+    assert scores["copy_last_frame_psnr"] > scores["video_psnr"] + 3  # the untrained decoder's blur
+    for future in ("video", "expected_video"):
+        for metric in ("psnr", "ssim"):
+            copy = scores[f"copy_last_frame_{metric}"]
+            assert scores[f"{future}_on_last_frame_{metric}"] == pytest.approx(copy, rel=1e-4)
 
 
 def test_latent_errors_leave_out_padded_future_frames():
@@ -93,6 +99,25 @@ def test_latent_errors_leave_out_padded_future_frames():
     assert errors.shape == (3 * 3 + 3 * 4,) and errors.max() == 0.0
     errors = future_latent_errors(batch, target[:, :, :1] + 1.0, target)  # one frame (the copy), broadcast
     assert errors.tolist() == [1.0] * 21
+
+
+def test_frame_scores_leave_out_padding_and_rank_a_closer_frame_higher():
+    """PSNR's MSE and SSIM per real future frame: a perfect frame scores MSE 0 and SSIM 1, a padded frame
+    is not scored whatever it holds, and a frame nearer the real one scores the higher SSIM. Catches SSIM
+    computed on the [0, 255] scale against [-1, 1] frames (data range), or padding scored."""
+    from adapt.evaluate import frame_metrics, future_frame_scores
+
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 1, 3, 3, 32, 32), dtype=torch.uint8, generator=generator)  # ctx 1, future 2
+    batch = {"frames": frames, "future_mask": torch.tensor([[True, False], [True, True]])}
+    real = frames[:, :, 1:].float() / 127.5 - 1.0
+    predicted = real.clone()
+    predicted[0, :, 1] = -1.0  # wrong only where window 0 is padded
+    scores = future_frame_scores(batch, 1, predicted)
+    assert scores["mse"].tolist() == [0.0] * 3 and scores["ssim"] == pytest.approx([1.0] * 3, abs=1e-5)
+    noise = torch.randn(real.shape, generator=generator)
+    near, far = (frame_metrics([future_frame_scores(batch, 1, real + s * noise)]) for s in (0.1, 0.5))
+    assert near["ssim"] > far["ssim"] + 0.1 and near["psnr"] > far["psnr"] + 10
 
 
 def test_eval_without_data_for_open_loop_is_refused(invoke, tmp_path):
