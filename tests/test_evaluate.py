@@ -203,3 +203,36 @@ def test_tracker_counts_each_grasp_that_closes_on_nothing():
 def test_scripted_expert_refuses_joint_space_robots(invoke, tmp_path):
     result = invoke("eval", "--policy", "scripted", "--robot", "ur5e", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "ee_delta" in result.output
+
+
+def test_predictions_picture_draws_a_no_motion_prediction_as_the_last_frame(synthetic_dataset, tmp_path):
+    """predictions.png's last strip draws the prediction on the last context frame. An untrained model that
+    denoises the change and outputs it clean predicts no change, so each of those frames must be the last
+    context frame itself, while its decoded strip is the untrained decoder's blur. Catches the decoded
+    frames drawn instead of their change, and the change taken from another frame."""
+    from PIL import Image
+
+    from adapt.data import LeRobotDataset
+    from adapt.data.stats import compute_stats
+    from adapt.data.windows import WindowDataset, window_loader
+    from adapt.train.plots import plot_predictions
+
+    spec = load_embodiment("ur5e")
+    dataset = LeRobotDataset(synthetic_dataset("ur5e"), spec)
+    config = model_config("tiny").model_copy(update={"video_target": "change", "video_prediction": "clean"})
+    model = WorldActionModel(config, [spec])
+    windows = WindowDataset(dataset, config.window(), compute_stats(dataset))
+    batch = next(iter(window_loader(windows, batch_size=2, workers=0, shuffle=False, seed=0)))
+    plot_predictions(model, batch, tmp_path / "predictions.png", steps=2, rows=2)
+    picture = np.asarray(Image.open(tmp_path / "predictions.png")).astype(int)
+    size, ctx, future = config.image_size, config.context, config.future
+    assert picture.shape[:2] == (2 * size, (ctx + 3 * future) * size + 3 * 4)
+    last = batch["frames"][:, 0, ctx - 1].permute(0, 2, 3, 1).numpy().astype(int)  # (B, H, W, 3)
+    decoded_start, drawn_start = ctx * size + future * size + 8, ctx * size + 2 * future * size + 12
+    for row in range(2):
+        lines = picture[row * size : (row + 1) * size]
+        for f in range(future):
+            drawn = lines[:, drawn_start + f * size : drawn_start + (f + 1) * size]
+            decoded = lines[:, decoded_start + f * size : decoded_start + (f + 1) * size]
+            assert np.abs(drawn - last[row]).max() <= 1  # uint8 rounding
+            assert np.abs(decoded - last[row]).mean() > 10

@@ -54,19 +54,29 @@ def plot_losses(logs: Path, out: Path) -> Path | None:
 
 @torch.no_grad()
 def plot_predictions(model: WorldModel, batch: dict, out: Path, steps: int = 10, rows: int = 3) -> Path:
-    """A strip per sample: context | real future | predicted future (first camera)."""
+    """A strip per sample (first camera): context | real future | predicted future as decoded | the same
+    prediction drawn on the last context frame (that frame plus the decoded change: the tokenizer's blur of
+    what stays still cancels, so the arm and the object stay sharp and only the predicted motion shows)."""
     from PIL import Image
+
+    from adapt.evaluate import last_frame_copied, rendered_on_last_frame
 
     model.eval()
     batch = {k: v[:rows] for k, v in batch.items()}
-    predicted = model.frames_from_latents(model.sample(batch, steps=steps)["future"])  # (B, cams, fut, 3, H, W)
     ctx = model.config.context
+    future = model.sample(batch, steps=steps)["future"]
+    predicted = model.frames_from_latents(future)  # (B, cams, fut, 3, H, W)
+    last = model.latents(batch["frames"])[:, :, ctx - 1 : ctx]
+    drawn = rendered_on_last_frame(
+        last_frame_copied(batch, ctx), predicted, model.frames_from_latents(last.expand_as(future))
+    )
     real = batch["frames"][:, 0].cpu()  # (B, T, 3, H, W) uint8
-    fake = to_uint8(predicted[:, 0]).cpu()  # (B, fut, H, W, 3)
+    fake, fake_drawn = (to_uint8(f[:, 0]).cpu() for f in (predicted, drawn))  # (B, fut, H, W, 3)
     lines = []
     for i in range(len(real)):
         frames = [f.permute(1, 2, 0).numpy() for f in real[i]]
         gap = np.full_like(frames[0][:, :4], 255)
-        lines.append(np.concatenate([*frames[:ctx], gap, *frames[ctx:], gap, *fake[i].numpy()], axis=1))
+        strips = [*frames[:ctx], gap, *frames[ctx:], gap, *fake[i].numpy(), gap, *fake_drawn[i].numpy()]
+        lines.append(np.concatenate(strips, axis=1))
     Image.fromarray(np.concatenate(lines, axis=0)).save(out)
     return out
