@@ -122,7 +122,7 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     model, spec, config = predictor.model, predictor.spec, predictor.config
     data = WindowDataset(dataset, model.config.window(), predictor.stats)
     loader = window_loader(data, batch_size=8, workers=0, shuffle=True, seed=seed)
-    latent_errors: dict[str, list] = {"sampled": [], "expected": [], "copy": []}
+    latent_errors: dict[str, list] = {"video": [], "expected_video": [], "copy_last": []}
     frame_scores: dict[str, list] = {}
     action_errors, seen = [], 0
     ctx = model.config.context
@@ -130,21 +130,20 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
         batch = to_device(batch, config.device)
         sample = model.sample(batch, config.steps, 0.0, cache=config.cache_context)
         latents = model.latents(batch["frames"])
-        target = latents[:, :, ctx:]
-        futures = {
-            "sampled": sample["future"],
-            "expected": model.sample(batch, 1, 0.0, cache=config.cache_context)["future"],
+        target, last = latents[:, :, ctx:], latents[:, :, ctx - 1 : ctx]
+        futures = {  # named as their scores are
+            "video": sample["future"],
+            "expected_video": model.sample(batch, 1, 0.0, cache=config.cache_context)["future"],
         }
         pixels = last_frame_copied(batch, ctx)
-        still = model.frames_from_latents(latents[:, :, ctx - 1 : ctx].expand_as(futures["expected"]))
+        still = model.frames_from_latents(last.expand_as(futures["expected_video"]))
         frames = {"copy_last_frame": pixels}
         for name, future in futures.items():
             predicted = future[:, :, -target.shape[2] :]  # a family may lead with the observed frame
             latent_errors[name].append(future_latent_errors(batch, predicted, target))
             decoded = model.frames_from_latents(future)
-            key = "video" if name == "sampled" else "expected_video"
-            frames[key], frames[f"{key}_on_last_frame"] = decoded, rendered_on_last_frame(pixels, decoded, still)
-        latent_errors["copy"].append(future_latent_errors(batch, latents[:, :, ctx - 1 : ctx], target))
+            frames[name], frames[f"{name}_on_last_frame"] = decoded, rendered_on_last_frame(pixels, decoded, still)
+        latent_errors["copy_last"].append(future_latent_errors(batch, last, target))
         for name, predicted_frames in frames.items():
             frame_scores.setdefault(name, []).append(future_frame_scores(batch, ctx, predicted_frames))
         if batch["has_action"].any():
@@ -159,9 +158,7 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     result = {
         "robot": spec.name,
         "windows": seen,
-        "video_latent_mse": float(np.concatenate(latent_errors["sampled"]).mean()),
-        "expected_video_latent_mse": float(np.concatenate(latent_errors["expected"]).mean()),
-        "copy_last_latent_mse": float(np.concatenate(latent_errors["copy"]).mean()),
+        **{f"{name}_latent_mse": float(np.concatenate(errors).mean()) for name, errors in latent_errors.items()},
         **{
             f"{name}_{metric}": value
             for name, scores in frame_scores.items()
