@@ -115,7 +115,8 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     baseline of a world model that predicts nothing, the last context frame copied forward (its latent, and
     its pixels). The model's futures are also scored rendered on the last frame (`*_on_last_frame_*`): the
     observed frame plus the decoded predicted change, so the tokenizer's error on what stays still cancels
-    and what is scored is the predicted motion against the pixel copy.
+    and what is scored is the predicted motion against the pixel copy. `seed` draws the windows and the
+    sampling noise, so a rerun scores the same futures.
     """
     from adapt.data.windows import WindowDataset, window_loader
 
@@ -126,14 +127,15 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     frame_scores: dict[str, list] = {}
     action_errors, seen = [], 0
     ctx = model.config.context
+    generator = torch.Generator(config.device).manual_seed(seed)
     for batch in loader:
         batch = to_device(batch, config.device)
-        sample = model.sample(batch, config.steps, 0.0, cache=config.cache_context)
+        sample = model.sample(batch, config.steps, 0.0, generator=generator, cache=config.cache_context)
         latents = model.latents(batch["frames"])
         target, last = latents[:, :, ctx:], latents[:, :, ctx - 1 : ctx]
         futures = {  # named as their scores are
             "video": sample["future"],
-            "expected_video": model.sample(batch, 1, 0.0, cache=config.cache_context)["future"],
+            "expected_video": model.sample(batch, 1, 0.0, generator=generator, cache=config.cache_context)["future"],
         }
         pixels = last_frame_copied(batch, ctx)
         still = model.frames_from_latents(last.expand_as(futures["expected_video"]))

@@ -52,6 +52,14 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     # the synthetic video is a red square gliding over black: copying the last frame is close, an untrained
     # decoder's grey is not (catches a PSNR computed on the wrong scale or against the wrong frames)
     assert 5.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"]
+    # a rerun scores the same windows with the same noise (catches unseeded sampling noise), another --seed
+    # other ones (catches a seed that never reaches the evaluation)
+    again = invoke("eval", "--policy", tmp_path / "policy", "--open-loop", "--data", data, "--out", tmp_path / "ol2")
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "ol2" / "results.json").read_text()) == scores
+    args = ("--open-loop", "--data", data, "--seed", "1", "--out", tmp_path / "ol3")
+    assert invoke("eval", "--policy", tmp_path / "policy", *args).exit_code == 0
+    assert json.loads((tmp_path / "ol3" / "results.json").read_text())["video_latent_mse"] != scores["video_latent_mse"]
 
 
 def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(invoke, synthetic_dataset, tmp_path):

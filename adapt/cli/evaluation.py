@@ -42,7 +42,11 @@ def eval_command(
     execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk.")] = FAST.execute,
     blend: Annotated[int, typer.Option(min=0, help="Actions blended at chunk boundaries.")] = FAST.blend,
     seed: Annotated[
-        int, typer.Option(help="Seed of the first episode (episode i uses SEED + i) and of the sampling noise.")
+        int,
+        typer.Option(
+            help="Seed of the first episode (episode i uses SEED + i) and of the sampling noise;"
+            " with --open-loop, of the windows drawn and their noise."
+        ),
     ] = 0,
     server: Annotated[
         str | None,
@@ -71,7 +75,7 @@ def eval_command(
         target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
         predictor = ChunkPredictor.load(policy_dir, robot, base, config)
         if open_loop:
-            _open_loop(predictor, data, target)
+            _open_loop(predictor, data, target, seed)
             return
         policy = Policy(predictor)
     from adapt.sim.closed_loop import evaluate_closed_loop
@@ -114,13 +118,13 @@ def eval_command(
         policy.close()
 
 
-def _open_loop(predictor, data: Path | None, target: Path) -> None:
+def _open_loop(predictor, data: Path | None, target: Path, seed: int) -> None:
     from adapt.data import LeRobotDataset
     from adapt.evaluate import evaluate_open_loop
 
     if data is None:
         raise AdaptError("--open-loop needs --data DIR: a held-out dataset of the robot")
-    result = evaluate_open_loop(predictor, LeRobotDataset(data, predictor.spec), target)
+    result = evaluate_open_loop(predictor, LeRobotDataset(data, predictor.spec), target, seed=seed)
     out.print(result, highlight=False)
     out.print(f"results: {target / 'results.json'}", highlight=False)
 
