@@ -94,8 +94,9 @@ SEEDED_PLAY = ("play-30min-donor", "heads-only-donor")
 RESULTS = Path(__file__).parent / "results"
 
 
-def conditions(minutes: list[float]) -> list[dict]:
-    """Every condition: name, recipe (or `scratch`), minutes of play (None: task demos instead), extra data.
+def conditions(minutes: list[float], steps: int) -> list[dict]:
+    """Every condition: name, recipe (or `scratch`), minutes of play (None: task demos instead), extra data;
+    `steps` each unless a row says otherwise.
 
     The headline comparison (LoRA + new heads against scratch on the most play) comes first, so a run stopped
     early has measured the claim; the sweeps over recipes and minutes follow."""
@@ -164,6 +165,8 @@ def conditions(minutes: list[float]) -> list[dict]:
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy", **seeded, **calm_tidy}]
     beside = {**one, **seeded, "balance": True}
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight+{demo:g}min-lift-demos", **beside}]
+    longer = {**seeded, **calm_tidy, "steps": 2 * steps}  # is the seeded adapter on play short of updates?
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy-{2 * steps}steps", **longer}]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -335,7 +338,7 @@ def main() -> None:
     # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
     runs = args.work / "runs" / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
-    rows = conditions(args.minutes)
+    rows = conditions(args.minutes, args.steps)
     order = [row["name"] for row in rows]
     retired = [r["name"] for r in results if r["name"] not in order]
     if retired:  # a condition whose data or definition changed since: its numbers no longer describe it
@@ -363,12 +366,10 @@ def main() -> None:
 
 
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
-    """Lift success minus that of scratch on the same target data, with a 95 % interval (Newcombe's hybrid
+    """Lift success minus that of scratch on the same target data and steps, with a 95 % interval (Newcombe's hybrid
     score method: the two Wilson intervals combined); None for scratch itself or without a scratch result."""
-    same_data = ("minutes", "demos", "demo_minutes", *PLAY_OPTIONS)
-    scratch = next(
-        (r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same_data)), None
-    )
+    same = ("minutes", "demos", "demo_minutes", "steps", *PLAY_OPTIONS)  # the same data and number of updates
+    scratch = next((r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same)), None)
     if scratch is None or row["recipe"] == "scratch":
         return None
     (p1, (l1, u1)), (p2, (l2, u2)) = ((r["Lift"]["success_rate"], r["Lift"]["success_ci95"]) for r in (row, scratch))
