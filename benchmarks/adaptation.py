@@ -163,6 +163,9 @@ def conditions(minutes: list[float], steps: int) -> list[dict]:
     # retention levers for the seeded heads on Lift-scene play: calm, tidy play; a minute of demos beside the play
     seeded = {**seeded_play, "recipe": "play-30min-donor"}
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy", **seeded, **calm_tidy}]
+    rows += [
+        {"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy-seed1", **seeded, **calm_tidy, "train_seed": 1}
+    ]
     beside = {**one, **seeded, "balance": True}
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight+{demo:g}min-lift-demos", **beside}]
     longer = {**seeded, **calm_tidy, "steps": 2 * steps}  # is the seeded adapter on play short of updates?
