@@ -52,6 +52,13 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     # the synthetic video is a red square gliding over black: copying the last frame is close, an untrained
     # decoder's grey is not (catches a PSNR computed on the wrong scale or against the wrong frames)
     assert 5.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"]
+    # three held-out windows pictured, context | real future | decoded | drawn (catches the whole batch
+    # pictured, or a strip left out)
+    from PIL import Image
+
+    c = model.config
+    picture = Image.open(tmp_path / "ol" / "predictions.png")
+    assert picture.size == ((c.context + 3 * c.future) * c.image_size + 3 * 4, 3 * c.image_size)
     # a rerun scores the same windows with the same noise (catches unseeded sampling noise), another --seed
     # other ones (catches a seed that never reaches the evaluation)
     again = invoke("eval", "--policy", tmp_path / "policy", "--open-loop", "--data", data, "--out", tmp_path / "ol2")
