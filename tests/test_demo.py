@@ -12,12 +12,22 @@ import torch
 from adapt.demo import bundled_base
 from adapt.model import load_model
 from adapt.policy import Policy
+from adapt.resources import bundled_dir
 
 MAX_BUNDLED_MIB = 20
 
 
-def test_bundled_base_loads_as_a_small_panda_model():
-    path = bundled_base()
+BUNDLED_BASES = sorted(p.name for p in bundled_dir("models").iterdir() if p.is_dir())
+
+
+def test_exactly_the_two_documented_bases_are_bundled():
+    """Catches a base left out of a commit or the wheel, or a stray folder shipped as one."""
+    assert BUNDLED_BASES == ["base-small", "base-small-stage12"] and bundled_base().name == "base-small"
+
+
+@pytest.mark.parametrize("name", BUNDLED_BASES)
+def test_bundled_base_loads_as_a_small_panda_model(name):
+    path = bundled_dir("models") / name
     size_mib = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
     assert size_mib <= MAX_BUNDLED_MIB
     model = load_model(path)
@@ -28,8 +38,9 @@ def test_bundled_base_loads_as_a_small_panda_model():
     assert model.tokenizer.latent_scale.item() != 1.0  # calibrated after the tokenizer phase
 
 
-def test_bundled_base_acts_as_a_panda_policy():
-    policy = Policy.load(bundled_base())
+@pytest.mark.parametrize("name", BUNDLED_BASES)
+def test_bundled_base_acts_as_a_panda_policy(name):
+    policy = Policy.load(bundled_dir("models") / name)
     observation = {c.name: np.full((c.height, c.width, 3), 120, np.uint8) for c in policy.spec.cameras}
     observation["state"] = np.zeros(policy.spec.state_dim, np.float32)
     chunk = policy.act(observation)
