@@ -105,6 +105,10 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return float(ci.low), float(ci.high)
 
 
+PICTURED = 3
+"""Held-out windows `evaluate_open_loop` pictures."""
+
+
 @torch.no_grad()
 def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows: int = 64, seed: int = 0) -> dict:
     """Action error (MSE, de-normalized units, per dimension) and predicted-video quality on held-out episodes.
@@ -116,9 +120,11 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     its pixels). The model's futures are also scored rendered on the last frame (`*_on_last_frame_*`): the
     observed frame plus the decoded predicted change, so the tokenizer's error on what stays still cancels
     and what is scored is the predicted motion against the pixel copy. `seed` draws the windows and the
-    sampling noise, so a rerun scores the same futures.
+    sampling noise, so a rerun scores the same futures. The first windows' scored futures are pictured in
+    `out/predictions.png` (`adapt.train.plots.save_prediction_strips`).
     """
     from adapt.data.windows import WindowDataset, window_loader
+    from adapt.train.plots import save_prediction_strips
 
     model, spec, config = predictor.model, predictor.spec, predictor.config
     data = WindowDataset(dataset, model.config.window(), predictor.stats)
@@ -146,6 +152,9 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
             decoded = model.frames_from_latents(future)
             frames[name], frames[f"{name}_on_last_frame"] = decoded, rendered_on_last_frame(pixels, decoded, still)
         latent_errors["copy_last"].append(future_latent_errors(batch, last, target))
+        if not seen:
+            pictured = (batch["frames"], frames["video"], frames["video_on_last_frame"])
+            save_prediction_strips(*(t[:PICTURED] for t in pictured), ctx, Path(out) / "predictions.png")
         for name, predicted_frames in frames.items():
             frame_scores.setdefault(name, []).append(future_frame_scores(batch, ctx, predicted_frames))
         if batch["has_action"].any():

@@ -59,14 +59,17 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     c = model.config
     picture = Image.open(tmp_path / "ol" / "predictions.png")
     assert picture.size == ((c.context + 3 * c.future) * c.image_size + 3 * 4, 3 * c.image_size)
-    # a rerun scores the same windows with the same noise (catches unseeded sampling noise), another --seed
-    # other ones (catches a seed that never reaches the evaluation)
+    # a rerun scores and pictures the same windows with the same noise (catches unseeded sampling noise, in
+    # the scores or in the picture), another --seed other ones (catches a seed that never reaches them)
     again = invoke("eval", "--policy", tmp_path / "policy", "--open-loop", "--data", data, "--out", tmp_path / "ol2")
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "ol2" / "results.json").read_text()) == scores
+    drawn = (tmp_path / "ol" / "predictions.png").read_bytes()
+    assert (tmp_path / "ol2" / "predictions.png").read_bytes() == drawn
     args = ("--open-loop", "--data", data, "--seed", "1", "--out", tmp_path / "ol3")
     assert invoke("eval", "--policy", tmp_path / "policy", *args).exit_code == 0
     assert json.loads((tmp_path / "ol3" / "results.json").read_text())["video_latent_mse"] != scores["video_latent_mse"]
+    assert (tmp_path / "ol3" / "predictions.png").read_bytes() != drawn
 
 
 def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(invoke, synthetic_dataset, tmp_path):

@@ -119,22 +119,15 @@ def eval_command(
 
 
 def _open_loop(predictor, data: Path | None, target: Path, seed: int) -> None:
-    """Scores, then the picture a person checks them against: predicted futures of held-out windows."""
+    """Scores predictions on held-out windows, and pictures the first ones' scored futures beside the real ones."""
     from adapt.data import LeRobotDataset
-    from adapt.data.batch import to_device
-    from adapt.data.windows import WindowDataset, window_loader
     from adapt.evaluate import evaluate_open_loop
-    from adapt.train.plots import plot_predictions
 
     if data is None:
         raise AdaptError("--open-loop needs --data DIR: a held-out dataset of the robot")
-    dataset = LeRobotDataset(data, predictor.spec)
-    result = evaluate_open_loop(predictor, dataset, target, seed=seed)
+    result = evaluate_open_loop(predictor, LeRobotDataset(data, predictor.spec), target, seed=seed)
     out.print(result, highlight=False)
-    windows = WindowDataset(dataset, predictor.model.config.window(), predictor.stats)
-    batch = next(iter(window_loader(windows, batch_size=3, workers=0, shuffle=True, seed=seed)))
-    picture = plot_predictions(predictor.model, to_device(batch, predictor.config.device), target / "predictions.png")
-    out.print(f"results: {target / 'results.json'}; predicted futures: {picture}", highlight=False)
+    out.print(f"results: {target / 'results.json'}; predicted futures: {target / 'predictions.png'}", highlight=False)
 
 
 def _expert(robot: str | None, task: str, seed: int, open_loop: bool):
