@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapt.atomic import atomic_write_text
+from adapt.atomic import atomic_write_bytes, atomic_write_text
 from adapt.data.batch import to_device
+from adapt.model.tokenizer import to_uint8
 from adapt.predictor import ChunkPredictor
 
 FAR_M = 0.05
@@ -121,10 +122,9 @@ def evaluate_open_loop(predictor: ChunkPredictor, dataset, out: Path, *, windows
     observed frame plus the decoded predicted change, so the tokenizer's error on what stays still cancels
     and what is scored is the predicted motion against the pixel copy. `seed` draws the windows and the
     sampling noise, so a rerun scores the same futures. The first windows' scored futures are pictured in
-    `out/predictions.png` (`adapt.train.plots.save_prediction_strips`).
+    `out/predictions.png` (`save_prediction_strips`).
     """
     from adapt.data.windows import WindowDataset, window_loader
-    from adapt.train.plots import save_prediction_strips
 
     model, spec, config = predictor.model, predictor.spec, predictor.config
     data = WindowDataset(dataset, model.config.window(), predictor.stats)
@@ -229,3 +229,30 @@ def last_frame_copied(batch: dict, context: int) -> torch.Tensor:
 def psnr(mse_per_frame: np.ndarray) -> float:
     """Mean PSNR (dB) over frames, from each frame's MSE on the [-1, 1] scale (peak-to-peak 2)."""
     return float(np.mean(10 * np.log10(4.0 / np.maximum(mse_per_frame, 1e-10))))
+
+
+def save_prediction_strips(
+    frames: torch.Tensor, predicted: torch.Tensor, drawn: torch.Tensor, context: int, out: Path
+) -> Path:
+    """A strip per window (first camera): context | real future | predicted future as decoded | the same
+    prediction drawn on the last context frame (that frame plus the decoded change: the tokenizer's blur of
+    what stays still cancels, so the arm and the object stay sharp and only the predicted motion shows).
+
+    `frames` are the windows' real frames (B, cams, T, 3, H, W, uint8); `predicted` and `drawn` their
+    futures (B, cams, future, 3, H, W, on the [-1, 1] scale). Written atomically as a PNG."""
+    import io
+
+    from PIL import Image
+
+    real = frames[:, 0].cpu()  # (B, T, 3, H, W) uint8
+    fake, fake_drawn = (to_uint8(f[:, 0]).cpu() for f in (predicted, drawn))  # (B, fut, H, W, 3)
+    lines = []
+    for i in range(len(real)):
+        shown = [f.permute(1, 2, 0).numpy() for f in real[i]]
+        gap = np.full_like(shown[0][:, :4], 255)
+        strips = [*shown[:context], gap, *shown[context:], gap, *fake[i].numpy(), gap, *fake_drawn[i].numpy()]
+        lines.append(np.concatenate(strips, axis=1))
+    png = io.BytesIO()
+    Image.fromarray(np.concatenate(lines, axis=0)).save(png, format="PNG")
+    atomic_write_bytes(out, png.getvalue())
+    return out

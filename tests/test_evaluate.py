@@ -50,8 +50,9 @@ def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_
     scores = json.loads((tmp_path / "ol" / "results.json").read_text())
     assert scores["windows"] > 0 and np.isfinite(scores["action_mse"]) and len(scores["action_mse_per_dim"]) == 7
     # the synthetic video is a red square gliding over black: copying the last frame is close, an untrained
-    # decoder's grey is not (catches a PSNR computed on the wrong scale or against the wrong frames)
-    assert 5.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"]
+    # decoder's output is not, and on the [-1, 1] scale no PSNR is negative (catches a PSNR computed on the
+    # wrong scale or against the wrong frames; the untrained model's own score, 4-6 dB, hangs on its draw)
+    assert 0.0 < scores["video_psnr"] < scores["copy_last_frame_psnr"] and scores["copy_last_frame_psnr"] > 15.0
     # three held-out windows pictured, context | real future | decoded | drawn (catches the whole batch
     # pictured, or a strip left out)
     from PIL import Image

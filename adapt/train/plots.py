@@ -5,12 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from adapt.atomic import atomic_write_bytes
 from adapt.model.protocol import WorldModel
-from adapt.model.tokenizer import to_uint8
 
 
 def read_metrics(logs: Path) -> list[dict[str, str]]:
@@ -57,7 +54,7 @@ def plot_losses(logs: Path, out: Path) -> Path | None:
 def plot_predictions(model: WorldModel, batch: dict, out: Path, steps: int = 10, rows: int = 3) -> Path:
     """Samples the first `rows` windows' futures (`steps` denoising steps) and draws them as
     `save_prediction_strips` does."""
-    from adapt.evaluate import last_frame_copied, rendered_on_last_frame
+    from adapt.evaluate import last_frame_copied, rendered_on_last_frame, save_prediction_strips
 
     model.eval()
     batch = {k: v[:rows] for k, v in batch.items()}
@@ -69,30 +66,3 @@ def plot_predictions(model: WorldModel, batch: dict, out: Path, steps: int = 10,
         last_frame_copied(batch, ctx), predicted, model.frames_from_latents(last.expand_as(future))
     )
     return save_prediction_strips(batch["frames"], predicted, drawn, ctx, out)
-
-
-def save_prediction_strips(
-    frames: torch.Tensor, predicted: torch.Tensor, drawn: torch.Tensor, context: int, out: Path
-) -> Path:
-    """A strip per window (first camera): context | real future | predicted future as decoded | the same
-    prediction drawn on the last context frame (that frame plus the decoded change: the tokenizer's blur of
-    what stays still cancels, so the arm and the object stay sharp and only the predicted motion shows).
-
-    `frames` are the windows' real frames (B, cams, T, 3, H, W, uint8); `predicted` and `drawn` their
-    futures (B, cams, future, 3, H, W, on the [-1, 1] scale). Written atomically as a PNG."""
-    import io
-
-    from PIL import Image
-
-    real = frames[:, 0].cpu()  # (B, T, 3, H, W) uint8
-    fake, fake_drawn = (to_uint8(f[:, 0]).cpu() for f in (predicted, drawn))  # (B, fut, H, W, 3)
-    lines = []
-    for i in range(len(real)):
-        shown = [f.permute(1, 2, 0).numpy() for f in real[i]]
-        gap = np.full_like(shown[0][:, :4], 255)
-        strips = [*shown[:context], gap, *shown[context:], gap, *fake[i].numpy(), gap, *fake_drawn[i].numpy()]
-        lines.append(np.concatenate(strips, axis=1))
-    png = io.BytesIO()
-    Image.fromarray(np.concatenate(lines, axis=0)).save(png, format="PNG")
-    atomic_write_bytes(out, png.getvalue())
-    return out
