@@ -36,8 +36,9 @@ Every condition trains for the same number of optimizer steps (`--steps`) on the
   likewise `play-30min/lift-demos` (fresh and donor-initialised heads) and `play-30min` on the (varied)
   Lift-scene hindsight play from seed 1;
 - seeded heads on Lift-scene hindsight play (`play-30min-donor`, `heads-only-donor`; `-seed1`; untrained,
-  zero-shot) and what might keep more of the base's success with them: calm, tidy play, and a minute of Lift
-  demos beside the play.
+  zero-shot) and what might keep more of the base's success with them: calm, tidy play, a minute of Lift
+  demos beside the play, and calm, tidy play that still misses first grasps on purpose and recovers
+  (`*-retries`: the base retries after closing on nothing, the adapters on tidy play did not).
 
 Metrics per condition: closed-loop success and progress (`--episodes` per task, 95 % Wilson and
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
@@ -85,7 +86,7 @@ SOURCE = "panda"
 TASK_DEMO_MINUTES = 5.0
 """Minutes of target Lift demos (video-only, or with actions for `*/lift-demos`) and of source Lift demos for
 rehearsal; at most --video-minutes."""
-PLAY_OPTIONS = ("hindsight", "scene", "calm", "tidy")
+PLAY_OPTIONS = ("hindsight", "scene", "calm", "tidy", "retries")
 """A condition's keys that say how its play was generated (`adapt.sim.generate`'s options of the same names)."""
 HEADLINE = ("play-30min", "scratch")
 """The claim's two sides, compared over minutes of data and on task demos."""
@@ -170,6 +171,8 @@ def conditions(minutes: list[float], steps: int) -> list[dict]:
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight+{demo:g}min-lift-demos", **beside}]
     longer = {**seeded, **calm_tidy, "steps": 2 * steps}  # is the seeded adapter on play short of updates?
     rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy-{2 * steps}steps", **longer}]
+    retried = {**seeded, **calm_tidy, "retries": True}  # does play that recovers from misses teach to retry?
+    rows += [{"name": f"play-30min-donor/{most:g}min-lift-hindsight-calm-tidy-retries", **retried}]
     rows += [{"name": f"{r}/{m:g}min", "recipe": r, "minutes": m} for m in fewer for r in HEADLINE]
     compared = (f"play-30min/{most:g}min", f"mixed+video/{most:g}min")  # the unseen task, with and without
     for row in rows:  # the video-only demos, on the same play
@@ -190,7 +193,7 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     video = "_video" if kwargs.get("video_only") else ""
     scene = f"_{kwargs['scene']}" if kwargs.get("scene") else ""
     labels = "_hindsight" if kwargs.get("hindsight") else ""
-    manner = "".join(f"_{k}" for k in ("calm", "tidy") if kwargs.get(k))
+    manner = "".join(f"_{k}" for k in ("calm", "tidy", "retries") if kwargs.get(k))
     path = work / "data" / f"{target}_{kind}{task}_{minutes:g}min_seed{seed}{video}{scene}{labels}{manner}"
     if not (path / "meta" / "info.json").is_file():
         print(f"simulating {minutes:g} min of {target} {kind} -> {path}")

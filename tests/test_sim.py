@@ -84,10 +84,12 @@ def test_play_is_reproducible_from_its_seed(ur5e_play, ur5e_spec, tmp_path):
 def test_hindsight_play_labels_the_try_that_lifts_a_cube_and_changes_nothing_else(tmp_path):
     """`--hindsight` labels play frame by frame: runs of "lift the <cube>" frames in which the fingers open on
     the way to the cube and close once, on it, to the end of the run; a missed try before it (this seed misses
-    once: the fingers closed just before the run starts) stays play; the episode's "play with ..." text around
-    each run; the same states and actions as unlabelled play of the same seed. Bugs caught: labels shifted by a
-    sub-task (a run would not end holding the cube), a miss labelled as lifting (two closings in a run),
-    labelling that disturbs the RNG, a label naming something else than the scene's cube."""
+    once: the fingers closed just before the run starts) stays play, and the run after it starts with the
+    fingers the miss closed; the episode's "play with ..." text around each run; the same states and actions
+    as unlabelled play of the same seed. Bugs caught: labels shifted by a sub-task (a run would not end holding
+    the cube), a miss labelled as lifting (two closings in a run), the reopening after a miss left to play (the
+    run would start open), labelling that disturbs the RNG, a label naming something else than the scene's
+    cube."""
     spec = tiny_spec(tmp_path, "ur5e_osc", cameras=1)
     options = {"minutes": 0.3, "seed": 2, "workers": 1, "scene": "Lift"}
     plain = generate(spec, "play", tmp_path / "plain", **options)
@@ -109,7 +111,9 @@ def test_hindsight_play_labels_the_try_that_lifts_a_cube_and_changes_nothing_els
         assert labels[first - 1] == after.task and (last + 1 == len(labels) or labels[last + 1] == after.task)
         assert gripper[first : last + 1].min() < -0.5 and gripper[last - 5 : last + 1].min() > 0  # opens, then closed
         assert sum(first <= t <= last for t in closings) == 1
-        missed_before += any(first - 30 <= t < first for t in closings)
+        if any(first - 30 <= t < first for t in closings):  # the try after a miss
+            missed_before += 1
+            assert gripper[first] > 0  # it starts by opening the fingers the miss closed: the recovery is lifting
     assert missed_before == 1
     with pytest.raises(AdaptError, match="hindsight labels are for --kind play"):
         generate(spec, "demo", tmp_path / "demo", episodes=1, hindsight=True)
@@ -164,6 +168,29 @@ def test_calm_tidy_play_closes_the_fingers_only_to_lift_and_moves_with_little_no
     assert command_noise(calm_tidy) < min(0.02, 0.5 * command_noise(varied))
     with pytest.raises(AdaptError, match="--calm and --tidy are for --kind play"):
         generate(spec, "demo", tmp_path / "demo", episodes=1, tidy=True)
+
+
+def test_tidy_play_with_retries_misses_on_purpose_and_labels_the_recovery_as_the_task(tmp_path):
+    """`--tidy --retries`: a first grasp aimed off on purpose closes the fingers outside any "lift the <cube>"
+    run (that try is play), and the try after it is such a run that starts with the fingers still closed,
+    opens them, and ends closed on the cube. Bugs caught: the flag not reaching the episode's style (no
+    deliberate miss: no closing off a lift run), the reopening left at the end of the missed try (the run
+    would start open), --retries taken by play that is not tidy (it misses on purpose already)."""
+    spec = tiny_spec(tmp_path, "ur5e_osc", cameras=1)
+    options = {"minutes": 0.5, "seed": 1, "workers": 1, "scene": "Lift", "hindsight": True, "calm": True}
+    path = generate(spec, "play", tmp_path / "retries", tidy=True, retries=True, **options)
+    episode = LeRobotDataset(path, load_embodiment(spec)).episodes[0]
+    labels, gripper = episode.frame_tasks.tolist(), episode.state[:, -1]
+    closings = [t for t in range(1, len(gripper)) if gripper[t - 1] < 0 <= gripper[t]]
+    grouped = itertools.groupby(range(len(labels)), lambda t: labels[t])
+    runs = [list(frames) for label, frames in grouped if label.startswith("lift the ")]
+    assert sum(not labels[t].startswith("lift the ") for t in closings) >= 1
+    recoveries = [run for run in runs if gripper[run[0]] > 0]
+    assert recoveries
+    for run in recoveries:
+        assert gripper[run].min() < -0.5 and gripper[run[-5:]].min() > 0
+    with pytest.raises(AdaptError, match="--retries is for --kind play --tidy"):
+        generate(spec, "play", tmp_path / "untidy", retries=True, **options)
 
 
 def test_demo_video_only_has_no_state_or_action(tmp_path):

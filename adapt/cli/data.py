@@ -201,6 +201,13 @@ def data_generate(
             " pushes, reaches keep the grip): a policy imitates the manner of its play along with the task."
         ),
     ] = False,
+    retries: Annotated[
+        bool,
+        typer.Option(
+            help="--kind play --tidy: keep play's deliberate misses of a first grasp, so the play shows the recovery"
+            " (with --hindsight the try after a miss, from reopening the fingers, is labelled with the task)."
+        ),
+    ] = False,
 ) -> None:
     """Simulate data in robosuite with scripted controllers (needs the `sim` extra)."""
     try:
@@ -222,6 +229,7 @@ def data_generate(
         scene=scene,
         calm=calm,
         tidy=tidy,
+        retries=retries,
     )
     out.print(f"wrote {path}", highlight=False)
 

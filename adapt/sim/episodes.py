@@ -10,7 +10,9 @@
   off on purpose and opens or closes the fingers while reaching about; `calm` play moves as a
   demonstration does, and `tidy` play closes the fingers only to pick something up (no deliberate misses,
   no closed-hand pushes, reaches keep the grip): a policy imitates the manner of its play along with
-  the task (the adaptation benchmark measures both kinds; README, Benchmarks).
+  the task (the adaptation benchmark measures both kinds; README, Benchmarks). `retries` keeps tidy play's
+  deliberate misses: a try that lifts after a miss begins by opening the closed fingers, so hindsight
+  labels show a policy told to lift how to recover from closing on nothing, and the off-aim try stays play.
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
 - `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
@@ -108,16 +110,18 @@ def simulate(
     play_scene: str = PLAY_SCENES[0],
     calm: bool = False,
     tidy: bool = False,
+    retries: bool = False,
 ) -> Episode | None:
     """One episode of `kind` (at most `max_frames` long); None when a demo did not succeed. Play only:
     `hindsight` labels each frame with the sub-task it belongs to (see the module's docstring),
-    `play_scene` is one of PLAY_SCENES, `calm` and `tidy` as in the module's docstring."""
+    `play_scene` is one of PLAY_SCENES, `calm`, `tidy` and `retries` as in the module's docstring."""
     rng = np.random.default_rng(seed)
     scene = str(rng.choice(SCENES)) if kind == "multitask" else play_scene if kind == "play" else task
     sim = pool.get(scene)
     sim.reset(rng, randomize=True)
     play = kind == "play"
-    arm = Arm(sim, rng, Style.sample(rng, kind in ("demo", "corrections"), calm=calm and play, tidy=tidy and play))
+    manner = {"calm": calm and play, "tidy": tidy and play, "retries": retries and play}
+    arm = Arm(sim, rng, Style.sample(rng, kind in ("demo", "corrections"), **manner))
     if kind == "corrections":
         lead(pool.policy(), sim, task, int(rng.integers(*LEAD_STEPS, endpoint=True)), int(rng.integers(2**31)))
     log: list[list] = []
@@ -221,6 +225,7 @@ def _pick_and_put(arm: Arm, thing, others, log: list[list], tidy: bool = False) 
             break
     log.append([None, True])  # what follows (waving it about, putting it down) goes unnamed
     if not lifted:
+        yield from arm.hold(scripted.REOPEN, grip=-1.0)
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm, regrip=not tidy)

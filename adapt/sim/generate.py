@@ -62,6 +62,8 @@ class Plan:
     """Play: move as a demonstration does."""
     tidy: bool = False
     """Play: close the fingers only to pick something up."""
+    retries: bool = False
+    """Tidy play: still miss first grasps on purpose, and recover."""
 
     def indices(self, first: int, step: int) -> Iterator[int]:
         """Episode indices first, first + step, ...; endless unless the episode lengths are planned."""
@@ -73,7 +75,8 @@ class Plan:
         """Episode `index`, seeded by (seed, index) alone."""
         frames = self.lengths[index] if self.lengths is not None else self.max_frames
         seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
-        return simulate(pool, self.kind, self.task, seed, frames, self.hindsight, self.scene, self.calm, self.tidy)
+        manner = {"calm": self.calm, "tidy": self.tidy, "retries": self.retries}
+        return simulate(pool, self.kind, self.task, seed, frames, self.hindsight, self.scene, **manner)
 
 
 def generate(
@@ -93,6 +96,7 @@ def generate(
     scene: str | None = None,
     calm: bool = False,
     tidy: bool = False,
+    retries: bool = False,
 ) -> Path:
     """Simulate `robot` (a bundled spec name or a spec YAML) and write a dataset at `out_dir`.
 
@@ -107,14 +111,15 @@ def generate(
     "play with the ..." throughout; `scene` (play only) is where it plays: Stack (two cubes, the default) or
     Lift (one cube, robosuite's Lift scene); `calm` (play only) moves as a demonstration does (speed 0.5-0.9,
     command noise sd 0-0.03) instead of play's varied pace and noise; `tidy` (play only) closes the fingers
-    only to pick something up: no deliberate misses, no closed-hand pushes, reaches keep the grip (see
+    only to pick something up: no deliberate misses, no closed-hand pushes, reaches keep the grip;
+    `retries` (tidy play only) keeps the deliberate misses, so the play shows how to recover from one (see
     `adapt.sim.episodes`). Frames are the spec's cameras; state and action follow the spec
     (see `adapt.sim.env.spec_action` for actions). `workers` defaults to one process per CPU core (at
     most 8); workers are spawned, so a script that calls this with more than one worker needs the
     `if __name__ == "__main__":` guard. Returns the dataset folder.
     """
     spec = load_embodiment(robot)
-    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight, scene, calm, tidy)
+    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight, scene, calm, tidy, retries)
     out_spec = _video_view(spec) if video_only else spec
     count = len(plan.lengths) if plan.lengths is not None else episodes
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
@@ -155,6 +160,7 @@ def _plan(
     scene: str | None = None,
     calm: bool = False,
     tidy: bool = False,
+    retries: bool = False,
 ) -> tuple[Plan, int | None]:
     """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
     if kind not in KINDS:
@@ -172,6 +178,8 @@ def _plan(
         raise AdaptError(f"--scene is for --kind play; {kind} episodes take their scene from --task (or choose it)")
     if (calm or tidy) and kind != "play":
         raise AdaptError(f"--calm and --tidy are for --kind play; {kind} episodes move as their script does already")
+    if retries and not (tidy and kind == "play"):
+        raise AdaptError("--retries is for --kind play --tidy; untidy play misses on purpose already")
     if kind == "corrections":
         check_drivable(spec, "--kind corrections")  # the demonstrator takes over
         if not Path(policy).exists():
@@ -186,7 +194,7 @@ def _plan(
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
     policy = None if policy is None else str(policy)
     play_scene = _named(scene, PLAY_SCENES, "no play scene", "Scenes") if scene is not None else PLAY_SCENES[0]
-    plan = Plan(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene, calm, tidy)
+    plan = Plan(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene, calm, tidy, retries)
     return plan, target if target is not None else (sum(lengths) if lengths else None)
 
 

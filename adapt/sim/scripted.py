@@ -29,6 +29,8 @@ POS_SCALE, ROT_SCALE = 0.05, 0.5
 HOVER = 0.1
 """Height (m) above an object from which grasps and pushes start, so the approach clears it."""
 ATTEMPTS = 3
+REOPEN = 6
+"""Control steps the fingers get to open again after a grasp that missed."""
 DIRECTIONS = {"left": (0.0, -1.0), "right": (0.0, 1.0), "forward": (1.0, 0.0), "back": (-1.0, 0.0)}
 """Push and move directions as the front camera (agentview) shows them: left and right of the image,
 forward towards the camera (away from the robot), back towards the robot."""
@@ -59,7 +61,13 @@ class Style:
 
     @classmethod
     def sample(
-        cls, rng: np.random.Generator, proficient: bool = False, *, calm: bool = False, tidy: bool = False
+        cls,
+        rng: np.random.Generator,
+        proficient: bool = False,
+        *,
+        calm: bool = False,
+        tidy: bool = False,
+        retries: bool = False,
     ) -> Style:
         """A varied style for play; with `proficient` the style of a task demonstration (calm and tidy).
 
@@ -67,14 +75,16 @@ class Style:
         slow-to-brisk, noisier pace. `tidy`: no deliberate misses. A demonstration's first grasp aims at the
         object: a deliberate miss cannot be told apart from a real attempt in the frames, so behaviour cloning
         learns to aim off at random (the base trained on such demos stopped centimetres beside the cube).
-        Misses still happen and are retried."""
+        Misses still happen and are retried. `retries`: tidy, but first grasps still aim off on purpose as
+        play's do, so the play shows misses recovered (hindsight labels the off-aim try as play and the
+        recovery as the task: `adapt.sim.episodes`)."""
         calm, tidy = calm or proficient, tidy or proficient
         speed, noise = (
             (rng.uniform(0.5, 0.9), rng.uniform(0.0, 0.03))
             if calm
             else (rng.uniform(0.35, 0.9), rng.uniform(0.02, 0.12))
         )
-        return cls(speed=speed, noise=noise, miss=0.0 if tidy else rng.uniform(0.1, 0.35))
+        return cls(speed=speed, noise=noise, miss=0.0 if tidy and not retries else rng.uniform(0.1, 0.35))
 
 
 class Arm:
@@ -137,12 +147,16 @@ def grasp(arm: Arm, thing: Thing) -> Script:
     for attempt in range(ATTEMPTS):
         if (yield from grasp_attempt(arm, thing, attempt)):
             return True
+    yield from arm.hold(REOPEN, grip=-1.0)
     return False
 
 
 def grasp_attempt(arm: Arm, thing: Thing, attempt: int) -> Script:
-    """One try of `grasp` (the first may aim off on purpose, `Style.miss`); after a miss the fingers open
-    again for the next. A try of its own so that hindsight labels can name the one that lifted."""
+    """One try of `grasp` (the first may aim off on purpose, `Style.miss`). A try of its own so that hindsight
+    labels can name the one that lifted. A retry starts by opening the fingers the miss closed, so the recovery
+    belongs to the try that lifts: what a policy told to lift must do when it has closed on nothing."""
+    if attempt > 0:
+        yield from arm.hold(REOPEN, grip=-1.0)
     centre, yaw = arm.sim.position(thing), arm.grasp_yaw(thing)
     if attempt == 0 and arm.rng.random() < arm.style.miss:
         angle = arm.rng.uniform(-np.pi, np.pi)
@@ -151,10 +165,7 @@ def grasp_attempt(arm: Arm, thing: Thing, attempt: int) -> Script:
     yield from arm.move(centre, tol=0.008, steps=40)
     yield from arm.hold(8, grip=1.0)
     yield from arm.move(arm.sim.eef()[0] + [0, 0, HOVER], steps=30)
-    if arm.holds(thing):
-        return True
-    yield from arm.hold(6, grip=-1.0)
-    return False
+    return arm.holds(thing)
 
 
 def place(arm: Arm, thing: Thing, xy: np.ndarray, surface: float) -> Script:
