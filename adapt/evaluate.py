@@ -65,16 +65,22 @@ class EvalReport:
         return float(ci.low), float(ci.high)
 
     def failures(self) -> str:
-        """One line on how the failed episodes failed: never near the object, or grasps that missed."""
+        """One line on how the failed episodes failed (never near the object, or grasps that missed and whether
+        they were tried again) and how many successes came after a missed grasp: a policy that never retries
+        fails on its first miss, where one that retries turns some misses into successes."""
         failed = [e for e in self.episodes if not e.success and e.closest_m is not None]
         if not failed:
             return "no failed episodes" if self.episodes else "no episodes"
         far = sum(e.closest_m > FAR_M for e in failed)
         missed = sum(e.empty_grasps > 0 for e in failed)
+        once = sum(e.empty_grasps == 1 for e in failed)
         closest = np.median([e.closest_m for e in failed]) * 100
+        wins = [e for e in self.episodes if e.success]
+        recovered = sum(e.empty_grasps > 0 for e in wins)
         return (
             f"{len(failed)} failed: {far} never came within {FAR_M * 100:.0f} cm of the object, {missed} closed the"
-            f" gripper on nothing; median closest approach {closest:.1f} cm"
+            f" gripper on nothing ({once} once, never again); median closest approach {closest:.1f} cm;"
+            f" {recovered} of {len(wins)} successes after a missed grasp"
         )
 
     def summary(self) -> str:

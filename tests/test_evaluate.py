@@ -174,8 +174,9 @@ def test_eval_intervals_are_wilson_and_bootstrap():
     assert nothing.success_interval()[0] == 0.0 and 0.25 < nothing.success_interval()[1] < 0.35
 
 
-def test_failure_summary_tells_reaching_from_grasping():
-    """Catches a failure line that counts successes, or mixes up far-away episodes with missed grasps."""
+def test_failure_summary_tells_reaching_from_grasping_and_giving_up_from_retrying():
+    """Catches a failure line that counts successes, mixes up far-away episodes with missed grasps, counts a
+    retried miss as given up, or credits a clean success as one after a miss."""
     from adapt.evaluate import EpisodeResult, EvalReport
 
     episodes = [
@@ -183,10 +184,11 @@ def test_failure_summary_tells_reaching_from_grasping():
         EpisodeResult(1, False, 0.0, [], 200, closest_m=0.30, empty_grasps=1),
         EpisodeResult(2, False, 0.0, [], 200, closest_m=0.12),
         EpisodeResult(3, False, 0.25, [], 200, closest_m=0.02, empty_grasps=2),
+        EpisodeResult(4, True, 1.0, [], 120, closest_m=0.006, empty_grasps=1),
     ]
     assert EvalReport("Lift", "panda", episodes).failures() == (
-        "3 failed: 2 never came within 5 cm of the object, 2 closed the gripper on nothing;"
-        " median closest approach 12.0 cm"
+        "3 failed: 2 never came within 5 cm of the object, 2 closed the gripper on nothing (1 once, never again);"
+        " median closest approach 12.0 cm; 1 of 2 successes after a missed grasp"
     )
 
 
