@@ -225,7 +225,7 @@ def _pick_and_put(arm: Arm, thing, others, log: list[list], tidy: bool = False) 
             break
     log.append([None, True])  # what follows (waving it about, putting it down) goes unnamed
     if not lifted:
-        yield from arm.hold(scripted.REOPEN, grip=-1.0)
+        yield from scripted.reopen(arm)
         return False
     for _ in range(int(arm.rng.integers(0, 3))):
         yield from scripted.reach(arm, regrip=not tidy)

@@ -147,8 +147,13 @@ def grasp(arm: Arm, thing: Thing) -> Script:
     for attempt in range(ATTEMPTS):
         if (yield from grasp_attempt(arm, thing, attempt)):
             return True
-    yield from arm.hold(REOPEN, grip=-1.0)
+    yield from reopen(arm)
     return False
+
+
+def reopen(arm: Arm) -> Script:
+    """Open the fingers a missed grasp closed: at the start of the next try, or after the last one."""
+    yield from arm.hold(REOPEN, grip=-1.0)
 
 
 def grasp_attempt(arm: Arm, thing: Thing, attempt: int) -> Script:
@@ -156,7 +161,7 @@ def grasp_attempt(arm: Arm, thing: Thing, attempt: int) -> Script:
     labels can name the one that lifted. A retry starts by opening the fingers the miss closed, so the recovery
     belongs to the try that lifts: what a policy told to lift must do when it has closed on nothing."""
     if attempt > 0:
-        yield from arm.hold(REOPEN, grip=-1.0)
+        yield from reopen(arm)
     centre, yaw = arm.sim.position(thing), arm.grasp_yaw(thing)
     if attempt == 0 and arm.rng.random() < arm.style.miss:
         angle = arm.rng.uniform(-np.pi, np.pi)
