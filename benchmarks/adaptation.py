@@ -63,7 +63,7 @@ import json
 import time
 from pathlib import Path
 
-from report import machine, write_report
+from report import machine, newcombe_difference, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.evaluate import evaluate_open_loop
@@ -378,11 +378,10 @@ def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, f
     scratch = next((r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same)), None)
     if scratch is None or row["recipe"] == "scratch":
         return None
-    (p1, (l1, u1)), (p2, (l2, u2)) = ((r["Lift"]["success_rate"], r["Lift"]["success_ci95"]) for r in (row, scratch))
-    difference = p1 - p2
-    low = difference - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5
-    high = difference + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
-    return difference, low, high
+    ours, theirs = row["Lift"], scratch["Lift"]
+    return newcombe_difference(
+        ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
+    )
 
 
 def table(results: list[dict]) -> str:

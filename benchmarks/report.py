@@ -43,6 +43,17 @@ def resolve_device(parser: argparse.ArgumentParser, device: str) -> str:
     return device
 
 
+def newcombe_difference(
+    p1: float, ci1: tuple[float, float], p2: float, ci2: tuple[float, float]
+) -> tuple[float, float, float]:
+    """p1 - p2 with its 95 % interval by Newcombe's hybrid score method (the two Wilson intervals combined)."""
+    (l1, u1), (l2, u2) = ci1, ci2
+    difference = p1 - p2
+    low = difference - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5
+    high = difference + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
+    return difference, low, high
+
+
 def write_report(path: Path, report: dict) -> None:
     """Write `report` as JSON atomically (temp file + rename), with the load average at the end."""
     report["machine"]["load_average_after"] = os.getloadavg()

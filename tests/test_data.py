@@ -74,6 +74,22 @@ def test_v3_round_trip(dataset_v3, ur5e, episodes):
     assert_round_trip(dataset, episodes, ur5e)
 
 
+def test_v3_stats_are_lerobots(dataset_v3, episodes):
+    """LeRobot's training reads meta/stats.json and fails without it: wrong or missing figures there would train
+    every LeRobot policy on our data with a wrong normalisation."""
+    stats = json.loads((dataset_v3 / "meta" / "stats.json").read_text())
+    state = np.concatenate([e.state for e in episodes]).astype(np.float64)
+    np.testing.assert_allclose(stats["observation.state"]["mean"], state.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats["observation.state"]["q99"], np.quantile(state, 0.99, axis=0), rtol=1e-6)
+    action = np.concatenate([e.action for e in episodes])
+    np.testing.assert_allclose(stats["action"]["max"], action.max(0), rtol=1e-6)
+    assert stats["action"]["count"] == [96]
+    image = stats["observation.images.agentview"]
+    assert np.shape(image["mean"]) == (3, 1, 1) and image["count"] == [96]  # per channel, as LeRobot's
+    pixels = np.concatenate([e.frames["agentview"] for e in episodes]).reshape(-1, 3) / 255
+    np.testing.assert_allclose(np.ravel(image["mean"]), pixels.mean(0), atol=0.05)  # sampled frames
+
+
 def write_v21(root, spec, episodes, fps=20):
     """A LeRobot v2.1 dataset written independently of our writer: one parquet and one mp4 per episode."""
     import av

@@ -254,3 +254,33 @@ def test_eval_through_the_server_takes_the_in_process_actions(policy_dir, tmp_pa
         running.stop()
     np.testing.assert_allclose(np.stack(remote.actions), np.stack(local.actions), atol=1e-6)
     assert len(local.actions) == 9
+
+
+def test_client_bounds_whatever_a_server_sends():
+    """`adapt eval --server` drives servers of other makes (a LeRobot peer, a stock openpi server, a buggy build):
+    an action that is not finite, jumps past the velocity limit or has the wrong size must never reach the robot."""
+    from websockets.sync.server import serve
+
+    from adapt.serving.client import RemotePolicy
+
+    spec = load_embodiment("ur5e")  # absolute joint targets: bounded by position and velocity from the state
+    replies = [np.full(7, np.nan, np.float32), np.full(7, 100.0, np.float32), np.zeros(3, np.float32)]
+
+    def session(connection):
+        connection.send(msgpack_numpy.packb({"spec": spec.model_dump(mode="json")}))
+        for _, reply in zip(connection, replies, strict=False):
+            connection.send(msgpack_numpy.packb({"actions": reply, "plans": 1}))
+
+    with serve(session, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        remote = RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}")
+        state = np.array([0.3, -0.2, 0.1, 0.4, -0.5, 0.6, 0.5], np.float32)
+        frames = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in spec.cameras}
+        actions = [remote.step(frames | {"state": state}) for _ in replies]
+        remote.close()
+        server.shutdown()
+    np.testing.assert_allclose(actions[0], state, atol=1e-6)  # NaN: hold where it is
+    step = np.array([j.velocity for j in spec.joints]) / spec.action.control_hz
+    np.testing.assert_allclose(actions[1][:6], state[:6] + step, rtol=1e-5)  # at most one velocity step away
+    assert actions[1][6] == spec.gripper.range[1]
+    np.testing.assert_allclose(actions[2], state, atol=1e-6)  # three values for seven: hold

@@ -1,6 +1,7 @@
 """Write episodes as a LeRobot v3 dataset, the format users' existing tools read.
 
-Layout (LeRobot codebase v3.0): `meta/info.json`, `meta/tasks.parquet`,
+Layout (LeRobot codebase v3.0): `meta/info.json`, `meta/tasks.parquet`, `meta/stats.json` (what LeRobot's
+training normalises with: mean, std, min, max, count and quantiles per feature, images per channel in [0, 1]),
 `meta/episodes/chunk-000/file-000.parquet`, `data/chunk-000/file-000.parquet` (all frames), and one
 concatenated mp4 per camera under `videos/observation.images.<camera>/chunk-000/file-000.mp4`; each
 episode's span in that video is recorded as from/to timestamps. The dataset is assembled in a
@@ -25,7 +26,12 @@ CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
+STATS_PATH = "meta/stats.json"
 STATE_KEY, ACTION_KEY = "observation.state", "action"
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+"""The quantiles LeRobot's `meta/stats.json` holds (`q01` ... `q99`)."""
+IMAGE_STATS_EVERY = 10
+"""Image statistics sample every 10th frame and every 4th pixel per axis: per-channel figures need no more."""
 
 
 def camera_key(camera: str) -> str:
@@ -58,6 +64,7 @@ class DatasetWriter:
             for c in spec.cameras
         }
         self._rows: list[pa.Table] = []
+        self._pixels: dict[str, list[np.ndarray]] = {c.name: [] for c in spec.cameras}
         self._episodes: list[dict] = []
         self._tasks: dict[str, int] = {}
         self._frames = 0
@@ -83,6 +90,7 @@ class DatasetWriter:
         for camera, stream in self._videos.items():
             start = stream.frames / self.fps
             stream.write(episode.frames[camera])
+            self._pixels[camera].append(episode.frames[camera][::IMAGE_STATS_EVERY, ::4, ::4].reshape(-1, 3))
             key = camera_key(camera)
             row |= {
                 f"videos/{key}/chunk_index": 0,
@@ -107,6 +115,7 @@ class DatasetWriter:
         tasks = pa.table({"task_index": list(self._tasks.values()), "task": list(self._tasks)})
         pq.write_table(tasks, self._tmp / "meta" / "tasks.parquet")
         (self._tmp / "meta" / "info.json").write_text(json.dumps(self._info(), indent=2))
+        (self._tmp / STATS_PATH).write_text(json.dumps(self._stats()))
         self._tmp.rename(self.root)
         return self.root
 
@@ -142,6 +151,20 @@ class DatasetWriter:
                 raise AdaptError(
                     f"episode {name} must have shape ({episode.length}, {dim}) for '{self.spec.name}', got {shape}"
                 )
+
+    def _stats(self) -> dict:
+        """LeRobot's `meta/stats.json`: per-feature statistics over every frame (images: sampled, per channel)."""
+        stats = {}
+        table = pa.concat_tables(self._rows, promote_options="default")
+        for key in (STATE_KEY, ACTION_KEY):
+            if key in table.column_names:
+                stats[key] = feature_stats(np.asarray(table[key].to_pylist(), np.float64))
+        for camera, pixels in self._pixels.items():
+            channels = feature_stats(np.concatenate(pixels).astype(np.float64) / 255)
+            stats[camera_key(camera)] = {k: v if k == "count" else [[[c]] for c in v] for k, v in channels.items()} | {
+                "count": [self._frames]
+            }
+        return stats
 
     def _info(self) -> dict:
         sizes = {name: stream.size for name, stream in self._videos.items() if stream.size is not None}
@@ -224,6 +247,19 @@ def frame_columns(
             flat = pa.array(values.astype(np.float32).ravel())
             columns[key] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
     return columns
+
+
+def feature_stats(values: np.ndarray) -> dict[str, list]:
+    """mean, std, min, max, count and LeRobot's quantiles of (N, D) values, per dimension, as JSON lists."""
+    stats = {
+        "mean": values.mean(0),
+        "std": values.std(0),
+        "min": values.min(0),
+        "max": values.max(0),
+        "count": np.array([len(values)]),
+    }
+    stats |= {f"q{round(q * 100):02d}": np.quantile(values, q, axis=0) for q in QUANTILES}
+    return {k: v.tolist() for k, v in stats.items()}
 
 
 def dataset_features(spec: EmbodimentSpec, fps: float, sizes: dict[str, tuple[int, int]] | None = None) -> dict:

@@ -1,0 +1,359 @@
+"""adapt against what a user would train instead: LeRobot's ACT and Diffusion Policy on the same data, same closed loop.
+
+A robotics engineer with a new robot and a few minutes of demonstrations would train ACT or Diffusion Policy with
+LeRobot rather than adapt a WAM. This benchmark trains LeRobot's own implementations (`lerobot` 0.4.4 in its own
+environment: `benchmarks/peers/setup.sh`) on exactly the LeRobot v3 datasets `benchmarks/adaptation.py` trains
+adapt on, and evaluates them in adapt's closed loop (`adapt.sim.closed_loop`: same seeds, scenes, controller,
+success and progress), next to the adaptation rows of `benchmarks/results/adaptation.json`.
+
+Route: each trained peer is served by `benchmarks/peers/serve.py` (peers' environment, LeRobot's `select_action`
+with its own action queue, as `lerobot-eval` runs it) over `adapt serve`'s websocket protocol, and driven by
+`adapt eval --server`'s client (`RemotePolicy`, which bounds every action by the spec as it does for any server).
+
+Peers' settings: LeRobot's defaults (`lerobot-train`: batch 8, the policy's optimizer preset and schedule,
+100,000 steps), changed only where the data or this machine requires it (`PEER_SETTINGS`, each with its
+reason). Budgets: `walltime` rows train for the training wall time of the adaptation row they face (then the
+last checkpoint saved within it is evaluated).
+
+Resumable: a peer's training continues from its last checkpoint (and its wall time so far) when rerun; each
+finished row is written to `benchmarks/results/peers.json` as it finishes and skipped on a rerun.
+
+Run: `bash benchmarks/peers/setup.sh` once, then `.venv/bin/python benchmarks/peers.py` (about 1.5 hours on
+2 CPU cores: 21 minutes of training and about 10 of evaluation per row); `--quick` for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from adaptation import RESULTS, dataset
+from report import machine, newcombe_difference, write_report
+
+from adapt.embodiment import load_embodiment
+from adapt.errors import AdaptError
+from adapt.evaluate import EvalReport
+from adapt.sim.closed_loop import evaluate_closed_loop
+
+PEERS_DIR = Path(__file__).parent / "peers"
+PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
+TARGET = "ur5e_osc"
+EVAL_SEED = 5000
+PEER_SETTINGS = {
+    "act": {
+        "policy.pretrained_backbone_weights": (
+            "null",
+            "LeRobot's default starts the ResNet-18 from ImageNet weights; nothing can be downloaded here, so it is"
+            " trained from scratch, as adapt's base was",
+        ),
+        "policy.chunk_size": ("40", "LeRobot's 100 actions are 2 s at ALOHA's 50 Hz; 2 s at this robot's 20 Hz"),
+        "policy.n_action_steps": ("40", "the whole chunk executed, as LeRobot's default does"),
+    },
+    "diffusion": {
+        "policy.crop_shape": (
+            "[112,112]",
+            "LeRobot's 84 x 84 random crop is made for 96 px images; the same 7/8 of 128 px",
+        ),
+        "policy.noise_scheduler_type": (
+            "DDIM",
+            "sampling only (training's noise and loss are DDPM's, same betas): LeRobot's 100 DDPM steps take 19.6 s"
+            " a chunk on this CPU, 8.5 minutes a 200-step episode",
+        ),
+        "policy.num_inference_steps": ("10", "10 DDIM steps, as Diffusion Policy's authors sample for speed"),
+    },
+}
+"""Per peer: LeRobot option -> (value, why it differs from LeRobot's default)."""
+COMMON_SETTINGS = {
+    "num_workers": ("2", "this machine has 2 cores (LeRobot's default: 4 workers)"),
+    "dataset.video_backend": (
+        "pyav",
+        "LeRobot's default torchcodec needs FFmpeg libraries Debian does not ship in the expected version",
+    ),
+    "policy.device": ("cpu", "no GPU"),
+    "eval_freq": ("0", "evaluation is adapt's closed loop, not a gym environment"),
+}
+SAVE_EVERY = {"act": 100, "diffusion": 30}
+"""Checkpoint spacing in steps: about a tenth of a 21-minute budget at each peer's speed here."""
+ROWS = [
+    {
+        "name": f"{peer}/lift-demos/walltime",
+        "peer": peer,
+        "data": {"kind": "demo", "minutes": 5.0, "seed": 4, "task": "Lift"},
+        "versus": "play-30min-donor/lift-demos",
+        "budget": "walltime",
+    }
+    for peer in ("act", "diffusion")
+]
+"""Each row: a peer, the adaptation benchmark's dataset (`adaptation.dataset` arguments), the adaptation row
+it faces (`versus`) and its training budget."""
+
+
+def settings(peer: str) -> dict[str, tuple[str, str]]:
+    """Every LeRobot option this benchmark sets for `peer`, with why it differs from LeRobot's default."""
+    return COMMON_SETTINGS | PEER_SETTINGS[peer]
+
+
+def train_peer(row: dict, data: Path, run: Path, budget_s: float, quick: bool) -> dict:
+    """Train with `lerobot-train` until `budget_s` of wall time has passed (resuming across reruns); returns the
+    last checkpoint saved within the budget, its step and its wall time, and what LeRobot read of the data."""
+    progress_file, out = run / "progress.json", run / "train"
+    progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"wall_s": 0.0, "saved": {}}
+    if not progress.get("done"):
+        argv = [f"--{k}={v}" for k, (v, _) in settings(row["peer"]).items()]
+        if (out / "checkpoints" / "last").exists():
+            argv = ["--resume=true", f"--config_path={out / 'checkpoints/last/pretrained_model/train_config.json'}"]
+        else:
+            argv += [
+                f"--policy.type={row['peer']}",
+                f"--dataset.repo_id=local/{data.name}",
+                f"--dataset.root={data.resolve()}",
+                "--policy.push_to_hub=false",
+                "--wandb.enable=false",
+                f"--save_freq={2 if quick else SAVE_EVERY[row['peer']]}",
+                "--log_freq=50",
+                f"--output_dir={out}",
+            ]
+        run.mkdir(parents=True, exist_ok=True)
+        progress = _run_until(argv, out, run / "train.log", progress, budget_s)
+        progress["done"] = True
+        progress_file.write_text(json.dumps(progress))
+    within = {int(step): wall for step, wall in progress["saved"].items() if wall <= budget_s}
+    if not within:
+        raise AdaptError(f"{row['name']}: no checkpoint was saved within {budget_s:.0f} s; lower SAVE_EVERY")
+    step = max(within)
+    log = (run / "train.log").read_text()
+    read = {k: int(v) for k, v in re.findall(r"dataset\.(num_frames|num_episodes)=(\d+)", log)}
+    checkpoint = out / "checkpoints" / f"{step:06d}" / "pretrained_model"
+    return {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
+
+
+def _run_until(argv: list[str], out: Path, log: Path, progress: dict, budget_s: float) -> dict:
+    """Run `lerobot-train` (appending to `log`), noting when each checkpoint appears, until the wall time so far
+    reaches `budget_s` or training ends; keeps only the newest checkpoint within the budget on disk."""
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [str(PEERS_PYTHON), "-m", "lerobot.scripts.lerobot_train", *argv]
+    start, before = time.monotonic(), progress["wall_s"]
+    with log.open("a") as sink:
+        sink.write(f"\n$ {' '.join(command)}\n")
+        sink.flush()
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+            while process.poll() is None and before + time.monotonic() - start < budget_s:
+                time.sleep(2)
+                _note_checkpoints(out, progress, before + time.monotonic() - start)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    progress["wall_s"] = before + time.monotonic() - start
+    _note_checkpoints(out, progress, progress["wall_s"])
+    if process.returncode not in (0, -signal.SIGINT, 1) and not progress["saved"]:
+        raise AdaptError(f"lerobot-train failed (exit {process.returncode}); see {log}")
+    return progress
+
+
+def _note_checkpoints(out: Path, progress: dict, wall_s: float) -> None:
+    """Record the wall time at which each finished checkpoint was first seen; delete all but the newest two."""
+    folder = out / "checkpoints"
+    steps = (
+        sorted(int(p.name) for p in folder.glob("[0-9]*") if (p / "training_state" / "training_step.json").is_file())
+        if folder.is_dir()
+        else []
+    )
+    for step in steps:
+        progress["saved"].setdefault(str(step), wall_s)
+    for step in steps[:-2]:  # the newest may be mid-write; the one before is whole
+        subprocess.run(["rm", "-rf", str(folder / f"{step:06d}")], check=True)
+
+
+def evaluate_peer(checkpoint: Path, run: Path, episodes: int) -> dict:
+    """Serve the checkpoint from the peers' environment and run adapt's closed loop against it."""
+    spec_file = run / "spec.json"
+    spec_file.write_text(json.dumps(load_embodiment(TARGET).model_dump(mode="json")))
+    port, timing = _free_port(), run / "timing.json"
+    command = [
+        str(PEERS_PYTHON),
+        str(PEERS_DIR / "serve.py"),
+        "--checkpoint",
+        str(checkpoint),
+        "--spec",
+        str(spec_file),
+    ]
+    command += ["--port", str(port), "--timing", str(timing)]
+    with (run / "serve.log").open("w") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        remote = _connect(f"ws://127.0.0.1:{port}", server, run / "serve.log")
+        report = evaluate_closed_loop(remote, "Lift", episodes, run / "eval_Lift", seed=EVAL_SEED, progress=True)
+        remote.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    served = json.loads(timing.read_text())
+    return {
+        "Lift": lift_result(report),
+        "parameters": served["parameters"],
+        "median_plan_ms": served["median_plan_ms"],
+        "plans": served["plans"],
+    }
+
+
+def lift_result(report: EvalReport) -> dict:
+    return {
+        "success_rate": report.success_rate,
+        "success_ci95": list(report.success_interval()),
+        "mean_progress": report.mean_progress,
+        "progress_ci95": list(report.progress_interval()),
+        "median_closest_cm": 100 * statistics.median(e.closest_m for e in report.episodes),
+        "empty_grasps_per_episode": float(np.mean([e.empty_grasps for e in report.episodes])),
+        "failures": report.failures(),
+    }
+
+
+def _connect(url: str, server: subprocess.Popen, log: Path, timeout: float = 300):
+    from adapt.serving.client import RemotePolicy
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise AdaptError(f"the peer server exited ({server.returncode}); see {log}")
+        try:
+            return RemotePolicy(url, timeout=120)
+        except AdaptError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def adapt_latency(versus: dict, data: Path, run: Path, calls: int = 20) -> dict:
+    """Median time of one chunk from the adapted policy of `versus` (an adaptation row) on live UR5e Lift
+    observations, on this machine in this run, and its parameter count. The weights do not change the time, so
+    the adapter is the row's recipe on the row's data after one step at learning rate 0."""
+    from adaptation import recipe
+
+    from adapt.policy import Policy
+    from adapt.predictor import ChunkPredictor
+    from adapt.resources import bundled_dir
+    from adapt.sim.env import SimEnv, controller_for
+    from adapt.train.finetune import finetune
+    from adapt.train.options import TrainOptions
+
+    untrained = recipe(versus["recipe"]).model_copy(update={"lr": 0.0})
+    options = TrainOptions(steps=1, checkpoint_every=1, progress=False)
+    adapter = finetune(
+        bundled_dir("models") / "base-small", TARGET, [str(data)], untrained, run, options=options, overwrite=True
+    )
+    predictor = ChunkPredictor.load(adapter, TARGET)
+    policy = Policy(predictor)
+    times = []
+    with SimEnv(policy.spec, "Lift", EVAL_SEED, controller=controller_for(policy.spec)) as sim:
+        sim.reset(np.random.default_rng(EVAL_SEED), randomize=True)
+        for _ in range(calls + 2):
+            observation = sim.render() | {"state": sim.state(), "task": "lift the red cube"}
+            start = time.perf_counter()
+            policy.act(observation)
+            times.append(1000 * (time.perf_counter() - start))
+    parameters = sum(p.numel() for p in predictor.model.parameters())
+    return {"median_plan_ms": statistics.median(times[2:]), "parameters": parameters}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--adaptation", type=Path, default=RESULTS / "adaptation.json")
+    parser.add_argument("--work", type=Path, default=Path("runs/peers"))
+    parser.add_argument("--data-work", type=Path, default=Path("runs/adaptation"), help="adaptation.py's --work")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="0.2 min of data, a 60 s budget, 1 episode")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these rows only")
+    args = parser.parse_args()
+    if not PEERS_PYTHON.is_file():
+        parser.error(f"no peers' environment at {PEERS_PYTHON}: run `bash benchmarks/peers/setup.sh` first")
+    if args.quick:
+        args.episodes, args.work, args.out = 1, args.work.with_name(args.work.name + "-quick"), args.out / "quick"
+    benchmark = json.loads(args.adaptation.read_text())
+    adaptation = {
+        r["name"]: r | {"steps": r.get("steps", benchmark["settings"]["steps"])} for r in benchmark["results"]
+    }
+    path = args.out / "peers.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    results, measured = previous.get("results", []), previous.get("adapt", {})
+    for row in ROWS:
+        if args.only and row["name"] not in args.only:
+            continue
+        if any(r["name"] == row["name"] for r in results):
+            print(f"{row['name']}: done earlier, skipped")
+            continue
+        data_args = dict(row["data"], minutes=0.2) if args.quick else row["data"]
+        kind, minutes, seed = data_args.pop("kind"), data_args.pop("minutes"), data_args.pop("seed")
+        data = dataset(args.data_work, TARGET, kind, minutes, seed=seed, **data_args)
+        budget = 60.0 if args.quick else adaptation[row["versus"]]["train_wall_s"]
+        run = args.work / row["name"].replace("/", "_")
+        print(f"{row['name']}: training for {budget:.0f} s of wall time on {data}")
+        trained = train_peer(row, data, run, budget, args.quick)
+        print(f"{row['name']}: {trained['steps']} steps in {trained['train_wall_s']:.0f} s; evaluating")
+        result = {**row, "data": str(data), "budget_s": budget, **trained}
+        result["settings"] = {k: {"value": v, "why": why} for k, (v, why) in settings(row["peer"]).items()}
+        result |= evaluate_peer(Path(trained["checkpoint"]), run, args.episodes)
+        results = [*results, result]
+        print(f"{row['name']}: Lift success {result['Lift']['success_rate']:.2f}")
+        write_report(path, {"machine": machine(), "results": results, "adapt": measured})
+    for row in ROWS:  # adapt's side of each row faced: its time per chunk, measured here like the peers'
+        versus = row["versus"]
+        if versus not in measured and any(r["versus"] == versus for r in results):
+            data = next(r["data"] for r in results if r["versus"] == versus)
+            measured[versus] = adapt_latency(adaptation[versus], Path(data), args.work / "adapt-latency")
+            write_report(path, {"machine": machine(), "results": results, "adapt": measured})
+    print(table(results, adaptation, measured))
+
+
+def table(results: list[dict], adaptation: dict, measured: dict) -> str:
+    """Markdown: each adaptation row faced, its peers, and adapt minus the best peer (Newcombe's 95 % interval)."""
+    lines = [
+        "| data | policy | Lift success (95% CI) | progress | closest cm | train min | steps | parameters "
+        "| ms per chunk | adapt minus best peer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for versus in dict.fromkeys(r["versus"] for r in results):
+        ours, peers = adaptation[versus], [r for r in results if r["versus"] == versus]
+        best = max(peers, key=lambda r: r["Lift"]["success_rate"])
+        a, b = ours["Lift"], best["Lift"]
+        margin = newcombe_difference(a["success_rate"], a["success_ci95"], b["success_rate"], b["success_ci95"])
+        ours = ours | measured.get(versus, {})
+        adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", "-"))
+        rows = [adapt, *((r["peer"], r, r["steps"], r["parameters"]) for r in peers)]
+        for i, (name, r, steps, parameters) in enumerate(rows):
+            lift = r["Lift"]
+            closest = f"{lift['median_closest_cm']:.1f}" if "median_closest_cm" in lift else "-"
+            ms = f"{r['median_plan_ms']:.0f}" if "median_plan_ms" in r else "-"
+            versus_best = f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})" if i == 0 else ""
+            low, high = lift["success_ci95"]
+            lines.append(
+                f"| {versus if i == 0 else ''} | {name} | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
+                f" | {lift['mean_progress']:.2f} | {closest} | {r['train_wall_s'] / 60:.0f} | {steps} | {parameters}"
+                f" | {ms} | {versus_best} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
