@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -104,15 +105,22 @@ def settings(peer: str) -> dict[str, tuple[str, str]]:
 
 
 def train_peer(row: dict, data: Path, run: Path, budget_s: float, quick: bool) -> dict:
-    """Train with `lerobot-train` until `budget_s` of wall time has passed (resuming across reruns); returns the
-    last checkpoint saved within the budget, its step and its wall time, and what LeRobot read of the data."""
+    """Train with `lerobot-train` until `budget_s` of wall time has passed; returns the last checkpoint saved
+    within the budget, its step and its wall time, and what LeRobot read of the data.
+
+    A run that was stopped resumes from its last checkpoint, with the wall time that checkpoint had taken (what
+    came after it is lost, and its redoing is counted again)."""
     progress_file, out = run / "progress.json", run / "train"
     progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"wall_s": 0.0, "saved": {}}
     if not progress.get("done"):
         argv = [f"--{k}={v}" for k, (v, _) in settings(row["peer"]).items()]
-        if (out / "checkpoints" / "last").exists():
-            argv = ["--resume=true", f"--config_path={out / 'checkpoints/last/pretrained_model/train_config.json'}"]
+        last = out / "checkpoints" / "last"
+        if last.exists() and str(int(last.resolve().name)) in progress["saved"]:
+            progress["wall_s"] = progress["saved"][str(int(last.resolve().name))]
+            argv = ["--resume=true", f"--config_path={last / 'pretrained_model' / 'train_config.json'}"]
         else:
+            shutil.rmtree(out, ignore_errors=True)
+            progress = {"wall_s": 0.0, "saved": {}}
             argv += [
                 f"--policy.type={row['peer']}",
                 f"--dataset.repo_id=local/{data.name}",
@@ -124,9 +132,7 @@ def train_peer(row: dict, data: Path, run: Path, budget_s: float, quick: bool) -
                 f"--output_dir={out}",
             ]
         run.mkdir(parents=True, exist_ok=True)
-        progress = _run_until(argv, out, run / "train.log", progress, budget_s)
-        progress["done"] = True
-        progress_file.write_text(json.dumps(progress))
+        _run_until(argv, out, run / "train.log", progress, progress_file, budget_s)
     within = {int(step): wall for step, wall in progress["saved"].items() if wall <= budget_s}
     if not within:
         raise AdaptError(f"{row['name']}: no checkpoint was saved within {budget_s:.0f} s; lower SAVE_EVERY")
@@ -137,9 +143,9 @@ def train_peer(row: dict, data: Path, run: Path, budget_s: float, quick: bool) -
     return {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
 
 
-def _run_until(argv: list[str], out: Path, log: Path, progress: dict, budget_s: float) -> dict:
-    """Run `lerobot-train` (appending to `log`), noting when each checkpoint appears, until the wall time so far
-    reaches `budget_s` or training ends; keeps only the newest checkpoint within the budget on disk."""
+def _run_until(argv: list[str], out: Path, log: Path, progress: dict, progress_file: Path, budget_s: float) -> None:
+    """Run `lerobot-train` (appending to `log`) until the wall time so far reaches `budget_s` or training ends,
+    noting when each checkpoint appears in `progress` (saved to `progress_file` as it goes)."""
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [str(PEERS_PYTHON), "-m", "lerobot.scripts.lerobot_train", *argv]
     start, before = time.monotonic(), progress["wall_s"]
@@ -148,9 +154,11 @@ def _run_until(argv: list[str], out: Path, log: Path, progress: dict, budget_s: 
         sink.flush()
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         try:
-            while process.poll() is None and before + time.monotonic() - start < budget_s:
+            while process.poll() is None and progress["wall_s"] < budget_s:
                 time.sleep(2)
-                _note_checkpoints(out, progress, before + time.monotonic() - start)
+                progress["wall_s"] = before + time.monotonic() - start
+                _note_checkpoints(out, progress)
+                progress_file.write_text(json.dumps(progress))
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -158,14 +166,13 @@ def _run_until(argv: list[str], out: Path, log: Path, progress: dict, budget_s: 
                     process.wait(60)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    progress["wall_s"] = before + time.monotonic() - start
-    _note_checkpoints(out, progress, progress["wall_s"])
     if process.returncode not in (0, -signal.SIGINT, 1) and not progress["saved"]:
         raise AdaptError(f"lerobot-train failed (exit {process.returncode}); see {log}")
-    return progress
+    progress["done"] = True
+    progress_file.write_text(json.dumps(progress))
 
 
-def _note_checkpoints(out: Path, progress: dict, wall_s: float) -> None:
+def _note_checkpoints(out: Path, progress: dict) -> None:
     """Record the wall time at which each finished checkpoint was first seen; delete all but the newest two."""
     folder = out / "checkpoints"
     steps = (
@@ -174,9 +181,9 @@ def _note_checkpoints(out: Path, progress: dict, wall_s: float) -> None:
         else []
     )
     for step in steps:
-        progress["saved"].setdefault(str(step), wall_s)
+        progress["saved"].setdefault(str(step), progress["wall_s"])
     for step in steps[:-2]:  # the newest may be mid-write; the one before is whole
-        subprocess.run(["rm", "-rf", str(folder / f"{step:06d}")], check=True)
+        shutil.rmtree(folder / f"{step:06d}")
 
 
 def evaluate_peer(checkpoint: Path, run: Path, episodes: int) -> dict:
@@ -311,7 +318,7 @@ def main() -> None:
         print(f"{row['name']}: training for {budget:.0f} s of wall time on {data}")
         trained = train_peer(row, data, run, budget, args.quick)
         print(f"{row['name']}: {trained['steps']} steps in {trained['train_wall_s']:.0f} s; evaluating")
-        result = {**row, "data": str(data), "budget_s": budget, **trained}
+        result = {**row, "data": str(data), "budget_s": budget, "episodes": args.episodes, **trained}
         result["settings"] = {k: {"value": v, "why": why} for k, (v, why) in settings(row["peer"]).items()}
         result |= evaluate_peer(Path(trained["checkpoint"]), run, args.episodes)
         results = [*results, result]
@@ -324,6 +331,39 @@ def main() -> None:
             measured[versus] = adapt_latency(adaptation[versus], Path(data), args.work / "adapt-latency")
             write_report(path, {"machine": machine(), "results": results, "adapt": measured})
     print(table(results, adaptation, measured))
+    write_markdown(args.out / "peers.md", json.loads(path.read_text()), adaptation)
+
+
+def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
+    """The report users read, generated from the JSON so that it cannot disagree with it."""
+    results, measured = report["results"], report["adapt"]
+    lines = [
+        "# adapt against LeRobot's ACT and Diffusion Policy",
+        "",
+        "Generated by `benchmarks/peers.py` from `peers.json` and `adaptation.json`; do not edit. UR5e (`ur5e_osc`),",
+        f"robosuite Lift, {results[0]['episodes']} episodes per policy from seed {EVAL_SEED},"
+        " adapt's closed loop for every row; Wilson 95 % intervals; adapt minus the"
+        " best peer with Newcombe's interval. Times per chunk are medians on the machine below, in one run.",
+        "",
+        table(results, adaptation, measured),
+        "",
+        "How each policy failed:",
+        "",
+    ]
+    lines += [f"- {r['name']}: {r['Lift']['failures']}" for r in results]
+    lines += ["", "LeRobot settings that differ from its defaults (everything else is LeRobot 0.4.4's default):", ""]
+    for peer in dict.fromkeys(r["peer"] for r in results):
+        lines += [f"- {peer}: " + "; ".join(f"`--{k}={v}` ({why})" for k, (v, why) in settings(peer).items())]
+    lines += ["", "What LeRobot read of each dataset (its own training log):", ""]
+    lines += [f"- {r['name']}: `{Path(r['data']).name}`, {r['lerobot_read']}" for r in results]
+    lines += [
+        "",
+        "Reproduce: `bash benchmarks/peers/setup.sh`, then `.venv/bin/python benchmarks/peers.py`",
+        "(the adaptation rows: `.venv/bin/python benchmarks/adaptation.py --only NAME`).",
+        "",
+        f"Machine: {json.dumps(report['machine'])}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def table(results: list[dict], adaptation: dict, measured: dict) -> str:
