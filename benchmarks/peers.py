@@ -13,13 +13,16 @@ with its own action queue, as `lerobot-eval` runs it) over `adapt serve`'s webso
 Peers' settings: LeRobot's defaults (`lerobot-train`: batch 8, the policy's optimizer preset and schedule,
 100,000 steps), changed only where the data or this machine requires it (`PEER_SETTINGS`, each with its
 reason). Budgets: `walltime` rows train for the training wall time of the adaptation row they face (then the
-last checkpoint saved within it is evaluated).
+last checkpoint saved within it is evaluated); `converged` rows until their own validation loss on held-out
+demos flattens (`train_peer`), which takes hours here (ACT about 1.4 s a step, Diffusion Policy about 6).
 
 Resumable: a peer's training continues from its last checkpoint (and its wall time so far) when rerun; each
-finished row is written to `benchmarks/results/peers.json` as it finishes and skipped on a rerun.
+finished row is written to `benchmarks/results/peers.json` as it finishes and skipped on a rerun, and
+`peers.md` (the report) is generated from it.
 
-Run: `bash benchmarks/peers/setup.sh` once, then `.venv/bin/python benchmarks/peers.py` (about 1.5 hours on
-2 CPU cores: 21 minutes of training and about 10 of evaluation per row); `--quick` for a smoke run.
+Run: `bash benchmarks/peers/setup.sh` once, then `.venv/bin/python benchmarks/peers.py [--only NAME...]`
+(`walltime` rows: about 21 minutes of training and 10-35 of evaluation each on 2 CPU cores; `converged` rows:
+up to `CONVERGED_MAX_HOURS` each); `--quick` for a smoke run.
 """
 
 from __future__ import annotations
@@ -84,19 +87,29 @@ COMMON_SETTINGS = {
     "eval_freq": ("0", "evaluation is adapt's closed loop, not a gym environment"),
 }
 SAVE_EVERY = {"act": 100, "diffusion": 30}
-"""Checkpoint spacing in steps: about a tenth of a 21-minute budget at each peer's speed here."""
+"""Checkpoint spacing in steps for `walltime` rows: about a tenth of a 21-minute budget at each peer's speed here."""
+VALIDATE_EVERY = {"act": 1000, "diffusion": 250}
+"""Checkpoint (and validation) spacing in steps for `converged` rows: about 25 minutes at each peer's speed here."""
+FLAT_GAIN, FLAT_PATIENCE = 0.02, 3
+"""A `converged` row stops once 3 validations in a row have not improved on the best before them by 2 %."""
+CONVERGED_MAX_HOURS = 12.0
+"""Wall-time cap of a `converged` row."""
+HELD_OUT = {"kind": "demo", "minutes": 2.0, "seed": 6, "task": "Lift"}
+"""Held-out episodes for `converged` rows' validation loss (another seed than any training data)."""
 ROWS = [
     {
-        "name": f"{peer}/lift-demos/walltime",
+        "name": f"{peer}/lift-demos/{budget}",
         "peer": peer,
         "data": {"kind": "demo", "minutes": 5.0, "seed": 4, "task": "Lift"},
         "versus": "play-30min-donor/lift-demos",
-        "budget": "walltime",
+        "budget": budget,
     }
+    for budget in ("walltime", "converged")
     for peer in ("act", "diffusion")
 ]
 """Each row: a peer, the adaptation benchmark's dataset (`adaptation.dataset` arguments), the adaptation row
-it faces (`versus`) and its training budget."""
+it faces (`versus`) and its training budget (`walltime`: the adaptation row's training wall time; `converged`:
+until the validation loss flattens, see `train_peer`)."""
 
 
 def settings(peer: str) -> dict[str, tuple[str, str]]:
@@ -104,51 +117,83 @@ def settings(peer: str) -> dict[str, tuple[str, str]]:
     return COMMON_SETTINGS | PEER_SETTINGS[peer]
 
 
-def train_peer(row: dict, data: Path, run: Path, budget_s: float, quick: bool) -> dict:
-    """Train with `lerobot-train` until `budget_s` of wall time has passed; returns the last checkpoint saved
-    within the budget, its step and its wall time, and what LeRobot read of the data.
+def train_peer(row: dict, data: Path, held_out: Path, run: Path, budget_s: float, quick: bool) -> dict:
+    """Train with `lerobot-train`; returns the checkpoint to evaluate, its step and wall time, what LeRobot read of
+    the data and (`converged` rows) the validation losses.
 
-    A run that was stopped resumes from its last checkpoint, with the wall time that checkpoint had taken (what
-    came after it is lost, and its redoing is counted again)."""
+    `walltime` rows train until `budget_s` of wall time has passed and take the last checkpoint saved within it.
+    `converged` rows stop at each checkpoint to measure the validation loss on `held_out` episodes
+    (`peers/validate.py`) and go on until it has not improved on its best by `FLAT_GAIN` for `FLAT_PATIENCE`
+    checkpoints in a row (or `budget_s` passes); they take the last checkpoint. A stopped run resumes from its
+    last checkpoint with the wall time that checkpoint had taken (what came after it is lost, and redone)."""
     progress_file, out = run / "progress.json", run / "train"
-    progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"wall_s": 0.0, "saved": {}}
-    if not progress.get("done"):
+    progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {}
+    converged = row["budget"] == "converged"
+    every = 2 if quick else (VALIDATE_EVERY if converged else SAVE_EVERY)[row["peer"]]
+    while not progress.get("done"):
         argv = [f"--{k}={v}" for k, (v, _) in settings(row["peer"]).items()]
         last = out / "checkpoints" / "last"
-        if last.exists() and str(int(last.resolve().name)) in progress["saved"]:
+        if last.exists() and str(int(last.resolve().name)) in progress.get("saved", {}):
             progress["wall_s"] = progress["saved"][str(int(last.resolve().name))]
             argv = ["--resume=true", f"--config_path={last / 'pretrained_model' / 'train_config.json'}"]
         else:
             shutil.rmtree(out, ignore_errors=True)
-            progress = {"wall_s": 0.0, "saved": {}}
-            argv += [
-                f"--policy.type={row['peer']}",
-                f"--dataset.repo_id=local/{data.name}",
-                f"--dataset.root={data.resolve()}",
-                "--policy.push_to_hub=false",
-                "--wandb.enable=false",
-                f"--save_freq={2 if quick else SAVE_EVERY[row['peer']]}",
-                "--log_freq=50",
-                f"--output_dir={out}",
-            ]
+            progress = {"wall_s": 0.0, "saved": {}, "validation": {}}
+            argv += [f"--policy.type={row['peer']}", f"--dataset.repo_id=local/{data.name}"]
+            argv += [f"--dataset.root={data.resolve()}", "--policy.push_to_hub=false", "--wandb.enable=false"]
+            argv += [f"--save_freq={every}", "--log_freq=50", f"--output_dir={out}"]
         run.mkdir(parents=True, exist_ok=True)
-        _run_until(argv, out, run / "train.log", progress, progress_file, budget_s)
-    within = {int(step): wall for step, wall in progress["saved"].items() if wall <= budget_s}
+        _run_until(argv, out, run / "train.log", progress, progress_file, budget_s, stop_at_checkpoint=converged)
+        if converged:
+            for step in progress["saved"]:
+                if step not in progress["validation"]:
+                    progress["validation"][step] = validation_loss(out / "checkpoints" / f"{int(step):06d}", held_out)
+        progress["done"] = not converged or flattened(progress["validation"]) or progress["wall_s"] >= budget_s
+        progress_file.write_text(json.dumps(progress))
+    within = {int(step): wall for step, wall in progress["saved"].items() if wall <= budget_s or converged}
     if not within:
         raise AdaptError(f"{row['name']}: no checkpoint was saved within {budget_s:.0f} s; lower SAVE_EVERY")
     step = max(within)
     log = (run / "train.log").read_text()
     read = {k: int(v) for k, v in re.findall(r"dataset\.(num_frames|num_episodes)=(\d+)", log)}
     checkpoint = out / "checkpoints" / f"{step:06d}" / "pretrained_model"
-    return {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
+    result = {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
+    return result | ({"validation": progress["validation"]} if converged else {})
 
 
-def _run_until(argv: list[str], out: Path, log: Path, progress: dict, progress_file: Path, budget_s: float) -> None:
-    """Run `lerobot-train` (appending to `log`) until the wall time so far reaches `budget_s` or training ends,
-    noting when each checkpoint appears in `progress` (saved to `progress_file` as it goes)."""
+def flattened(validation: dict[str, float]) -> bool:
+    """The last `FLAT_PATIENCE` validation losses improved on the best before them by less than `FLAT_GAIN`."""
+    losses = [validation[k] for k in sorted(validation, key=int)]
+    if len(losses) <= FLAT_PATIENCE:
+        return False
+    best_before = min(losses[:-FLAT_PATIENCE])
+    return min(losses[-FLAT_PATIENCE:]) > best_before * (1 - FLAT_GAIN)
+
+
+def validation_loss(checkpoint: Path, held_out: Path) -> float:
+    command = [str(PEERS_PYTHON), str(PEERS_DIR / "validate.py"), "--checkpoint", str(checkpoint / "pretrained_model")]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([*command, "--data", str(held_out.resolve())], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise AdaptError(f"validation of {checkpoint} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["loss"]
+
+
+def _run_until(
+    argv: list[str],
+    out: Path,
+    log: Path,
+    progress: dict,
+    progress_file: Path,
+    budget_s: float,
+    stop_at_checkpoint: bool = False,
+) -> None:
+    """Run `lerobot-train` (appending to `log`) until the wall time so far reaches `budget_s`, training ends or
+    (`stop_at_checkpoint`) a new checkpoint is saved, noting when each checkpoint appears in `progress` (saved to
+    `progress_file` as it goes)."""
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [str(PEERS_PYTHON), "-m", "lerobot.scripts.lerobot_train", *argv]
-    start, before = time.monotonic(), progress["wall_s"]
+    start, before, known = time.monotonic(), progress["wall_s"], len(progress["saved"])
     with log.open("a") as sink:
         sink.write(f"\n$ {' '.join(command)}\n")
         sink.flush()
@@ -159,6 +204,8 @@ def _run_until(argv: list[str], out: Path, log: Path, progress: dict, progress_f
                 progress["wall_s"] = before + time.monotonic() - start
                 _note_checkpoints(out, progress)
                 progress_file.write_text(json.dumps(progress))
+                if stop_at_checkpoint and len(progress["saved"]) > known:
+                    break
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -168,8 +215,6 @@ def _run_until(argv: list[str], out: Path, log: Path, progress: dict, progress_f
                     process.kill()
     if process.returncode not in (0, -signal.SIGINT, 1) and not progress["saved"]:
         raise AdaptError(f"lerobot-train failed (exit {process.returncode}); see {log}")
-    progress["done"] = True
-    progress_file.write_text(json.dumps(progress))
 
 
 def _note_checkpoints(out: Path, progress: dict) -> None:
@@ -251,6 +296,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def simulated(work: Path, what: dict, quick: bool) -> Path:
+    """The adaptation benchmark's dataset described by `what` (`adaptation.dataset`'s arguments)."""
+    what = dict(what, minutes=0.2) if quick else dict(what)
+    kind, minutes, seed = what.pop("kind"), what.pop("minutes"), what.pop("seed")
+    return dataset(work, TARGET, kind, minutes, seed=seed, **what)
+
+
 def adapt_latency(versus: dict, data: Path, run: Path, calls: int = 20) -> dict:
     """Median time of one chunk from the adapted policy of `versus` (an adaptation row) on live UR5e Lift
     observations, on this machine in this run, and its parameter count. The weights do not change the time, so
@@ -310,13 +362,16 @@ def main() -> None:
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
-        data_args = dict(row["data"], minutes=0.2) if args.quick else row["data"]
-        kind, minutes, seed = data_args.pop("kind"), data_args.pop("minutes"), data_args.pop("seed")
-        data = dataset(args.data_work, TARGET, kind, minutes, seed=seed, **data_args)
-        budget = 60.0 if args.quick else adaptation[row["versus"]]["train_wall_s"]
+        data, held_out = (simulated(args.data_work, what, args.quick) for what in (row["data"], HELD_OUT))
+        if args.quick:
+            budget = 60.0
+        elif row["budget"] == "walltime":
+            budget = adaptation[row["versus"]]["train_wall_s"]
+        else:
+            budget = CONVERGED_MAX_HOURS * 3600
         run = args.work / row["name"].replace("/", "_")
-        print(f"{row['name']}: training for {budget:.0f} s of wall time on {data}")
-        trained = train_peer(row, data, run, budget, args.quick)
+        print(f"{row['name']}: training ({row['budget']}, at most {budget:.0f} s of wall time) on {data}")
+        trained = train_peer(row, data, held_out, run, budget, args.quick)
         print(f"{row['name']}: {trained['steps']} steps in {trained['train_wall_s']:.0f} s; evaluating")
         result = {**row, "data": str(data), "budget_s": budget, "episodes": args.episodes, **trained}
         result["settings"] = {k: {"value": v, "why": why} for k, (v, why) in settings(row["peer"]).items()}
