@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from adapt.atomic import atomic_directory
 from adapt.errors import AdaptError
-from adapt.files import read_json_object
+from adapt.files import inside, read_json_object, read_safetensors
 from adapt.lora import load_lora
 from adapt.model import WorldModel, fingerprint, load_model
 from adapt.model.checkpoint import read_specs_and_stats, write_specs_and_stats
@@ -104,7 +104,7 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
     model.stats.update(stats)
     if (folder / "adapter_config.json").is_file():
         model.backbone = load_lora(model.backbone, folder)
-    weights = load_file(folder / "heads.safetensors")
+    weights = read_safetensors(inside(folder, "heads.safetensors", "heads"), "adapter heads")
     missing = set(weights) - {n for n, _ in model.named_parameters()}
     if missing:
         raise AdaptError(f"{folder / 'heads.safetensors'}: weights the model does not have: {sorted(missing)[:5]}")

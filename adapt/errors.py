@@ -15,6 +15,14 @@ class AdaptError(Exception):
     """Bad input from the user (a file, a field, an argument). Its message is the whole explanation."""
 
 
+class Interrupted(AdaptError):
+    """A run stopped by a signal (Ctrl-C, SIGTERM); the CLI exits with 128 + its number, as shells expect."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.status = 128 + signum
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an input file: where (`field`, dotted with list indices) and what to change."""

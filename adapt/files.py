@@ -8,10 +8,22 @@ Writes are in `adapt.atomic`; this module is the other half of the file boundary
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import logging
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+import yaml
+
 from adapt.errors import AdaptError
+
+log = logging.getLogger(__name__)
+
+MAX_YAML_BYTES = 1 << 20
+"""Largest spec or recipe read (1 MiB; the bundled ones are under 4 KiB)."""
+MAX_YAML_ALIASES = 16
+"""YAML alias references allowed in one file: enough to reuse a camera block, too few for an alias bomb
+(nine levels of nine aliases each expand to a billion nodes that validation, and any message quoting the
+input, would walk in full)."""
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -29,6 +41,60 @@ def read_text(path: Path, what: str = "file") -> str:
             f"{path}: the {what} is not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); "
             "save it as UTF-8"
         ) from None
+
+
+def read_yaml(path: Path, what: str = "YAML file") -> Any:
+    """The parsed YAML of `path`, bounded in size and in alias references; raises `yaml.YAMLError` (callers
+    name the file and field) for text that is not YAML or that the bounds refuse."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+        raise AdaptError(f"{path}: the {what} is {path.stat().st_size:,} bytes; at most {MAX_YAML_BYTES:,} are read")
+    return yaml.load(read_text(path, what), Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing more than `MAX_YAML_ALIASES` alias references."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                line = self.peek_event().start_mark.line + 1
+                raise yaml.YAMLError(
+                    f"more than {MAX_YAML_ALIASES} alias references (*name), the last on line {line}: refused, as"
+                    " an alias bomb would be; write the values out"
+                )
+        return super().compose_node(parent, index)
+
+
+def inside(folder: Path, relative: str, field: str) -> Path:
+    """`folder / relative` for a path built from a file's contents (a name in metadata, a path template),
+    refused, naming `field`, when the name itself leads out of `folder` (absolute, or through `..`). A symlink
+    there that leads elsewhere is followed with a warning naming its target: the Hugging Face cache links every
+    file of a downloaded model or dataset into its blob store."""
+    folder = Path(folder)
+    for pure in (PurePosixPath(relative), PureWindowsPath(relative)):
+        if pure.is_absolute() or pure.drive or ".." in pure.parts:
+            raise AdaptError(f"{folder}: {field} names {relative!r}, outside the folder; names there must stay inside")
+    path = folder / relative
+    if path.exists() and not path.resolve().is_relative_to(folder.resolve()):
+        log.warning("%s is a link to %s, outside %s", path, path.resolve(), folder)
+    return path
+
+
+def read_safetensors(path: Path, what: str, device: str = "cpu") -> dict:
+    """The tensors of a safetensors file; a damaged one (cut short, not safetensors) is named as such."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise AdaptError(f"{path}: the {what} file is missing")
+    try:
+        return load_file(path, device=device)
+    except (SafetensorError, OSError) as error:
+        raise AdaptError(f"{path}: the {what} file is damaged ({error}); restore or re-create it") from None
 
 
 def read_json(path: Path, what: str = "JSON file") -> Any:

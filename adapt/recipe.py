@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 from adapt.errors import AdaptError, InvalidFileError, Problem, did_you_mean
-from adapt.files import read_text
+from adapt.files import read_yaml
 from adapt.resources import bundled_files
 
 
@@ -94,7 +94,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
             )
         path = recipes[str(name_or_path)]
     try:
-        raw = yaml.safe_load(read_text(path, "recipe"))
+        raw = read_yaml(path, "recipe")
         return Recipe.model_validate(raw if isinstance(raw, dict) else {})
     except yaml.YAMLError as error:
         raise AdaptError(f"{path}: not valid YAML: {error}") from None

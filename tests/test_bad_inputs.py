@@ -22,6 +22,7 @@ from adapt.model import model_config, save_model
 from adapt.model.wam import WorldActionModel
 
 FIXTURE_ADAPTER = Path(__file__).parent / "fixtures" / "pre_seams" / "adapter"
+FIXTURE_BASE = FIXTURE_ADAPTER.parent / "base"
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
 
 
@@ -49,9 +50,9 @@ class World:
         (adapter / "adapt_adapter.json").write_text(json.dumps(meta))
         return adapter
 
-    def finetune(self, out: Path, *options: str) -> list:
-        """`adapt finetune` of the tiny base to ur5e on a small dataset, writing `out`, plus `options`."""
-        data = self.dataset()
+    def finetune(self, out: Path, *options: str, data: Path | None = None) -> list:
+        """`adapt finetune` of the tiny base to ur5e on a small dataset (or `data`), writing `out`, plus `options`."""
+        data = data or self.dataset()
         return [
             "finetune",
             "--base",
@@ -87,6 +88,33 @@ def _latin1_spec(w: World) -> Path:
     return path
 
 
+def _alias_bomb(w: World, name: str) -> Path:
+    """The billion laughs: nine levels of nine aliases each, a billion strings once expanded (before the bound, a
+    spec like this kept `adapt embodiment validate` running past 120 s at 5.5 GB and growing)."""
+    lines = ['a0: &a0 ["lol"]'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = w.tmp / name
+    path.write_text("\n".join(lines) + "\nname: *a9\n")
+    return path
+
+
+def _base_with_other_weights(w: World) -> Path:
+    """The adapter's base with one weight changed in its model.safetensors and config.json left as it was
+    (before, the fingerprint was read from config.json, and the adapter loaded on these weights)."""
+    from safetensors.torch import load_file, save_file
+
+    base = Path(shutil.copytree(FIXTURE_BASE, w.tmp / "swapped"))
+    weights = load_file(base / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    save_file(weights, base / "model.safetensors")
+    return base
+
+
+def _cut_short(path: Path) -> Path:
+    path.write_bytes(path.read_bytes()[:100])
+    return path
+
+
 def _garbage_videos(w: World) -> Path:
     folder = w.tmp / "videos"
     folder.mkdir()
@@ -102,6 +130,18 @@ CASES = {
         ["r.yaml", "not UTF-8", "line 2"],
     ),
     "spec is a folder": (lambda w: ["embodiment", "validate", w.tmp], ["embodiment spec file not found"]),
+    "spec that is an alias bomb": (
+        lambda w: ["embodiment", "validate", _alias_bomb(w, "bomb.yaml")],
+        ["bomb.yaml", "more than 16 alias references", "line 3"],
+    ),
+    "recipe that is an alias bomb": (
+        lambda w: ["recipe", "show", _alias_bomb(w, "bomb_recipe.yaml")],
+        ["bomb_recipe.yaml", "more than 16 alias references"],
+    ),
+    "spec too large": (
+        lambda w: ["embodiment", "validate", (w.tmp / "big.yaml", (w.tmp / "big.yaml").write_text("#" * 2**21))[0]],
+        ["big.yaml", "2,097,152 bytes", "at most 1,048,576"],
+    ),
     "embodiment new --out under a file": (
         lambda w: (
             ["embodiment", "new", "--from", "package://robosuite/models/assets/robots/panda/robot.xml"]
@@ -190,6 +230,33 @@ CASES = {
         ["empty", "not a LeRobot dataset (missing meta/info.json)"],
         "run",
     ),
+    "adapter naming an embodiment outside its folder": (
+        lambda w: ["export", w.adapter(embodiments=["../../x"]), "--base", FIXTURE_BASE, "--out", w.tmp / "merged"],
+        ["embodiments names 'embodiments/../../x.yaml', outside the folder"],
+        "merged",
+    ),
+    "adapter on its base with other weights": (
+        lambda w: ["export", w.adapter(), "--base", _base_with_other_weights(w), "--out", w.tmp / "merged"],
+        ["was trained on another base", "weights fingerprint differs"],
+        "merged",
+    ),
+    "adapter heads cut short": (
+        lambda w: [
+            "export",
+            (a := w.adapter(), _cut_short(a / "heads.safetensors"))[0],
+            "--base",
+            FIXTURE_BASE,
+            "--out",
+            w.tmp / "merged",
+        ],
+        ["heads.safetensors", "the adapter heads file is damaged"],
+        "merged",
+    ),
+    "dataset whose video_path leads outside it": (
+        lambda w: w.finetune(w.tmp / "run", data=_edit_info(w, lambda i: i.update(video_path="../../{video_key}.mp4"))),
+        ["meta/info.json video_path names '../../observation.images", "outside the folder"],
+        "run",
+    ),
     "adapter whose base is gone: export": (
         lambda w: ["export", w.adapter(base="/nowhere/base"), "--out", w.tmp / "merged"],
         ["/nowhere/base is not here", "pass the base it was trained on with --base"],
@@ -222,6 +289,14 @@ CASES = {
         lambda w: ["eval", "--server", "ws://127.0.0.1:9", "--episodes", "1", "--out", w.tmp / "e"],
         ["cannot reach the policy server at ws://127.0.0.1:9"],
         "e",
+    ),
+    "serve with an empty token": (
+        lambda w: ["serve", "--policy", w.adapter(), "--base", FIXTURE_BASE, "--token", ""],
+        ["--token is empty", "no client could use the server"],
+    ),
+    "plan with infinite GPU memory": (
+        lambda w: ["plan", "--base", "dreamzero-14b", "--gpu-memory", "inf"],
+        ["--gpu-memory inf: expected a finite number"],
     ),
     "serve an adapter whose base is gone": (
         lambda w: ["serve", "--policy", w.adapter(base="/nowhere/base"), "--schema"],
@@ -269,3 +344,32 @@ def test_dataset_metadata_problems_are_all_named_in_one_pass(synthetic_dataset, 
     with pytest.raises(InvalidFileError) as caught:
         read_info(data)
     assert {p.field for p in caught.value.problems} == {"fps", "features", "data_path"}
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_run_frees_it(invoke, synthetic_dataset, tmp_path):
+    """Two `adapt finetune` runs on one --out both trained to the end and left one run's adapter beside the other's
+    last.ckpt; the second must be refused at once. A run killed with SIGKILL must not leave the folder locked."""
+    import subprocess
+    import sys
+
+    from adapt.train.run_lock import run_lock
+
+    world = World(tmp_path / "work", synthetic_dataset)
+    world.tmp.mkdir()
+    run = world.tmp / "run"
+    hold = (  # the context manager is kept in a name: dropped, it would be closed and free the folder at once
+        "import sys, time; from adapt.train.run_lock import run_lock; lock = run_lock(sys.argv[1]); lock.__enter__();"
+        " print('held', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        result = invoke(*world.finetune(run))
+        assert result.exit_code == 2, result.output
+        assert f"another run is training into this folder (pid {holder.pid} on" in " ".join(result.output.split())
+        assert not (run / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(run):  # the killed holder's lock went with it
+        pass

@@ -33,3 +33,20 @@ def test_a_base_and_an_adapter_from_before_the_seams_redesign_give_the_same_chun
     policy = Policy.load(FIXTURE / name, robot, base=FIXTURE / "base", config=InferenceConfig(steps=2))
     chunk = policy.act(observation(policy.spec))
     np.testing.assert_allclose(chunk, expected, rtol=0, atol=1e-5)
+
+
+def test_a_link_leaving_the_adapter_is_named_and_followed(tmp_path, caplog):
+    """The Hugging Face cache links each file of a download into its blob store, so a link that leaves the folder
+    is legitimate but must not pass unseen: the warning names where the weights really come from."""
+    import shutil
+
+    adapter = Path(shutil.copytree(FIXTURE / "adapter", tmp_path / "adapter"))
+    elsewhere = tmp_path / "blobs" / "heads"
+    elsewhere.parent.mkdir()
+    (adapter / "heads.safetensors").rename(elsewhere)
+    (adapter / "heads.safetensors").symlink_to(elsewhere)
+    expected = np.load(FIXTURE / "expected_chunks.npz")["adapter"]
+    with caplog.at_level("WARNING"):
+        policy = Policy.load(adapter, "ur5e", base=FIXTURE / "base", config=InferenceConfig(steps=2))
+    assert f"is a link to {elsewhere}" in caplog.text
+    np.testing.assert_allclose(policy.act(observation(policy.spec)), expected, rtol=0, atol=1e-5)

@@ -3,11 +3,14 @@ resume after a crash, DDP on two CPU processes, adapter format (stock peft), exp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -439,3 +442,31 @@ def test_a_run_killed_anywhere_reruns_to_the_end_losing_at_most_one_interval(
     assert torch.load(last, weights_only=True, map_location="cpu")["global_step"] == 8
     assert not list(last.parent.glob(".*.tmp"))  # the half-written temp file was cleared
     load_adapter(run / "adapter")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_by_a_signal_says_where_and_how_to_resume(sig, panda_only_base, synthetic_dataset, tmp_path):
+    """Ctrl-C (to the whole process group, as a terminal sends it, data loader workers included) or SIGTERM during
+    training ended in Lightning's message and exit 1, or in "unexpected RuntimeError: DataLoader worker ... killed
+    by signal": one line with the step and the checkpoint to resume from, and the status a shell expects."""
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "adapt.cli", "finetune", "--base", str(panda_only_base), "--embodiment", "ur5e"]
+    command += ["--data", str(synthetic_dataset("ur5e")), "--out", str(run), "--steps", "100000"]
+    command += ["--checkpoint-every", "2", "--workers", "1"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+        os.killpg(process.pid, sig)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + sig, output
+    text = " ".join(output.split())
+    assert f"training stopped by {sig.name} at step" in text and "rerun the same command to resume from" in text, text
+    assert "Traceback" not in output and "unexpected" not in output

@@ -128,3 +128,21 @@ def test_bad_observations_and_loading(model, tmp_path):
         Policy.load(tmp_path / "ckpt")
     loaded = Policy.load(tmp_path / "ckpt", embodiment="ur5e", config=InferenceConfig(steps=1))
     assert loaded.act(obs).shape == (16, 7)
+
+
+def test_tasks_in_other_scripts_condition_the_actions(model):
+    """Task text outside [a-z0-9] (Chinese, Arabic, accented words) became the padding token alone: the policy
+    was conditioned on nothing and nobody was told. Each script's words must reach the model and move the chunk."""
+    spec = load_embodiment("ur5e")
+    encoder = model.text
+    tasks = ["lift the cube", "把红色方块举起来", "ارفع المكعب الأحمر", "soulève le cube", "soulève le cubé"]
+    assert all(encoder.ids(t) != [0] for t in tasks)
+    assert encoder.ids("soule\u0300ve") == encoder.ids("soul\u00e8ve")  # decomposed and composed accents agree
+    predictor = ChunkPredictor(model, "ur5e", InferenceConfig(steps=2))
+    chunks = []
+    for task in tasks:
+        policy = Policy(predictor)
+        chunks.append(policy.act(observation(spec, np.random.default_rng(0)) | {"task": task}))
+    for i in range(len(chunks)):
+        for j in range(i):
+            assert not np.allclose(chunks[i], chunks[j]), (tasks[i], tasks[j])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tempfile
 import traceback
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from adapt.errors import AdaptError
+from adapt.errors import AdaptError, Interrupted
 
 app = typer.Typer(
     help="Adapt a World Action Model to a new robot: specs, data, LoRA fine-tuning, policies.",
@@ -43,8 +44,13 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        for name, value in kwargs.items():  # click takes "inf" and "nan" as numbers; no option means them
+            if isinstance(value, float) and not math.isfinite(value):
+                _fail(f"--{name.replace('_', '-')} {value}: expected a finite number", 2)
         try:
             return command(*args, **kwargs)
+        except Interrupted as error:
+            _fail(str(error), error.status)
         except AdaptError as error:
             _fail(str(error), 2)
         except OSError as error:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from adapt.cli.common import app, err, out, user_errors
+from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 
 FAST = InferenceConfig()
@@ -51,6 +52,11 @@ def serve_command(
 
     from adapt.predictor import ChunkPredictor
     from adapt.serving.server import PolicyServer, ServerConfig
+
+    if token is not None and not token.strip():
+        raise AdaptError(
+            "--token is empty (or ADAPT_TOKEN is set to nothing): no client could authenticate; give a secret"
+        )
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     predictor = ChunkPredictor.load(policy_dir, robot, base, config)

@@ -24,7 +24,7 @@ from adapt.data.video import open_video
 from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError, InvalidFileError, Problem
-from adapt.files import read_json_object, read_text
+from adapt.files import inside, read_json_object, read_text
 
 log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")
@@ -196,8 +196,8 @@ class LeRobotDataset:
         tables: dict[Path, dict] = {}
         episodes = []
         for row in sorted(meta, key=lambda r: r["episode_index"]):
-            data_file = self.root / self.info["data_path"].format(
-                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+            data_file = self._inside(
+                "data_path", chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
             )
             if data_file not in tables:
                 tables[data_file] = self._columns(data_file)
@@ -206,7 +206,8 @@ class LeRobotDataset:
             span = (rows >= row["dataset_from_index"]) & (rows < row["dataset_to_index"])
             episode = self._episode(row["episode_index"], row["tasks"][0], int(span.sum()), columns, span, data_file)
             for camera, key in self.camera_keys.items():
-                video = self.root / self.info["video_path"].format(
+                video = self._inside(
+                    "video_path",
                     video_key=key,
                     chunk_index=row[f"videos/{key}/chunk_index"],
                     file_index=row[f"videos/{key}/file_index"],
@@ -233,17 +234,19 @@ class LeRobotDataset:
         episodes = []
         for row in sorted(rows, key=lambda r: r["episode_index"]):
             index = row["episode_index"]
-            data_file = self.root / self.info["data_path"].format(episode_chunk=index // chunk, episode_index=index)
+            data_file = self._inside("data_path", episode_chunk=index // chunk, episode_index=index)
             columns = self._columns(data_file)
             span = np.ones(len(columns["index"]), dtype=bool)
             episode = self._episode(index, row["tasks"][0], int(span.sum()), columns, span, data_file)
             for camera, key in self.camera_keys.items():
-                video = self.root / self.info["video_path"].format(
-                    episode_chunk=index // chunk, video_key=key, episode_index=index
-                )
+                video = self._inside("video_path", episode_chunk=index // chunk, video_key=key, episode_index=index)
                 episode.videos[camera] = (video, 0)
             episodes.append(episode)
         return episodes
+
+    def _inside(self, template: str, **fields) -> Path:
+        """The file that info.json's `template` (data_path, video_path) names for `fields`, inside the dataset."""
+        return inside(self.root, self.info[template].format(**fields), f"meta/info.json {template}")
 
     def _columns(self, path: Path) -> dict[str, np.ndarray]:
         """Needed parquet columns as numpy; a missing file or column is an error naming it."""

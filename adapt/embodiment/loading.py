@@ -3,6 +3,7 @@ every problem (structure first, then cross-field rules, then the robot descripti
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapt.embodiment.spec import EE_DELTA_DIM, EmbodimentSpec
 from adapt.errors import AdaptError, InvalidFileError, Problem, did_you_mean
-from adapt.files import read_text
+from adapt.files import read_yaml
 from adapt.resources import bundled_files
 
 
@@ -22,7 +23,7 @@ def load_embodiment(name_or_path: str | Path, *, check_description: bool = True)
     """
     path = _find_spec_file(name_or_path)
     try:
-        raw = yaml.safe_load(read_text(path, "embodiment spec"))
+        raw = read_yaml(path, "embodiment spec")
     except yaml.YAMLError as err:
         raise InvalidFileError(path, [Problem("", f"not valid YAML: {err}")]) from None
     if not isinstance(raw, dict):
@@ -88,8 +89,8 @@ def _pydantic_problem(error: dict[str, Any]) -> Problem:
     if kind == "missing":
         return Problem(field, "required field is missing; add it")
     if kind == "literal_error":
-        return Problem(field, f"{error['input']!r} is not allowed; use one of {error['ctx']['expected']}")
-    return Problem(field, f"{error['msg']} (got {error['input']!r})")
+        return Problem(field, f"{reprlib.repr(error['input'])} is not allowed; use one of {error['ctx']['expected']}")
+    return Problem(field, f"{error['msg']} (got {reprlib.repr(error['input'])})")  # bounded: inputs may be huge
 
 
 def _fields_at(loc: list[Any]) -> list[str]:

@@ -25,6 +25,7 @@ from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
+from adapt.train.run_lock import run_lock
 
 log = logging.getLogger(__name__)
 STATS_TOLERANCE = 0.5
@@ -83,21 +84,22 @@ def finetune(
         video_weight=float(recipe.video_loss),
         action_weight=float(recipe.action_loss),
     )
-    trainer = fit(module, loaders, out, options)
-    if trainer.interrupted:
-        raise AdaptError(f"training was interrupted; rerun the same command to resume from {out / 'checkpoints'}")
-    adapter = out / "adapter"
-    if trainer.is_global_zero:
-        model = model.cpu().eval()
-        save_adapter(
-            model, adapter, base=base, target=spec.name, new_embodiments=new, recipe=recipe, overwrite=overwrite
-        )
-        plot_losses(out / "logs", out / "loss_curves.png")
-        plot_predictions(
-            model,
-            next(iter(loaders[spec.name if spec.name in loaders else next(iter(loaders))])),
-            out / "predictions.png",
-        )
+    with run_lock(out):
+        trainer = fit(module, loaders, out, options)
+        if trainer.interrupted:
+            raise AdaptError(f"training was interrupted; rerun the same command to resume from {out / 'checkpoints'}")
+        adapter = out / "adapter"
+        if trainer.is_global_zero:
+            model = model.cpu().eval()
+            save_adapter(
+                model, adapter, base=base, target=spec.name, new_embodiments=new, recipe=recipe, overwrite=overwrite
+            )
+            plot_losses(out / "logs", out / "loss_curves.png")
+            plot_predictions(
+                model,
+                next(iter(loaders[spec.name if spec.name in loaders else next(iter(loaders))])),
+                out / "predictions.png",
+            )
     return adapter
 
 

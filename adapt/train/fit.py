@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+import signal
 import warnings
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from adapt.atomic import atomic_write_bytes
-from adapt.errors import AdaptError
+from adapt.errors import AdaptError, Interrupted
 from adapt.lora import unwrapped
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
@@ -115,6 +117,16 @@ def _precision(options: TrainOptions) -> str:
     return options.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true")
 
 
+def _interrupted(trainer: L.Trainer, checkpoints: Path, terminated: bool) -> Interrupted:
+    """One line for a run stopped by a signal: which, at which step, the checkpoint a rerun continues from."""
+    signum = signal.SIGTERM if terminated else signal.SIGINT
+    last = resume_point(checkpoints)
+    stopped = f"training stopped by {signum.name} at step {trainer.global_step}"
+    if last is None:
+        return Interrupted(f"{stopped}, before its first checkpoint; rerun the same command to start again", signum)
+    return Interrupted(f"{stopped}; rerun the same command to resume from {last}", signum)
+
+
 def resume_point(checkpoints: Path) -> Path | None:
     """The checkpoint a rerun continues from: `last.ckpt`, or when it is damaged (a kill while it was
     copied, a full disk) the newest intact checkpoint beside it, with a warning naming the damaged one.
@@ -192,7 +204,14 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning on torch 2.14
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen encoders stay in eval
-        trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
+        try:
+            trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
+        except SystemExit as stop:  # how Lightning ends a run stopped by Ctrl-C (exit 1) or SIGTERM
+            raise _interrupted(trainer, checkpoints, isinstance(stop, SIGTERMException)) from None
+        except RuntimeError as error:  # Ctrl-C in a terminal reaches the data loader's workers first
+            if "DataLoader worker" not in str(error) or "killed by signal" not in str(error):
+                raise
+            raise _interrupted(trainer, checkpoints, "Terminated" in str(error)) from None
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
         trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint
     return trainer

@@ -17,6 +17,7 @@ from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import PRETRAINING, TrainOptions
 from adapt.train.plots import plot_losses, plot_predictions
+from adapt.train.run_lock import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,11 @@ def pretrain(
         action_weight=action_weight,
         video_every=video_every,
     )
-    trainer = fit(module, loaders, out, options)
-    if trainer.is_global_zero:
-        save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
-        write_plots(model, loaders, out)
+    with run_lock(out):
+        trainer = fit(module, loaders, out, options)
+        if trainer.is_global_zero:
+            save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
+            write_plots(model, loaders, out)
     return out / "model"
 
 
