@@ -110,6 +110,24 @@ def _base_with_other_weights(w: World) -> Path:
     return base
 
 
+def _in_degrees(w: World) -> Path:
+    """A UR5e dataset whose joint positions were recorded in degrees (the spec's limits are in radians)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = w.copy_dataset()
+    for file in (data / "data").rglob("*.parquet"):
+        table = pq.read_table(file)
+        state = np.asarray(table["observation.state"].to_pylist(), np.float32)
+        state[:, :6] = np.degrees(state[:, :6]) + 90.0  # a pose around 90 degrees: every frame beyond 2 pi
+        column = pa.array(list(state), type=table.schema.field("observation.state").type)
+        pq.write_table(
+            table.set_column(table.column_names.index("observation.state"), "observation.state", column), file
+        )
+    return data
+
+
 def _cut_short(path: Path) -> Path:
     path.write_bytes(path.read_bytes()[:100])
     return path
@@ -228,6 +246,15 @@ CASES = {
             + ["--tokenizer-steps", "1", "--out", w.tmp / "run", *FAST]
         ),
         ["empty", "not a LeRobot dataset (missing meta/info.json)"],
+        "run",
+    ),
+    "inspect a dataset recorded in degrees": (
+        lambda w: ["data", "inspect", _in_degrees(w), "--embodiment", "ur5e", "--contact-sheet", w.tmp / "s.png"],
+        ["state of joint shoulder_pan_joint: 100% of frames outside its limits", "other units"],
+    ),
+    "finetune on a dataset recorded in degrees": (
+        lambda w: w.finetune(w.tmp / "run", data=_in_degrees(w)),
+        ["state of joint elbow_joint: 100% of frames outside its limits", "--allow-outside-limits"],
         "run",
     ),
     "adapter naming an embodiment outside its folder": (

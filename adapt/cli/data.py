@@ -64,16 +64,18 @@ def data_inspect(
     )
     if report.spec:
         verdict = "fits" if not report.problems else f"{len(report.problems)} episode(s) do not fit"
+        if report.outside_limits:
+            verdict = f"{len(report.outside_limits)} joint record(s) outside the spec's limits"
         if report.mismatches and not report.problems:
             verdict = f"fits, with {len(report.mismatches)} camera difference(s)"
         table.add_row("spec", f"{report.spec}: {verdict}")
     out.print(table)
     for mismatch in report.mismatches:
         err.print(f"[yellow]warning:[/] {escape(mismatch)}", soft_wrap=True)
-    for problem in report.problems:
+    for problem in report.problems + report.outside_limits:
         err.print(f"[yellow]problem:[/] {escape(problem)}", soft_wrap=True)
     out.print(f"contact sheet: {sheet}", highlight=False)
-    if report.problems:
+    if report.problems or report.outside_limits:
         raise typer.Exit(2)
 
 

@@ -160,6 +160,13 @@ def finetune_command(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/adapter.")] = False,
+    allow_outside_limits: Annotated[
+        bool,
+        typer.Option(
+            help="Train on data whose joint positions lie outside the spec's limits (refused by default: other"
+            " units, or another robot; see `adapt data inspect --embodiment`)."
+        ),
+    ] = False,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
     from typing import get_args
@@ -189,7 +196,16 @@ def finetune_command(
     )
     report = functools.partial(out.print, highlight=False)
     adapter = finetune(
-        base, embodiment, data, chosen, out_dir, options=options, workers=workers, overwrite=overwrite, report=report
+        base,
+        embodiment,
+        data,
+        chosen,
+        out_dir,
+        options=options,
+        workers=workers,
+        overwrite=overwrite,
+        allow_outside_limits=allow_outside_limits,
+        report=report,
     )
     out.print(f"adapter: {adapter}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 

@@ -17,6 +17,10 @@ from adapt.embodiment import EmbodimentSpec, spec_from_dict
 from adapt.errors import AdaptError
 
 IMAGE_PREFIX = "observation.images."
+LIMIT_MARGIN = 0.05
+"""How far (a fraction of a joint's range) a recorded position may lie beyond the spec's limits."""
+LIMIT_FRAMES = 0.01
+"""The fraction of frames beyond that margin from which a joint is named."""
 
 
 @dataclass
@@ -36,6 +40,8 @@ class DatasetReport:
     spec: str | None = None
     problems: list[str] = field(default_factory=list)
     """Episodes that do not fit the spec (skipped episodes and why)."""
+    outside_limits: list[str] = field(default_factory=list)
+    """Joints whose recorded positions lie outside the spec's limits (see `limit_violations`)."""
     mismatches: list[str] = field(default_factory=list)
     """Cameras whose size or frame rate differ from the spec's: usable (frames are resized, windows are
     timed by the dataset's rate), but worth knowing before training on them."""
@@ -69,10 +75,41 @@ def inspect_dataset(
         spec=spec.name if spec else None,
         problems=[f"episode {index}: {why}" for index, why in dataset.skipped],
         mismatches=_camera_mismatches(dataset) if spec is not None else [],
+        outside_limits=limit_violations(dataset) if spec is not None else [],
     )
     if contact_sheet is not None:
         save_contact_sheet(dataset, contact_sheet)
     return report
+
+
+def limit_violations(dataset: LeRobotDataset) -> list[str]:
+    """Each joint whose recorded positions (the state's joint positions, and absolute joint targets) lie beyond
+    the spec's limits by more than `LIMIT_MARGIN` of its range in more than `LIMIT_FRAMES` of the frames, said in
+    words: data recorded in other units (degrees against limits in radians) or from another robot, which a
+    policy trained on it could only command clipped to the limits."""
+    spec, found = dataset.spec, []
+    if spec.video_only or not spec.joints:
+        return found
+    lower = np.array([j.position[0] for j in spec.joints])
+    upper = np.array([j.position[1] for j in spec.joints])
+    margin = LIMIT_MARGIN * (upper - lower)
+    recorded = []
+    joints = spec.proprio_slice("joint_position")
+    states = [e.state for e in dataset.episodes if e.state is not None]
+    if joints is not None and states:
+        recorded.append(("state", np.concatenate(states)[:, joints]))
+    actions = [e.action for e in dataset.episodes if e.action is not None]
+    if spec.action.kind == "joint_position" and not spec.action.relative and actions:
+        recorded.append(("action", np.concatenate(actions)[:, : len(spec.joints)]))
+    for what, values in recorded:
+        beyond = ((values < lower - margin) | (values > upper + margin)).mean(0)
+        for i in np.flatnonzero(beyond > LIMIT_FRAMES):
+            found.append(
+                f"{what} of joint {spec.joints[i].name}: {beyond[i]:.0%} of frames outside its limits "
+                f"[{lower[i]:.3g}, {upper[i]:.3g}] (recorded {values[:, i].min():.3g} to {values[:, i].max():.3g};"
+                " other units, or another robot?)"
+            )
+    return found
 
 
 def _camera_mismatches(dataset: LeRobotDataset) -> list[str]:

@@ -42,6 +42,7 @@ def finetune(
     options: TrainOptions | None = None,
     workers: int = 2,
     overwrite: bool = False,
+    allow_outside_limits: bool = False,
     report=log.info,
 ) -> Path:
     """Adapt `base` to `embodiment` on `data` with `recipe`; returns the adapter folder (RUN/adapter).
@@ -49,7 +50,8 @@ def finetune(
     `data` entries are dataset folders (`DIR`: embodiment from the dataset; `DIR=SPEC`: named). Datasets
     of the target embodiment need actions unless the recipe is video-only; datasets of other
     embodiments (human video, say) train the video branch. `options` left unset (steps,
-    checkpoint_every, accumulate) take the recipe's.
+    checkpoint_every, accumulate) take the recipe's. Target data whose joint positions lie outside the spec's
+    limits (`adapt.data.inspect.limit_violations`) is refused unless `allow_outside_limits`.
     """
     out = Path(out)
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -63,6 +65,8 @@ def finetune(
     sources = [s if isinstance(s, DataSource) else DataSource.parse(s, default=spec) for s in data]
     grouped = open_sources(sources)
     _check_data(recipe, spec, grouped, model)
+    if not allow_outside_limits:
+        _check_limits(grouped.get(spec.name, []))
     stats = _statistics(model, grouped, report)
     seed_run(options)
     new = _add_heads(model, recipe, spec, grouped)
@@ -121,6 +125,19 @@ def _check_data(recipe: Recipe, spec: EmbodimentSpec, grouped: dict, model: Worl
             f"recipe '{recipe.name}' trains no heads, but the base has none for '{spec.name}' (it knows "
             f"{', '.join(model.heads)}); adapt with play data first (play-30min), then add video-only demos"
         )
+
+
+def _check_limits(datasets: list) -> None:
+    """Refuse target data recorded beyond the spec's joint limits: a policy trained on it is clipped at inference."""
+    from adapt.data.inspect import limit_violations
+
+    for dataset in datasets:
+        found = limit_violations(dataset)
+        if found:
+            raise AdaptError(
+                f"{dataset.root}: " + "; ".join(found) + ". Fix the data's units or the spec, or pass"
+                " --allow-outside-limits (Python: allow_outside_limits=True) to train on it as it is"
+            )
 
 
 def _statistics(model: WorldModel, grouped: dict, report) -> dict[str, NormStats]:
