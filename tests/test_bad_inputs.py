@@ -82,6 +82,19 @@ def _edit_info(w: World, edit) -> Path:
     return data
 
 
+def _edit_episodes(w: World, edit) -> Path:
+    """A copied v3 dataset whose meta/episodes rows went through `edit(rows)`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = w.copy_dataset()
+    file = next((data / "meta" / "episodes").rglob("*.parquet"))
+    rows = pq.read_table(file).to_pylist()
+    edit(rows)
+    pq.write_table(pa.Table.from_pylist(rows), file)
+    return data
+
+
 def _latin1_spec(w: World) -> Path:
     path = w.tmp / "spec.yaml"
     path.write_bytes(bundled_embodiments()["panda"].read_bytes().replace(b"panda arm", b"panda \xe9 arm", 1))
@@ -204,6 +217,18 @@ CASES = {
     "v3 dataset without meta/episodes": (
         lambda w: ["data", "inspect", (d := w.copy_dataset(), shutil.rmtree(d / "meta" / "episodes"))[0]],
         ["v3.0 dataset lists its episodes in meta/episodes"],
+    ),
+    "v3 episodes without episode_index": (
+        lambda w: ["data", "inspect", _edit_episodes(w, lambda rows: [r.pop("episode_index") for r in rows])],
+        ["meta/episodes", "episode row 0 has no integer 'episode_index'"],
+    ),
+    "v3 episode with an empty tasks list": (
+        lambda w: ["data", "inspect", _edit_episodes(w, lambda rows: rows[1].update(tasks=[]))],
+        ["meta/episodes", "episode 1 has 'tasks' []", "a list of its task texts"],
+    ),
+    "video_path with an unknown placeholder": (
+        lambda w: ["data", "inspect", _edit_info(w, lambda i: i.update(video_path="videos/{camera}/{file_index}.mp4"))],
+        ["meta/info.json", "video_path", "cannot be filled in", "KeyError('camera')", "{video_key}"],
     ),
     "v2 dataset without episodes.jsonl": (
         lambda w: ["data", "inspect", _edit_info(w, lambda i: i.update(codebase_version="v2.1"))],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +196,7 @@ class LeRobotDataset:
         meta = pq.ParquetDataset(files).read().to_pylist()
         tables: dict[Path, dict] = {}
         episodes = []
-        for row in sorted(meta, key=lambda r: r["episode_index"]):
+        for row in self._rows(meta, self.root / "meta" / "episodes"):
             data_file = self._inside(
                 "data_path", chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
             )
@@ -232,7 +233,7 @@ class LeRobotDataset:
                 raise AdaptError(f"{listing}: line {number} is not valid JSON ({error.msg})") from None
         chunk = self.info.get("chunks_size", 1000)
         episodes = []
-        for row in sorted(rows, key=lambda r: r["episode_index"]):
+        for row in self._rows(rows, listing):
             index = row["episode_index"]
             data_file = self._inside("data_path", episode_chunk=index // chunk, episode_index=index)
             columns = self._columns(data_file)
@@ -246,7 +247,29 @@ class LeRobotDataset:
 
     def _inside(self, template: str, **fields) -> Path:
         """The file that info.json's `template` (data_path, video_path) names for `fields`, inside the dataset."""
-        return inside(self.root, self.info[template].format(**fields), f"meta/info.json {template}")
+        try:
+            relative = self.info[template].format(**fields)
+        except (KeyError, IndexError, ValueError) as error:
+            known = ", ".join("{" + k + "}" for k in fields)
+            raise AdaptError(
+                f"{self.root / 'meta' / 'info.json'}: {template} {self.info[template]!r} cannot be filled in"
+                f" ({error!r}); its placeholders may be {known}"
+            ) from None
+        return inside(self.root, relative, f"meta/info.json {template}")
+
+    @staticmethod
+    def _rows(rows: list[dict], source: Path) -> list[dict]:
+        """Episode rows sorted by index; a row without the fields every reader needs is named, with the field."""
+        for number, row in enumerate(rows):
+            if not isinstance(row.get("episode_index"), int):
+                raise AdaptError(f"{source}: episode row {number} has no integer 'episode_index'")
+            tasks = row.get("tasks")
+            if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+                raise AdaptError(
+                    f"{source}: episode {row['episode_index']} has 'tasks' {reprlib.repr(tasks)}; every episode needs"
+                    " a list of its task texts, the first its main task"
+                )
+        return sorted(rows, key=lambda r: r["episode_index"])
 
     def _columns(self, path: Path) -> dict[str, np.ndarray]:
         """Needed parquet columns as numpy; a missing file or column is an error naming it."""
