@@ -8,24 +8,55 @@ initializers bind to the already-loaded libLLVM's symbols (ELF symbol interposit
 LLVM versions' internals: a segmentation fault inside `import triton`. Loaded first, triton's LLVM
 is resolved within itself and Mesa's loads beside it without harm. So every MuJoCo import in adapt
 goes through here and, when a Mesa backend is in use, imports triton first.
+
+A Mesa backend whose library is not installed (a machine that skipped the README's `apt-get` line) ended in
+"AttributeError: 'NoneType' object has no attribute 'glGetError'" deep in PyOpenGL: simulation now names the
+library and the command that installs it, and what renders nothing (kinematics) imports MuJoCo without it.
 """
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import os
 
-MESA_BACKENDS = ("osmesa", "egl")
+from adapt.errors import AdaptError
+
+MESA_BACKENDS = {"osmesa": ("OSMesa", "libosmesa6"), "egl": ("EGL", "libegl1 libgl1-mesa-dri")}
+"""MUJOCO_GL value -> (the library it loads, the Debian packages that install it)."""
 
 
-def import_mujoco(default_backend: str | None = None):
+def import_mujoco(default_backend: str | None = None, render: bool = True):
     """The `mujoco` module, imported after triton when MUJOCO_GL names a Mesa backend; `default_backend`
-    sets MUJOCO_GL when the user has not (simulation renders offscreen on a CPU with osmesa)."""
+    sets MUJOCO_GL when the user has not (simulation renders offscreen on a CPU with osmesa). Without the
+    backend's library, `render` code gets an `AdaptError` naming it; other code gets MuJoCo without rendering."""
     if default_backend is not None:
         os.environ.setdefault("MUJOCO_GL", default_backend)
-    if os.environ.get("MUJOCO_GL", "").lower() in MESA_BACKENDS and importlib.util.find_spec("triton"):
-        import triton  # noqa: F401
+    backend = os.environ.get("MUJOCO_GL", "").lower()
+    if backend in MESA_BACKENDS:
+        library, packages = MESA_BACKENDS[backend]
+        if ctypes.util.find_library(library) is None:
+            if render:
+                raise AdaptError(
+                    f"MUJOCO_GL={backend} renders with lib{library}, which is not installed: run"
+                    f" `apt-get install -y --no-install-recommends {packages}` (Debian, Ubuntu), or set MUJOCO_GL to"
+                    f" a backend this machine has ({', '.join(b for b in MESA_BACKENDS if b != backend)}, glfw)"
+                )
+            return _without_rendering()
+        if importlib.util.find_spec("triton"):
+            import triton  # noqa: F401
 
     import mujoco
 
+    return mujoco
+
+
+def _without_rendering():
+    """MuJoCo imported with its GL context disabled (MUJOCO_GL is restored for whatever renders later)."""
+    saved = os.environ["MUJOCO_GL"]
+    os.environ["MUJOCO_GL"] = "disable"
+    try:
+        import mujoco
+    finally:
+        os.environ["MUJOCO_GL"] = saved
     return mujoco

@@ -41,3 +41,28 @@ def test_mujoco_then_torch_models_with_a_mesa_backend_do_not_crash(backend):
         pytest.skip(f"no EGL rendering here: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
     assert "chunk (16, 7)" in done.stdout
+
+
+WITHOUT_OSMESA = """
+import ctypes.util, os
+real = ctypes.util.find_library
+ctypes.util.find_library = lambda name: None if name == "OSMesa" else real(name)  # a machine without libosmesa6
+os.environ["MUJOCO_GL"] = "osmesa"
+from adapt.embodiment import load_embodiment
+print("spec", load_embodiment("panda").name)  # checked against its MJCF through MuJoCo: no rendering needed
+from adapt.errors import AdaptError
+try:
+    import adapt.sim
+except AdaptError as error:
+    print("refused:", error)
+"""
+
+
+def test_a_missing_mesa_library_is_named_with_its_install_command_and_only_where_rendering_needs_it():
+    """Without libOSMesa, every command touching MuJoCo ended in "unexpected AttributeError: 'NoneType' object has
+    no attribute 'glGetError'"; spec checks render nothing and must work, simulation must say what to install."""
+    done = subprocess.run([sys.executable, "-c", WITHOUT_OSMESA], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "spec panda" in done.stdout
+    assert "refused: MUJOCO_GL=osmesa renders with libOSMesa, which is not installed" in done.stdout
+    assert "apt-get install -y --no-install-recommends libosmesa6" in done.stdout

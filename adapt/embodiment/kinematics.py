@@ -17,7 +17,7 @@ from adapt.embodiment.spec import EmbodimentSpec
 from adapt.errors import AdaptError, Problem, did_you_mean
 from adapt.mujoco_gl import import_mujoco
 
-mujoco = import_mujoco()
+mujoco = import_mujoco(render=False)  # kinematics renders nothing
 
 LIMIT_TOLERANCE = 1e-5
 """Spec limits may exceed the description's by this much (rounding when limits are copied by hand)."""
