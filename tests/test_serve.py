@@ -284,3 +284,53 @@ def test_client_bounds_whatever_a_server_sends():
     np.testing.assert_allclose(actions[1][:6], state[:6] + step, rtol=1e-5)  # at most one velocity step away
     assert actions[1][6] == spec.gripper.range[1]
     np.testing.assert_allclose(actions[2], state, atol=1e-6)  # three values for seven: hold
+
+
+def test_abusive_clients_are_cut_off_silent_ones_timed_out_and_refusals_counted_not_logged_each(policy_dir, caplog):
+    """Ten misbehaving clients used to be served without limit (a good client's latency rose 3.3x) and logged a line
+    per refusal (5.7 MB in 30 s), and eight silent connections could hold every session: a connection is closed
+    after `max_bad_requests`, an address that keeps earning refusals then gets 429 even with the right key, a
+    silent connection is closed after `idle_timeout_s`, and the log gets counts at shutdown, not a line each."""
+    from websockets.exceptions import ConnectionClosed
+
+    config = ServerConfig(port=0, token=TOKEN, max_bad_requests=3, max_refusals=4, idle_timeout_s=1.0)
+    running = PolicyServer(ChunkPredictor.load(policy_dir, config=CONFIG), config).start()
+    url, headers = f"ws://127.0.0.1:{running.port}", {"Authorization": f"Api-Key {TOKEN}"}
+    with caplog.at_level("INFO", logger="adapt.serving.server"):
+        try:
+            with connect(url, additional_headers=headers, max_size=None) as ws:
+                ws.recv()
+                for _ in range(3):
+                    ws.send(b"\x00")
+                    assert ws.recv(10).startswith("bad request")
+                ws.send(b"\x00")  # the fourth in a minute
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(10)
+                assert closed.value.rcvd.code == 1008
+            for _ in range(3):  # with the closure, four refusals for this address
+                with pytest.raises(InvalidStatus, match="401"):
+                    WebsocketClientPolicy("127.0.0.1", running.port, api_key="wrong")
+            with pytest.raises(InvalidStatus, match="429"):
+                WebsocketClientPolicy("127.0.0.1", running.port, api_key=TOKEN)
+        finally:
+            running.stop()
+    refusals = [
+        r.getMessage() for r in caplog.records if "refused" in r.getMessage() or "bad request" in r.getMessage()
+    ]
+    assert len(refusals) == 1, refusals  # one summary line
+    summary = refusals[0]
+    assert "4 bad requests" in summary and "1 connections closed for too many bad requests" in summary
+    assert (
+        "3 handshakes refused: missing or wrong API key" in summary and "1 handshakes refused at once (429)" in summary
+    )
+
+    quiet = PolicyServer(ChunkPredictor.load(policy_dir, config=CONFIG), ServerConfig(port=0, idle_timeout_s=0.5))
+    quiet.start()
+    try:
+        with connect(f"ws://127.0.0.1:{quiet.port}", max_size=None) as ws:
+            ws.recv()
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(10)  # nothing sent: closed after half a second
+            assert closed.value.rcvd.code == 1001
+    finally:
+        quiet.stop()

@@ -10,11 +10,18 @@ Access: binds 127.0.0.1 unless told otherwise; with a token every client must se
 `Authorization: Api-Key TOKEN` (what `openpi_client` sends for `api_key=`); a cap on message size and on
 sessions. `GET /healthz` answers 200 for a supervisor. SIGTERM/SIGINT stop accepting connections, let
 in-flight replies finish, then close.
+
+Abuse: a connection that keeps sending bad requests is closed (1008) after `max_bad_requests` in a minute; an
+address whose handshakes keep being refused (wrong key, no session free) or whose connections keep being closed
+for abuse gets 429 without further work for a while; a connection silent for `idle_timeout_s` is closed (1001),
+so silent clients cannot hold every session. Refusals are counted and logged as one summary line every
+`LOG_EVERY_S` seconds, not a line each, so a hostile client cannot fill the disk or the event loop with logging.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import logging
 import signal
@@ -36,6 +43,11 @@ from adapt.serving import protocol
 
 log = logging.getLogger(__name__)
 
+WINDOW_S = 60.0
+"""The span over which bad requests (per connection) and refusals (per address) are counted."""
+LOG_EVERY_S = 10.0
+"""Refusals and bad requests are summarised in one log line at most this often."""
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -49,6 +61,12 @@ class ServerConfig:
     max_sessions: int = 8
     task: str = ""
     """Task text for requests without a `prompt`."""
+    max_bad_requests: int = 20
+    """Bad requests a connection may send in a minute before it is closed (1008)."""
+    max_refusals: int = 20
+    """Refused handshakes and abuse closures an address may earn in a minute before it gets 429 at once."""
+    idle_timeout_s: float = 300.0
+    """A connection that sends nothing for this long is closed (1001): a robot asks every control step."""
 
 
 class PolicyServer:
@@ -67,6 +85,9 @@ class PolicyServer:
         self._idle: asyncio.Event | None = None
         self._server: Server | None = None
         self._stopping: asyncio.Event | None = None
+        self._refusals: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._tally: collections.Counter = collections.Counter()
+        self._last_summary = time.monotonic()
         self.port: int | None = None
         """The bound port (useful with port 0: any free port)."""
 
@@ -100,6 +121,7 @@ class PolicyServer:
             for connection in list(self._sessions):
                 await connection.close(1001, "server shutting down")
             await server.wait_closed()
+        self._summarise()
         self._inference.shutdown(wait=True)
         log.info("stopped")
 
@@ -121,33 +143,84 @@ class PolicyServer:
     # -- connections ----------------------------------------------------------------------------------------
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Health checks, authentication and the session cap, answered before the websocket handshake."""
+        """Health checks, abusive addresses, authentication and the session cap, answered before the websocket
+        handshake."""
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
+        address = _host(connection)
+        if self._abusive(address):
+            self._note("handshakes refused at once (429) from abusive addresses")
+            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many refused requests; wait a minute\n")
         if self.config.token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Api-Key {self.config.token}".encode()):
-                log.warning("refused %s: missing or wrong API key", connection.remote_address)
+                self._refuse(address, "handshakes refused: missing or wrong API key")
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong API key\n")
         if len(self._sessions) >= self.config.max_sessions or self._stopping.is_set():
+            self._refuse(address, "handshakes refused: no session free or shutting down")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many sessions or shutting down\n")
         return None
+
+    def _abusive(self, address: str) -> bool:
+        times, now = self._refusals[address], time.monotonic()
+        while times and now - times[0] > WINDOW_S:
+            times.popleft()
+        if not times:
+            del self._refusals[address]
+        return len(times) >= self.config.max_refusals
+
+    def _refuse(self, address: str, what: str) -> None:
+        self._refusals[address].append(time.monotonic())
+        self._note(what)
+
+    def _note(self, what: str) -> None:
+        """Count one refusal; log the counts as one line when `LOG_EVERY_S` has passed since the last."""
+        self._tally[what] += 1
+        if time.monotonic() - self._last_summary >= LOG_EVERY_S:
+            self._summarise()
+
+    def _summarise(self) -> None:
+        now = time.monotonic()
+        if self._tally:
+            summary = "; ".join(f"{count} {kind}" for kind, count in self._tally.items())
+            log.warning("in the last %.0f s: %s", now - self._last_summary, summary)
+        self._tally.clear()
+        self._last_summary = now
 
     async def _session(self, connection: ServerConnection) -> None:
         self._sessions.add(connection)
         policy = Policy(self.predictor, self.config.task)
         peer = connection.remote_address
         log.info("session opened: %s", peer)
+        bad: collections.deque = collections.deque()
         try:
             await connection.send(protocol.pack(self.metadata))
-            async for message in connection:
+            while True:
+                try:
+                    message = await asyncio.wait_for(connection.recv(), self.config.idle_timeout_s)
+                except TimeoutError:
+                    self._note(f"connections closed after {self.config.idle_timeout_s:g} s silent")
+                    await connection.close(1001, "idle for too long")
+                    break
                 reply = await self._answer(policy, message, peer)
+                if isinstance(reply, str) and reply.startswith("bad request") and self._too_many(bad):
+                    self._refuse(_host(connection), "connections closed for too many bad requests")
+                    await connection.close(1008, "too many bad requests")
+                    break
                 await connection.send(reply)
         except ConnectionClosed:
             pass
         finally:
             self._sessions.discard(connection)
             log.info("session closed: %s", peer)
+
+    def _too_many(self, bad: collections.deque) -> bool:
+        """Count one bad request of a connection; True once it has sent `max_bad_requests` in `WINDOW_S`."""
+        now = time.monotonic()
+        bad.append(now)
+        while now - bad[0] > WINDOW_S:
+            bad.popleft()
+        return len(bad) > self.config.max_bad_requests
 
     async def _answer(self, policy: Policy, message: bytes | str, peer) -> bytes | str:
         """The packed reply to one request, or the text of its error (the connection stays open)."""
@@ -170,7 +243,8 @@ class PolicyServer:
             log.info("%s %s %.1f ms", peer, name, result["server_timing"]["infer_ms"])
             return protocol.pack(result)
         except AdaptError as error:  # BadRequest, or an observation the policy refuses
-            log.info("%s %s refused in %.1f ms: %s", peer, name, 1000 * (time.perf_counter() - start), error)
+            log.debug("%s %s refused in %.1f ms: %s", peer, name, 1000 * (time.perf_counter() - start), error)
+            self._note("bad requests")
             return f"bad request: {error}"
         except Exception as error:  # a bug of ours: reported to this client, logged in full, the server goes on
             log.exception("%s %s failed", peer, name)
@@ -186,6 +260,11 @@ class PolicyServer:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+
+def _host(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if address else "?"
 
 
 def _compute(policy: Policy, name: str, observation: dict) -> dict:
