@@ -11,8 +11,13 @@ Overhead: in-process `Policy.act` and one client's round trip are timed in inter
 CPU's slow spells hit both alike); overhead = median round trip / median in-process call - 1
 (issue target: <= 10 % at 1 client on `small`).
 
-Run: `.venv/bin/python benchmarks/serve.py` (CPU, about 1 minute); results in
-`benchmarks/results/serve.json`.
+Hostile (`--hostile`): one good client's latency alone, then beside 10 misbehaving clients on the same loopback
+(5 sending malformed requests as fast as they are answered, reconnecting whenever they are cut off; 5 opening
+connections with a wrong key), measured in interleaved rounds; the figure is the ratio of the good client's
+medians (goal <= 1.5), with how many lines the server logged meanwhile.
+
+Run: `.venv/bin/python benchmarks/serve.py [--hostile]` (CPU, about 1 minute); results in
+`benchmarks/results/serve.json` (`serve-hostile.json`).
 """
 
 from __future__ import annotations
@@ -118,18 +123,101 @@ def overhead(port: int, policy: Policy, spec, rounds: int) -> dict:
     }
 
 
+TARGET_HOSTILE = 1.5
+HOSTILE_CLIENTS = 10
+
+
+def hammer(port: int, stop: threading.Event, index: int) -> None:
+    """A misbehaving client until `stop`: even indices send malformed requests (reconnecting when cut off), odd ones
+    open connections with a wrong key."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    while not stop.is_set():
+        try:
+            headers = {"Authorization": "Api-Key wrong"} if index % 2 else {"Authorization": "Api-Key good"}
+            with connect(f"ws://127.0.0.1:{port}", additional_headers=headers, open_timeout=5) as ws:
+                ws.recv(5)
+                while not stop.is_set():
+                    ws.send(b"\x00garbage")
+                    ws.recv(5)
+        except (InvalidStatus, WebSocketException, OSError, TimeoutError):
+            stop.wait(0.01)
+
+
+def hostile(predictor: ChunkPredictor, spec, seconds: float) -> dict:
+    """A good client's median round trip alone and beside `HOSTILE_CLIENTS` misbehaving ones, and the log lines."""
+    import logging
+
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lines.append
+    logging.getLogger("adapt.serving.server").addHandler(handler)
+    server = PolicyServer(predictor, ServerConfig(port=0, token="good", max_sessions=16)).start()
+    try:
+        client = WebsocketClientPolicy("127.0.0.1", server.port, api_key="good")
+        rng = np.random.default_rng(0)
+
+        def good(duration: float) -> list[float]:
+            times, deadline = [], time.perf_counter() + duration
+            while time.perf_counter() < deadline:
+                obs = request(spec, rng)
+                start = time.perf_counter()
+                client.infer(obs)
+                times.append(time.perf_counter() - start)
+            return times
+
+        good(2.0)  # warm-up
+        alone, beside = [], []
+        for _ in range(3):  # interleaved: a shared CPU's slow spells hit both
+            alone += good(seconds / 6)
+            stop = threading.Event()
+            threads = [threading.Thread(target=hammer, args=(server.port, stop, i)) for i in range(HOSTILE_CLIENTS)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)
+            beside += good(seconds / 6)
+            stop.set()
+            for thread in threads:
+                thread.join()
+    finally:
+        server.stop()
+        logging.getLogger("adapt.serving.server").removeHandler(handler)
+    alone_ms, beside_ms = statistics.median(alone) * 1000, statistics.median(beside) * 1000
+    return {
+        "alone_p50_ms": alone_ms,
+        "hostile_p50_ms": beside_ms,
+        "ratio": beside_ms / alone_ms,
+        "target": TARGET_HOSTILE,
+        "met": beside_ms / alone_ms <= TARGET_HOSTILE,
+        "hostile_clients": HOSTILE_CLIENTS,
+        "log_lines": len(lines),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small")
     parser.add_argument("--seconds", type=float, default=15.0, help="Load per client count.")
     parser.add_argument("--rounds", type=int, default=40, help="Interleaved rounds of the overhead measurement.")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
+    parser.add_argument("--hostile", action="store_true", help="A good client beside 10 misbehaving ones.")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/serve[-hostile].json).")
     args = parser.parse_args(argv)
+    args.out = args.out or Path(__file__).parent / "results" / ("serve-hostile.json" if args.hostile else "serve.json")
 
     torch.manual_seed(0)
     spec = load_embodiment("ur5e")
     model = build_model(model_config(args.size), [spec])
     predictor = ChunkPredictor(model, "ur5e", InferenceConfig())
+    if args.hostile:
+        result = hostile(predictor, spec, args.seconds * 2)
+        print(
+            f"good client p50 alone {result['alone_p50_ms']:.1f} ms, beside {HOSTILE_CLIENTS} hostile clients"
+            f" {result['hostile_p50_ms']:.1f} ms: {result['ratio']:.2f}x (goal <= {TARGET_HOSTILE}),"
+            f" {result['log_lines']} log lines"
+        )
+        write_report(args.out, {"machine": machine("cpu", size=args.size), "hostile": result})
+        return result
     server = PolicyServer(predictor, ServerConfig(port=0, max_sessions=64)).start()  # openpi clients never close
     try:
         for n in (1, 8):  # warm-up: first calls allocate
@@ -157,4 +245,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main()["load"][0]["errors"] == 0 else 1)
+    failed = [run for run in main().get("load", []) if run["errors"]]  # the hostile run has no load runs
+    sys.exit(1 if failed else 0)
