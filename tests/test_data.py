@@ -521,3 +521,24 @@ def test_balanced_loader_draws_each_dataset_equally_often(synthetic_dataset, bal
         assert 0.4 < share < 0.6
     else:
         assert share == pytest.approx(1 / 7)
+
+
+def test_a_script_without_a_main_guard_is_told_at_once_instead_of_hanging(tmp_path):
+    """Pasted into a plain script, the README's loader and finetune snippets hung forever: spawned workers import the
+    script again, die, and the parent waits. Without the guard: one clear error at once; with it: batches."""
+    import subprocess
+    import sys
+
+    body = (
+        "import torch\n"
+        "from adapt.data.windows import window_loader\n"
+        "loader = window_loader(torch.utils.data.TensorDataset(torch.arange(8.0)), batch_size=4, workers=2)\n"
+        "print('batches', len(list(loader)))\n"
+    )
+    bare, guarded = tmp_path / "bare.py", tmp_path / "guarded.py"
+    bare.write_text(body)
+    guarded.write_text('if __name__ == "__main__":\n' + "".join(f"    {line}\n" for line in body.splitlines()))
+    done = subprocess.run([sys.executable, str(bare)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and 'no `if __name__ == "__main__":` guard' in done.stderr, done.stderr[-2000:]
+    done = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "batches 2" in done.stdout, done.stderr[-2000:]

@@ -22,6 +22,7 @@ from adapt.data.reader import EpisodeData, LeRobotDataset
 from adapt.data.stats import NormStats
 from adapt.data.window_config import WindowConfig
 from adapt.errors import AdaptError
+from adapt.processes import check_spawnable
 
 
 class WindowDataset(Dataset):
@@ -137,6 +138,7 @@ def window_loader(
     proportion to its weight, with replacement; otherwise every window once, shuffled or in order.
     Workers are spawned, not forked: decord (FFmpeg) state inherited through fork deadlocks the decoder.
     """
+    check_spawnable(workers)
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if weights is not None:

@@ -24,6 +24,7 @@ from adapt.data.episode import Episode
 from adapt.data.writer import DatasetWriter
 from adapt.embodiment import EmbodimentSpec, load_embodiment, spec_from_dict
 from adapt.errors import AdaptError, did_you_mean
+from adapt.processes import check_spawnable
 from adapt.progress import progress_bar
 from adapt.sim.env import check_spec
 from adapt.sim.episodes import DEMOS, PLAY_SCENES, SimPool, simulate
@@ -234,6 +235,7 @@ def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
             for index in plan.indices(0, 1):
                 yield plan.simulate(pool, index)
         return
+    check_spawnable(workers)
     context = multiprocessing.get_context("spawn")  # a forked renderer would share the parent's GL state
     pipes, processes = [], []
     try:
