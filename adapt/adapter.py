@@ -23,7 +23,7 @@ from adapt.errors import AdaptError
 from adapt.files import inside, read_json_object, read_safetensors
 from adapt.lora import load_lora
 from adapt.model import WorldModel, fingerprint, load_model
-from adapt.model.checkpoint import read_specs_and_stats, write_specs_and_stats
+from adapt.model.checkpoint import base_path, read_specs_and_stats, write_specs_and_stats
 from adapt.recipe import Recipe, save_recipe
 
 FORMAT = "adapt-adapter/1"
@@ -55,7 +55,7 @@ def save_adapter(
         save_recipe(recipe, tmp / "recipe.yaml")
         meta = {
             "format": FORMAT,
-            "base": str(Path(base).resolve()),
+            "base": str(base_path(base).resolve()),
             "base_fingerprint": fingerprint(base),
             "target": target,
             "new_embodiments": new_embodiments,
@@ -85,7 +85,7 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
     """The base model (from `base`, default: the path the adapter recorded) with the adapter applied."""
     folder = Path(folder)
     meta = read_meta(folder)
-    base = Path(base or meta["base"])
+    base = base_path(base or meta["base"])
     if not (base / "config.json").is_file():
         raise AdaptError(
             f"{folder}: its base model {base} is not here (an adapter copied from another machine?); "

@@ -241,3 +241,18 @@ def test_bad_inputs_exit_2_with_a_message(option, value, message, invoke):
 
 def _autocast(precision: str):
     return torch.autocast("cpu", torch.bfloat16) if precision == "bf16-mixed" else contextlib.nullcontext()
+
+
+def test_bundled_bases_are_taken_by_name_from_any_folder(invoke, tmp_path, monkeypatch):
+    """`--base base-small` was "not a model checkpoint" (and `adapt plan` suggested the random `small` preset) unless
+    run from the repository: a bundled base is addressable by name everywhere a base is taken."""
+    from adapt.model import fingerprint
+    from adapt.resources import bundled_dir
+
+    monkeypatch.chdir(tmp_path)
+    bundled = bundled_dir("models") / "base-small"
+    assert fingerprint("base-small") == json.loads((bundled / "config.json").read_text())["fingerprint"]
+    assert list(load_model("base-small").specs) == ["panda"]
+    result = invoke("plan", "--base", "base-small", "--accelerator", "cpu", "--devices", "1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["parameters"]["total"] == sum(p.numel() for p in load_model(bundled).parameters())

@@ -230,6 +230,7 @@ def export_command(
     from adapt.adapter import load_adapter, read_meta
     from adapt.adapter import merge as merge_lora
     from adapt.model import save_model
+    from adapt.model.checkpoint import base_path
 
     if format not in ("adapt", "dreamzero"):
         raise AdaptError(f"--format {format!r}: choose adapt or dreamzero")
@@ -242,7 +243,7 @@ def export_command(
         model = load_adapter(folder, base)
         if not isinstance(model, DreamZeroWAM):
             raise AdaptError(f"{folder}: its base is not a DreamZero checkpoint; --format dreamzero exports those only")
-        export_adapter(model, meta["target"], out_dir, Path(base or meta["base"]), overwrite=overwrite)
+        export_adapter(model, meta["target"], out_dir, base_path(base or meta["base"]), overwrite=overwrite)
         out.print(f"wrote {out_dir} (DreamZero adapter for {meta['target']})", highlight=False)
         return
     if not merge:

@@ -72,17 +72,39 @@ def read_specs_and_stats(folder: Path, names: list[str]) -> tuple[list[Embodimen
     return specs, stats
 
 
+def base_path(base: str | Path) -> Path:
+    """A checkpoint folder by path, or a bundled base by name (`base-small`, see `adapt/models`): what every
+    `--base` and `base=` takes, from any working directory. A path that exists always wins over the name."""
+    from adapt.resources import bundled_dir
+
+    path = Path(base)
+    if not path.exists() and len(path.parts) == 1:
+        bundled = bundled_dir("models") / path.name
+        if (bundled / "config.json").is_file():
+            return bundled
+    return path
+
+
+def bundled_bases() -> list[str]:
+    from adapt.resources import bundled_dir
+
+    return sorted(p.name for p in bundled_dir("models").iterdir() if (p / "config.json").is_file())
+
+
 def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
     """Load a checkpoint folder written by `save_model`, or a DreamZero checkpoint folder as released
     (`adapt.model.dreamzero.checkpoint`); weights through safetensors only."""
     from adapt.model.dreamzero import checkpoint as dreamzero
 
-    path = Path(path)
+    path = base_path(path)
     if dreamzero.is_dreamzero(path):
         return dreamzero.load_dreamzero(path, device)
     config_file, weights = path / "config.json", path / "model.safetensors"
     if not config_file.is_file() or not weights.is_file():
-        raise AdaptError(f"{path}: not a model checkpoint (needs config.json and model.safetensors)")
+        raise AdaptError(
+            f"{path}: not a model checkpoint (needs config.json and model.safetensors); bundled bases by name:"
+            f" {', '.join(bundled_bases())}"
+        )
     try:
         raw = read_json_object(config_file, "model config")
         if raw.get("format") != FORMAT:
@@ -110,9 +132,10 @@ def fingerprint(path: Path) -> str:
     `adapt.model.dreamzero.checkpoint`."""
     from adapt.model.dreamzero import checkpoint as dreamzero
 
-    if dreamzero.is_dreamzero(Path(path)):
-        return dreamzero.fingerprint(Path(path))
-    return _hash(inside(Path(path), "model.safetensors", "weights"))
+    path = base_path(path)
+    if dreamzero.is_dreamzero(path):
+        return dreamzero.fingerprint(path)
+    return _hash(inside(path, "model.safetensors", "weights"))
 
 
 def _hash(weights: Path) -> str:

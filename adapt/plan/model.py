@@ -150,12 +150,12 @@ def plan(
 def meta_model(base: str | Path, spec: EmbodimentSpec) -> tuple[nn.Module, str]:
     """The base on the meta device, from a preset name or a checkpoint folder's config (no weights read)."""
     from adapt.model import PRESETS, build_model
-    from adapt.model.checkpoint import read_specs_and_stats
+    from adapt.model.checkpoint import base_path, read_specs_and_stats
     from adapt.model.dreamzero import checkpoint as dreamzero
     from adapt.model.dreamzero.config import DREAMZERO_PRESETS
     from adapt.model.protocol import parse_config
 
-    name, folder, presets = str(base), Path(base), {**PRESETS, **DREAMZERO_PRESETS}
+    name, folder, presets = str(base), base_path(base), {**PRESETS, **DREAMZERO_PRESETS}
     with torch.device("meta"):
         if name in presets:
             return build_model(presets[name]), name
