@@ -57,6 +57,7 @@ def eval_command(
     token: Annotated[str | None, typer.Option(envvar="ADAPT_TOKEN", help="API key for --server.")] = None,
 ) -> None:
     """Evaluate a policy: success and staged task progress per episode, JSON results and rollout videos."""
+    from adapt import provenance
     from adapt.policy import Policy
     from adapt.predictor import ChunkPredictor
 
@@ -71,8 +72,9 @@ def eval_command(
         policy, target = RemotePolicy(server, token), out_dir or Path(f"eval_server_{task}")
     elif str(policy_dir) == EXPERT:
         policy, target = _expert(robot, task, seed, open_loop), out_dir or Path(f"eval_{EXPERT}_{task}")
-    else:
-        target = out_dir or policy_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
+    else:  # beside the adapter, never inside it (a folder copied as the adapter should hold the adapter only)
+        run_dir = policy_dir.parent if (policy_dir / "adapt_adapter.json").is_file() else policy_dir
+        target = out_dir or run_dir / ("eval_open_loop" if open_loop else f"eval_{task}")
         predictor = ChunkPredictor.load(policy_dir, robot, base, config)
         if open_loop:
             _open_loop(predictor, data, target, seed)
@@ -91,6 +93,9 @@ def eval_command(
         "video",
         title=f"{policy.spec.name} {task}",
     )
+    settings = {"policy": str(server or policy_dir), "robot": policy.spec.name, "task": task, "episodes": episodes}
+    settings |= {"max_steps": max_steps, "seed": seed, "inference": vars(config), "base": base}
+    record = provenance.start("eval", settings)
     report = evaluate_closed_loop(
         policy,
         task,
@@ -100,6 +105,7 @@ def eval_command(
         seed=seed,
         progress=True,
     )
+    provenance.finish(record, target, success_rate=report.success_rate, mean_progress=report.mean_progress)
     for i, r in enumerate(report.episodes):
         table.add_row(
             str(i),

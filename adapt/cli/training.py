@@ -227,6 +227,7 @@ def export_command(
     overwrite: bool = False,
 ) -> None:
     """Write an adapted model for use outside this run: a standalone checkpoint, or DreamZero's adapter form."""
+    from adapt import provenance
     from adapt.adapter import load_adapter, read_meta
     from adapt.adapter import merge as merge_lora
     from adapt.model import save_model
@@ -235,21 +236,26 @@ def export_command(
     if format not in ("adapt", "dreamzero"):
         raise AdaptError(f"--format {format!r}: choose adapt or dreamzero")
     folder = adapter / "adapter" if (adapter / "adapter").is_dir() else adapter
+    settings = {"adapter": folder, "format": format, "merge": merge}
     if format == "dreamzero":
         from adapt.model.dreamzero.export import export_adapter
         from adapt.model.dreamzero.model import DreamZeroWAM
 
         meta = read_meta(folder)
         model = load_adapter(folder, base)
+        record = provenance.start("export", settings, base=base or meta["base"])
         if not isinstance(model, DreamZeroWAM):
             raise AdaptError(f"{folder}: its base is not a DreamZero checkpoint; --format dreamzero exports those only")
         export_adapter(model, meta["target"], out_dir, base_path(base or meta["base"]), overwrite=overwrite)
+        provenance.finish(record, out_dir)
         out.print(f"wrote {out_dir} (DreamZero adapter for {meta['target']})", highlight=False)
         return
     if not merge:
         raise AdaptError("export writes a merged checkpoint; pass --merge (an unmerged adapter is RUN/adapter itself)")
     model = merge_lora(load_adapter(folder, base))
+    record = provenance.start("export", settings, base=base or read_meta(folder)["base"])
     save_model(model, out_dir, overwrite=overwrite)
+    provenance.finish(record, out_dir)
     out.print(f"wrote {out_dir} (embodiments: {', '.join(model.heads)})", highlight=False)
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adapt import provenance
 from adapt.adapter import save_adapter
+from adapt.atomic import atomic_write_text
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
@@ -23,7 +25,7 @@ from adapt.recipe import Recipe, load_recipe
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
-from adapt.train.options import TrainOptions
+from adapt.train.options import TrainOptions, run_settings
 from adapt.train.plots import plot_losses, plot_predictions
 from adapt.train.run_lock import run_lock
 
@@ -79,6 +81,15 @@ def finetune(
         grouped, model.stats, window, recipe.batch_size, workers, options.seed, balance=options.balance
     )
     model.train()
+    recipe = recipe.model_copy(  # what runs, so the adapter's recipe.yaml says it
+        update={"steps": options.steps, "checkpoint_every": options.checkpoint_every, "accumulate": options.accumulate}
+    )
+    record = provenance.start(
+        "finetune",
+        {"embodiment": spec.name, "recipe": recipe, **run_settings(options), "workers": workers},
+        [source.path for source in sources],
+        base,
+    )
     module = WAMModule(
         model,
         mode=recipe.mode,
@@ -98,6 +109,8 @@ def finetune(
             save_adapter(
                 model, adapter, base=base, target=spec.name, new_embodiments=new, recipe=recipe, overwrite=overwrite
             )
+            done = provenance.finish(record, out, adapter, steps_reached=trainer.global_step)
+            atomic_write_text(adapter / "README.md", provenance.model_card(done))
             plot_losses(out / "logs", out / "loss_curves.png")
             plot_predictions(
                 model,

@@ -52,3 +52,9 @@ class TrainOptions:
 
 PRETRAINING = TrainOptions(steps=3000, checkpoint_every=200, accumulate=1)
 """A pretraining run's length where its caller sets none (adaptation takes its recipe's)."""
+
+
+def run_settings(options: TrainOptions) -> dict:
+    """The settings of `options` that shape a run's result, as provenance records them."""
+    keys = ("steps", "checkpoint_every", "accumulate", "seed", "accelerator", "devices", "strategy", "num_nodes")
+    return {key: getattr(options, key) for key in (*keys, "precision", "activation_checkpointing", "balance")}

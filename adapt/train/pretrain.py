@@ -9,13 +9,14 @@ from typing import get_args
 from pydantic import ValidationError
 from torch import nn
 
+from adapt import provenance
 from adapt.errors import AdaptError
 from adapt.files import check_output_path
 from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
-from adapt.train.options import PRETRAINING, TrainOptions
+from adapt.train.options import PRETRAINING, TrainOptions, run_settings
 from adapt.train.plots import plot_losses, plot_predictions
 from adapt.train.run_lock import run_lock
 
@@ -89,10 +90,17 @@ def pretrain(
         action_weight=action_weight,
         video_every=video_every,
     )
+    settings = {"size": model.config.size, "batch_size": batch_size, "lr": lr, "tokenizer_steps": tokenizer_steps}
+    settings |= {"video_weight": video_weight, "action_weight": action_weight, "video_every": video_every}
+    settings |= {"init": init, "half": half, "workers": workers, **run_settings(options)}
+    record = provenance.start(
+        "pretrain", settings, [dataset.root for datasets in grouped.values() for dataset in datasets]
+    )
     with run_lock(out):
         trainer = fit(module, loaders, out, options)
         if trainer.is_global_zero:
             save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
+            provenance.finish(record, out, out / "model", steps_reached=trainer.global_step)
             write_plots(model, loaders, out)
     return out / "model"
 
