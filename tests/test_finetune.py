@@ -114,6 +114,22 @@ def test_play_data_adapts_a_new_robot_and_the_adapter_is_peft_format(
     out = standalone.sample(batch, steps=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out["actions"], sample["actions"], rtol=0, atol=1e-5)
 
+    # the run, the adapter and the export each say how they were made (the recipe said 1,500 steps for 4)
+    from adapt.model import fingerprint
+    from adapt.provenance import data_fingerprint
+
+    record = json.loads((run / "provenance.json").read_text())
+    assert record == json.loads((adapter / "provenance.json").read_text())
+    assert record["settings"]["steps"] == 4 and record["steps_reached"] == 4 and record["settings"]["seed"] == 0
+    assert record["command"][1:3] == ["finetune", "--base"] and "ur5e" in record["command"]
+    assert record["data"] == [{"path": str(Path(data).resolve()), "fingerprint": data_fingerprint(Path(data))}]
+    assert record["base"]["fingerprint"] == fingerprint(panda_only_base) and record["versions"]["torch"]
+    assert yaml.safe_load((adapter / "recipe.yaml").read_text())["steps"] == 4
+    card = (adapter / "README.md").read_text()
+    assert "More Information Needed" not in card and "| robot | `ur5e` |" in card and "| steps | 4 at batch" in card
+    export_record = json.loads((tmp_path / "exported" / "provenance.json").read_text())
+    assert export_record["kind"] == "export" and export_record["base"]["fingerprint"] == fingerprint(panda_only_base)
+
 
 def test_video_only_adaptation_trains_lora_and_never_the_action_heads(invoke, base, synthetic_dataset, tmp_path):
     """The recipe freezes the action heads, and even unfrozen no gradient would reach them: a video-only
