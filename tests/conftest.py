@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -45,7 +47,9 @@ def invoke(runner):
     """Run `adapt ARGS...` in-process; returns the click Result (exit_code, output, stderr)."""
 
     def run(*args: str):
-        return runner.invoke(app, [str(a) for a in args])
+        argv = ["adapt", *(str(a) for a in args)]
+        with mock.patch.object(sys, "argv", argv):  # as a shell would start it (provenance records the command)
+            return runner.invoke(app, argv[1:])
 
     return run
 
