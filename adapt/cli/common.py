@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
+import sys
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -35,6 +37,24 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error.")] = False,
 ) -> None:
     DEBUG["on"] = debug
+    progress = logging.getLogger("adapt.train.progress")  # training's progress lines when output is a file
+    if not progress.handlers:
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is when a record comes (a test runner swaps it per command)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def user_errors(command: F) -> F:

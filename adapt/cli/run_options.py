@@ -32,6 +32,10 @@ Resume = Annotated[bool, typer.Option(help="Continue from OUT/checkpoints/last.c
 Precision = Annotated[
     str | None, typer.Option(help="Lightning precision: 32-true, bf16-mixed, bf16-true (default: bf16-mixed on a GPU).")
 ]
+Wandb = Annotated[
+    str | None,
+    typer.Option(help="Also log to this Weights & Biases project (needs wandb installed and logged in)."),
+]
 ActivationCheckpointing = Annotated[
     bool, typer.Option(help="Recompute each transformer block in the backward pass: less memory, ~1/3 more compute.")
 ]
@@ -51,6 +55,7 @@ def train_options(
     precision: str | None = None,
     activation_checkpointing: bool = False,
     balance: bool = False,
+    wandb: str | None = None,
 ) -> TrainOptions:
     """The options as given; run-length fields left None are resolved by the training entry point."""
     return TrainOptions(
@@ -66,4 +71,5 @@ def train_options(
         precision=precision,
         activation_checkpointing=activation_checkpointing,
         balance=balance,
+        wandb=wandb,
     )

@@ -79,6 +79,7 @@ def pretrain_command(
     precision: run.Precision = run.DEFAULT.precision,
     activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
     balance: run.Balance = run.DEFAULT.balance,
+    wandb: run.Wandb = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/model.")] = False,
     half: Annotated[bool, typer.Option(help="Store the final weights in float16 (half the file size).")] = False,
 ) -> None:
@@ -98,6 +99,7 @@ def pretrain_command(
         precision=precision,
         activation_checkpointing=activation_checkpointing,
         balance=balance,
+        wandb=wandb,
     )
     path = pretrain(
         data,
@@ -152,6 +154,7 @@ def finetune_command(
     precision: run.Precision = run.DEFAULT.precision,
     activation_checkpointing: run.ActivationCheckpointing = run.DEFAULT.activation_checkpointing,
     balance: run.Balance = run.DEFAULT.balance,
+    wandb: run.Wandb = None,
     init_heads: Annotated[
         str | None,
         typer.Option(
@@ -193,6 +196,7 @@ def finetune_command(
         precision=precision,
         activation_checkpointing=activation_checkpointing,
         balance=balance,
+        wandb=wandb,
     )
     report = functools.partial(out.print, highlight=False)
     adapter = finetune(

@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import signal
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger("adapt.train.progress")
+"""Where `ProgressLines` writes; the CLI shows it on stderr."""
 
 
 class _NothingToActOn(logging.Filter):
@@ -48,6 +52,41 @@ class StepProgressBar(RichProgressBar):
     def _get_train_description(self, current_epoch: int) -> str:
         return f"epoch {current_epoch} from step {self.trainer.global_step} of {self.trainer.max_steps}"
 
+    def get_metrics(self, trainer, pl_module) -> dict:
+        return {k: v for k, v in super().get_metrics(trainer, pl_module).items() if k != "v_num"}
+
+
+class ProgressLines(L.Callback):
+    """Progress as plain log lines, for output that is a file (nohup, SLURM) where a live bar is either silent
+    or a wall of redraws: one line at most every `every_s` seconds and at the end, with the step, the losses
+    shown in the bar, the rate and the time left."""
+
+    def __init__(self, every_s: float = 60.0):
+        self.every_s, self._start, self._last, self._first_step = every_s, 0.0, 0.0, 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = self._last = time.monotonic()
+        self._first_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s or trainer.global_step >= trainer.max_steps:
+            self._last = now
+            done = trainer.global_step - self._first_step
+            rate = done / max(now - self._start, 1e-9)
+            left = (trainer.max_steps - trainer.global_step) / rate / 60 if rate > 0 else float("nan")
+            losses = ", ".join(
+                f"{k} {float(v):.4f}" for k, v in trainer.progress_bar_metrics.items() if k.endswith("loss")
+            )
+            progress_log.info(
+                "step %d/%d: %s; %.2f steps/s, %.1f min left",
+                trainer.global_step,
+                trainer.max_steps,
+                losses or "no loss yet",
+                rate,
+                left,
+            )
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written beside their target, synced, then renamed over it: a kill or a full disk leaves
@@ -60,6 +99,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _progress() -> L.Callback:
+    """A live bar on a terminal; plain periodic lines when the output is a file."""
+    return StepProgressBar(leave=True) if sys.stderr.isatty() else ProgressLines()
+
+
+def loggers(run_dir: Path, options: TrainOptions) -> list:
+    """CSV logs always (`logs/version_N`: one per attempt, none overwritten); TensorBoard's beside them when it is
+    installed (`tensorboard --logdir RUN/logs`); Weights & Biases when a project is named (`--wandb PROJECT`)."""
+    import importlib.util
+
+    found: list = [CSVLogger(run_dir, name="logs")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        found.append(TensorBoardLogger(run_dir, name="logs", version=found[0].version, default_hp_metric=False))
+    if options.wandb is not None:
+        if importlib.util.find_spec("wandb") is None:
+            raise AdaptError(f"--wandb {options.wandb}: Weights & Biases is not installed (pip install wandb)")
+        from lightning.pytorch.loggers import WandbLogger
+
+        found.append(WandbLogger(project=options.wandb, save_dir=str(run_dir)))
+    return found
 
 
 def check_options(options: TrainOptions) -> None:
@@ -180,13 +243,13 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         precision=_precision(options),
         accumulate_grad_batches=options.accumulate,
         gradient_clip_val=1.0,
-        logger=CSVLogger(run_dir, name="logs"),  # logs/version_N: one per attempt, none overwritten
+        logger=loggers(run_dir, options),
         callbacks=[
             ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
-            *([StepProgressBar(leave=True)] if options.progress else []),
+            *([_progress()] if options.progress else []),
             *options.callbacks,
         ],
-        enable_progress_bar=options.progress,
+        enable_progress_bar=options.progress and sys.stderr.isatty(),
         enable_model_summary=False,
         log_every_n_steps=max(1, min(options.log_every, options.steps // 20)),
         num_sanity_val_steps=0,

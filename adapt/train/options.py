@@ -35,6 +35,9 @@ class TrainOptions:
     half an hour of play would otherwise be 3 % of the batches."""
     resume: bool = True
     """Continue from run/checkpoints/last.ckpt when it exists."""
+    wandb: str | None = None
+    """Weights & Biases project to log to as well (needs `wandb` installed and logged in); None: CSV and, when
+    installed, TensorBoard only."""
     progress: bool = True
     log_every: int = 10
     callbacks: list = field(default_factory=list)
