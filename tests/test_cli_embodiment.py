@@ -211,3 +211,19 @@ def test_new_tells_arms_grippers_and_other_joints_apart(case, invoke, tmp_path):
         assert f"arm {i}: {', '.join(joints)} -> end effector {end}; gripper: {', '.join(gripper)}" in header
     for joint, why in left_out.items():
         assert f"left out: {joint} ({why}" in header
+
+
+def test_new_drafts_a_description_with_bad_inertias_and_names_its_continuous_joints(invoke, tmp_path):
+    """Tiago's and PR2's URDFs stopped the draft at "inertia must have positive eigenvalues" although only their
+    kinematics is needed; a continuous joint silently became +-2 pi. The draft loads and its header says so."""
+    from conftest import TWO_LINK_URDF
+
+    urdf = TWO_LINK_URDF.replace('<inertia ixx="0.01"', '<inertia ixx="-0.01"', 2)  # base_link's and link1's
+    urdf = urdf.replace('name="elbow" type="revolute"', 'name="elbow" type="continuous"')
+    (tmp_path / "odd.urdf").write_text(urdf)
+    out = tmp_path / "odd.yaml"
+    result = invoke("embodiment", "new", "--from", tmp_path / "odd.urdf", "--name", "odd", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "# - joints elbow: continuous (no limits) in the file" in " ".join(out.read_text().split())
+    assert [j.position for j in load_embodiment(out).joints] == [(-2.0, 2.0), (-6.2832, 6.2832)]
+    assert invoke("embodiment", "validate", out).exit_code == 0

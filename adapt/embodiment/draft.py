@@ -82,6 +82,12 @@ def draft_spec(description: str, name: str, out: Path | None = None) -> tuple[Em
     ]
     if missing_velocity:
         header.append(f"#   - joints[*].velocity: the file has none; {PLACEHOLDER_VELOCITY} rad/s is a placeholder")
+    continuous = [name for name in arm_joints if not joints[name].limited]
+    if continuous:
+        header.append(
+            f"#   - joints {', '.join(continuous)}: continuous (no limits) in the file, drafted as"
+            f" [-{CONTINUOUS_RANGE}, {CONTINUOUS_RANGE}] rad; narrow them to what your robot may reach"
+        )
     header.append("# Then run: adapt embodiment validate <this file>")
     return spec, "\n".join(header) + "\n"
 

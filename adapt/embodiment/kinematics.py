@@ -8,6 +8,7 @@ default), because end-effector frames such as `tool0` hang on fixed joints.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +35,20 @@ class DescriptionJoint:
 
 
 def load_description(path: Path) -> mujoco.MjModel:
-    """Compile the kinematic tree of an MJCF or URDF file. Raises AdaptError when it does not load."""
+    """Compile the kinematic tree of an MJCF or URDF file. Raises AdaptError when it does not load.
+
+    Only kinematics is needed, so meshes, materials and the bodies' inertias are dropped before compiling:
+    descriptions whose inertias MuJoCo rejects ("inertia must have positive eigenvalues": Tiago, PR2) load too."""
     path = Path(path)
     if not path.is_file():
         raise AdaptError(f"robot description not found: {path}")
     try:
         spec = mujoco.MjSpec.from_file(str(path))
+        for body in spec.bodies:
+            if body.explicitinertial:
+                body.fullinertia = [math.nan, 0, 0, 0, 0, 0]  # NaN first: use the diagonal below instead
+                body.inertia = [1e-9] * 3
+                body.mass = max(body.mass, 1e-6)
         for geom in spec.geoms:
             geom.material = ""
         for element in [g for g in spec.geoms if g.type == mujoco.mjtGeom.mjGEOM_MESH]:
