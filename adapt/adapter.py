@@ -23,7 +23,7 @@ from adapt.errors import AdaptError
 from adapt.files import inside, read_json_object, read_safetensors
 from adapt.lora import load_lora
 from adapt.model import WorldModel, fingerprint, load_model
-from adapt.model.checkpoint import base_path, read_specs_and_stats, write_specs_and_stats
+from adapt.model.checkpoint import base_path, bundled_bases, read_specs_and_stats, write_specs_and_stats
 from adapt.recipe import Recipe, save_recipe
 
 FORMAT = "adapt-adapter/1"
@@ -86,6 +86,8 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
     folder = Path(folder)
     meta = read_meta(folder)
     base = base_path(base or meta["base"])
+    if not (base / "config.json").is_file():  # moved or renamed, or made on another machine: a bundled base?
+        base = _bundled_with(meta["base_fingerprint"]) or base
     if not (base / "config.json").is_file():
         raise AdaptError(
             f"{folder}: its base model {base} is not here (an adapter copied from another machine?); "
@@ -110,6 +112,16 @@ def load_adapter(folder: Path, base: Path | None = None, device: str = "cpu") ->
         raise AdaptError(f"{folder / 'heads.safetensors'}: weights the model does not have: {sorted(missing)[:5]}")
     model.load_state_dict(weights, strict=False)
     return model.to(device).eval()
+
+
+def _bundled_with(weights_fingerprint: str) -> Path | None:
+    """The bundled base whose weights have this fingerprint, if one does."""
+    from adapt.resources import bundled_dir
+
+    for name in bundled_bases():
+        if fingerprint(bundled_dir("models") / name) == weights_fingerprint:
+            return bundled_dir("models") / name
+    return None
 
 
 def merge(model: WorldModel) -> WorldModel:

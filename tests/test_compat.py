@@ -50,3 +50,25 @@ def test_a_link_leaving_the_adapter_is_named_and_followed(tmp_path, caplog):
         policy = Policy.load(adapter, "ur5e", base=FIXTURE / "base", config=InferenceConfig(steps=2))
     assert f"is a link to {elsewhere}" in caplog.text
     np.testing.assert_allclose(policy.act(observation(policy.spec)), expected, rtol=0, atol=1e-5)
+
+
+def test_an_adapter_whose_recorded_base_moved_finds_the_bundled_base_by_its_weights(tmp_path, monkeypatch):
+    """Adapters record their base's path; a bundled base renamed, or an adapter made on another machine, must still
+    load on the bundled base whose weights it was made on, and act as before (and on no other base)."""
+    import json
+    import shutil
+
+    import adapt.resources
+
+    models = tmp_path / "bundled_models"
+    shutil.copytree(FIXTURE / "base", models / "renamed-base")
+    monkeypatch.setattr(adapt.resources, "bundled_dir", lambda kind: models)
+    adapter = Path(shutil.copytree(FIXTURE / "adapter", tmp_path / "adapter"))
+    meta = json.loads((adapter / "adapt_adapter.json").read_text())
+    (adapter / "adapt_adapter.json").write_text(json.dumps(meta | {"base": "/gone/models/old-name"}))
+    policy = Policy.load(adapter, "ur5e", config=InferenceConfig(steps=2))
+    expected = np.load(FIXTURE / "expected_chunks.npz")["adapter"]
+    np.testing.assert_allclose(policy.act(observation(policy.spec)), expected, rtol=0, atol=1e-5)
+    (adapter / "adapt_adapter.json").write_text(json.dumps(meta | {"base": "/gone/x", "base_fingerprint": "0" * 64}))
+    with pytest.raises(Exception, match="/gone/x is not here"):
+        Policy.load(adapter, "ur5e", config=InferenceConfig(steps=2))
