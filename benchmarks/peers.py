@@ -349,10 +349,7 @@ def main() -> None:
         parser.error(f"no peers' environment at {PEERS_PYTHON}: run `bash benchmarks/peers/setup.sh` first")
     if args.quick:
         args.episodes, args.work, args.out = 1, args.work.with_name(args.work.name + "-quick"), args.out / "quick"
-    benchmark = json.loads(args.adaptation.read_text())
-    adaptation = {
-        r["name"]: r | {"steps": r.get("steps", benchmark["settings"]["steps"])} for r in benchmark["results"]
-    }
+    adaptation = adaptation_rows(args.adaptation)
     path = args.out / "peers.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
     results, measured = previous.get("results", []), previous.get("adapt", {})
@@ -419,6 +416,13 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
         f"Machine: {json.dumps(report['machine'])}",
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def adaptation_rows(path: Path) -> dict[str, dict]:
+    """The adaptation benchmark's results by name, each with the steps it trained."""
+    benchmark = json.loads(path.read_text())
+    steps = benchmark["settings"]["steps"]
+    return {r["name"]: r | {"steps": r.get("steps", steps)} for r in benchmark["results"]}
 
 
 def table(results: list[dict], adaptation: dict, measured: dict) -> str:
