@@ -14,7 +14,32 @@ import adaptation
 import peers
 
 RESULTS = Path(__file__).parent / "results"
-OUT = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
+MARKS = ("<!-- headline results: written by benchmarks/results_report.py -->", "<!-- end of headline results -->")
+"""The README's headline table sits between these lines, rewritten with the report."""
+HEADLINE = [
+    ("Panda Lift: the base's own robot", "the bundled base `base-small`", "base-small/panda_lift_eval"),
+    (
+        "UR5e Lift, 5 min of its Lift demos",
+        "adapt `task-demos` (heads seeded from the Panda's)",
+        "play-30min-donor/lift-demos",
+    ),
+    ("", "the same, another training seed", "play-30min-donor/lift-demos-seed1"),
+    ("", "the same architecture from scratch", "scratch/lift-demos"),
+    ("", "LeRobot ACT, same data and training time", "act/lift-demos/walltime"),
+    ("", "LeRobot Diffusion Policy, same data and training time", "diffusion/lift-demos/walltime"),
+    (
+        "UR5e Lift, 30 min of Lift-scene play",
+        "adapt, seeded heads (`play-30min --init-heads donor`)",
+        "play-30min-donor/30min-lift-hindsight",
+    ),
+    ("", "the same architecture from scratch", "scratch/30min-lift-hindsight"),
+    ("UR5e Lift, 30 min of varied play", "adapt `play-30min`", "play-30min/30min"),
+    ("", "the same architecture from scratch", "scratch/30min"),
+]
+"""The README's rows: (data, policy, result name in adaptation.json or peers.json)."""
 ARCHIVE = {
     "stage7": "the bundled base before the current one (Panda Lift 0.68)",
     "stage9": "that base continued on Lift demos of four arms (not bundled)",
@@ -39,7 +64,24 @@ def main() -> None:
         parts += adaptation_section(RESULTS / folder / "adaptation.json", f"Archive: {what}", archive=folder)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(parts) + "\n")
-    print(f"wrote {OUT}")
+    readme = README.read_text()
+    start, end = readme.index(MARKS[0]) + len(MARKS[0]), readme.index(MARKS[1])
+    README.write_text(readme[:start] + "\n" + headline() + "\n" + readme[end:])
+    print(f"wrote {OUT} and the headline table of {README}")
+
+
+def headline() -> str:
+    """The README's short table: the claims' rows, each a success rate with its interval."""
+    rows = {r["name"]: r for r in json.loads((RESULTS / "adaptation.json").read_text())["results"]}
+    if (RESULTS / "peers.json").is_file():
+        rows |= {r["name"]: r for r in json.loads((RESULTS / "peers.json").read_text())["results"]}
+    for file in RESULTS.glob("*/panda_*_eval.json"):  # a base evaluated on its own robot
+        rows[f"{file.parent.name}/{file.stem}"] = {"Lift": json.loads(file.read_text())}
+    lines = ["| robot and data | policy | Lift success (95% CI) |", "|---|---|---|"]
+    for data, policy, name in HEADLINE:
+        if name in rows:
+            lines.append(f"| {data} | {policy} | {_rate(rows[name]['Lift'])} |")
+    return "\n".join(lines)
 
 
 def bundled_base() -> list[str]:
