@@ -41,8 +41,8 @@ HEADLINE = [
 ]
 """The README's rows: (data, policy, result name in adaptation.json or peers.json)."""
 ARCHIVE = {
-    "stage7": "the bundled base before the current one (Panda Lift 0.68)",
-    "stage9": "that base continued on Lift demos of four arms (not bundled)",
+    "archive-lift-base": "the base bundled before `base-small` (Panda Lift 0.68)",
+    "archive-four-arm-base": "that base continued on Lift demos of four arms (not bundled)",
 }
 """Result folders of bases no longer bundled, with what each was: shown at the end, for the record."""
 

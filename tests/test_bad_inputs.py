@@ -21,7 +21,7 @@ from adapt.errors import InvalidFileError
 from adapt.model import model_config, save_model
 from adapt.model.wam import WorldActionModel
 
-FIXTURE_ADAPTER = Path(__file__).parent / "fixtures" / "pre_seams" / "adapter"
+FIXTURE_ADAPTER = Path(__file__).parent / "fixtures" / "earlier_format" / "adapter"
 FIXTURE_BASE = FIXTURE_ADAPTER.parent / "base"
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--workers", "0"]
 

@@ -14,7 +14,7 @@ import pytest
 from adapt.inference_config import InferenceConfig
 from adapt.policy import Policy
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pre_seams"
+FIXTURE = Path(__file__).parent / "fixtures" / "earlier_format"
 
 
 def observation(spec) -> dict:
@@ -28,7 +28,7 @@ def observation(spec) -> dict:
 
 
 @pytest.mark.parametrize(("name", "robot"), [("base", "panda"), ("adapter", "ur5e")])
-def test_a_base_and_an_adapter_from_before_the_seams_redesign_give_the_same_chunk(name, robot):
+def test_a_base_and_an_adapter_of_the_earlier_format_give_the_same_chunk(name, robot):
     expected = np.load(FIXTURE / "expected_chunks.npz")[name]
     policy = Policy.load(FIXTURE / name, robot, base=FIXTURE / "base", config=InferenceConfig(steps=2))
     chunk = policy.act(observation(policy.spec))

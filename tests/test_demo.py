@@ -22,7 +22,7 @@ BUNDLED_BASES = sorted(p.name for p in bundled_dir("models").iterdir() if p.is_d
 
 def test_exactly_the_two_documented_bases_are_bundled():
     """Catches a base left out of a commit or the wheel, or a stray folder shipped as one."""
-    assert BUNDLED_BASES == ["base-small", "base-small-stage12"] and bundled_base().name == "base-small"
+    assert BUNDLED_BASES == ["base-small", "base-small-video"] and bundled_base().name == "base-small"
 
 
 @pytest.mark.parametrize("name", BUNDLED_BASES)
