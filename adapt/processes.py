@@ -22,8 +22,8 @@ def check_spawnable(workers: int) -> None:
     guard is fine."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if workers == 0 or not path or not str(path).endswith(".py"):
-        return
+    if workers == 0 or not path or not str(path).endswith(".py") or Path(path).stem == "__main__":
+        return  # multiprocessing never re-runs a `__main__.py` (`python -m package`, a folder, a zip)
     try:
         source = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:

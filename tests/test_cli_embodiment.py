@@ -220,6 +220,7 @@ def test_new_drafts_a_description_with_bad_inertias_and_names_its_continuous_joi
 
     urdf = TWO_LINK_URDF.replace('<inertia ixx="0.01"', '<inertia ixx="-0.01"', 2)  # base_link's and link1's
     urdf = urdf.replace('name="elbow" type="revolute"', 'name="elbow" type="continuous"')
+    urdf = urdf.replace('<limit lower="-2.5" upper="2.5" velocity="3.0"', '<limit velocity="3.0"')  # as URDFs write it
     (tmp_path / "odd.urdf").write_text(urdf)
     out = tmp_path / "odd.yaml"
     result = invoke("embodiment", "new", "--from", tmp_path / "odd.urdf", "--name", "odd", "--out", out)

@@ -42,7 +42,7 @@ def test_wheel_ships_bundled_embodiments_recipes_and_models(tmp_path):
         assert f"adapt/bundled/embodiments/{spec.name}" in names
     for recipe in (ROOT / "recipes").glob("*.yaml"):
         assert f"adapt/bundled/recipes/{recipe.name}" in names
-    model_files = [p for p in (ROOT / "models").rglob("*") if p.is_file() and p.name != "README.md"]
+    model_files = [p for p in (ROOT / "models").rglob("*") if p.is_file() and p.suffix not in (".md", ".sh")]
     assert model_files
     for path in model_files:
         assert f"adapt/bundled/models/{path.relative_to(ROOT / 'models').as_posix()}" in names

@@ -133,12 +133,18 @@ def test_bad_observations_and_loading(model, tmp_path):
 def test_tasks_in_other_scripts_condition_the_actions(model):
     """Task text outside [a-z0-9] (Chinese, Arabic, accented words) became the padding token alone: the policy
     was conditioned on nothing and nobody was told. Each script's words must reach the model and move the chunk."""
-    spec = load_embodiment("ur5e")
-    encoder = model.text
+    import copy
+
+    spec = load_embodiment("panda")  # end-effector deltas: unclipped within [-1, 1], so a change shows
+    active = copy.deepcopy(model)  # adaLN-zero blocks are the identity at initialisation: nothing reads the task
+    with torch.no_grad():
+        for parameter in active.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    encoder = active.text
     tasks = ["lift the cube", "把红色方块举起来", "ارفع المكعب الأحمر", "soulève le cube", "soulève le cubé"]
     assert all(encoder.ids(t) != [0] for t in tasks)
     assert encoder.ids("soule\u0300ve") == encoder.ids("soul\u00e8ve")  # decomposed and composed accents agree
-    predictor = ChunkPredictor(model, "ur5e", InferenceConfig(steps=2))
+    predictor = ChunkPredictor(active, "panda", InferenceConfig(steps=2))
     chunks = []
     for task in tasks:
         policy = Policy(predictor)

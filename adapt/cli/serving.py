@@ -55,7 +55,7 @@ def serve_command(
 
     if token is not None and not token.strip():
         raise AdaptError(
-            "--token is empty (or ADAPT_TOKEN is set to nothing): no client could authenticate; give a secret"
+            "--token is empty (or ADAPT_TOKEN is set to nothing): no client could use the server"
         )
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
