@@ -334,3 +334,64 @@ def test_abusive_clients_are_cut_off_silent_ones_timed_out_and_refusals_counted_
             assert closed.value.rcvd.code == 1001
     finally:
         quiet.stop()
+
+
+def droid_request(seed: int = 0, session: str = "episode-1") -> dict:
+    """What DreamZero's `eval_utils/policy_client.py` sends for the UR5e: DROID keys, a dummy pose, a session id."""
+    obs = observation(seed)
+    return {
+        "observation/exterior_image_0_left": obs["observation/agentview"],
+        "observation/wrist_image_left": obs["observation/robot0_eye_in_hand"],
+        "observation/joint_position": obs["observation/state"][:6].astype(np.float64),
+        "observation/cartesian_position": np.zeros(6),
+        "observation/gripper_position": obs["observation/state"][6:].astype(np.float64),
+        "prompt": obs["prompt"],
+        "session_id": session,
+        "endpoint": "infer",
+    }
+
+
+def test_dreamzero_clients_drive_the_server_unchanged(policy_dir):
+    """DreamZero's robot and evaluation clients speak its RoboArena form: a PolicyServerConfig first, `endpoint` on
+    every request, DROID keys, the bare (N, dim) chunk back, "reset successful", a new session id a new episode.
+    The chunk must be the in-process one for the same observation."""
+    config = ServerConfig(port=0, protocol="dreamzero")
+    running = PolicyServer(ChunkPredictor.load(policy_dir, config=CONFIG), config).start()
+    packer = msgpack_numpy.Packer()
+    try:
+        with connect(f"ws://127.0.0.1:{running.port}", compression=None, max_size=None) as ws:
+            first = msgpack_numpy.unpackb(ws.recv(30))
+            assert first == {
+                "image_resolution": [32, 32],
+                "needs_wrist_camera": True,
+                "n_external_cameras": 1,
+                "needs_stereo_camera": False,
+                "needs_session_id": True,
+                "action_space": "joint_position",
+            }
+            ws.send(packer.pack(droid_request()))
+            chunk = msgpack_numpy.unpackb(ws.recv(30))
+            assert isinstance(chunk, np.ndarray) and chunk.shape == (16, 7)
+            np.testing.assert_allclose(chunk, in_process(observation(), policy_dir), atol=1e-6)
+            ws.send(packer.pack({"endpoint": "reset"}))
+            assert ws.recv(30) == "reset successful"
+            bad = droid_request() | {"observation/joint_position": np.zeros(3)}
+            ws.send(packer.pack(bad))
+            reply = ws.recv(30)
+            assert isinstance(reply, str) and "observation/joint_position: expected float32 (6,)" in reply, reply
+            ws.send(packer.pack(droid_request(session="episode-2")))  # the connection goes on, a new episode
+            assert msgpack_numpy.unpackb(ws.recv(30)).shape == (16, 7)
+    finally:
+        running.stop()
+
+
+def test_dreamzero_protocol_refuses_a_spec_it_cannot_carry():
+    """A robot whose state holds more than joint positions and a gripper has no DROID keys: refused at start."""
+    from adapt.embodiment import spec_from_dict
+    from adapt.errors import AdaptError
+    from adapt.serving.roboarena import RoboArenaWire
+
+    raw = load_embodiment("ur5e").model_dump(mode="json")
+    raw["proprio"] = [{"name": "joint_position", "dim": 6, "unit": "rad"}, {"name": "force", "dim": 1, "unit": "N"}]
+    with pytest.raises(AdaptError, match=r"proprio blocks \['joint_position', 'force'\]: serve it with --protocol"):
+        RoboArenaWire(spec_from_dict(raw, check_description=False))

@@ -34,6 +34,13 @@ def serve_command(
     max_message_mb: Annotated[float, typer.Option(min=0.01, help="Largest request (MB).")] = 16.0,
     task: Annotated[str, typer.Option(help="Task text for requests without a prompt.")] = "",
     schema: Annotated[bool, typer.Option("--schema", help="Print what clients send and receive, then exit.")] = False,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="openpi (openpi's websocket policy protocol) or dreamzero (DreamZero's RoboArena form: its robot"
+            " and evaluation clients work unchanged)."
+        ),
+    ] = "openpi",
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps per chunk.")] = FAST.steps,
     video_final_t: Annotated[float, typer.Option(help="Noise level the video branch stops at.")] = FAST.video_final_t,
     execute: Annotated[int, typer.Option(min=1, help="Actions executed per chunk (endpoint step).")] = FAST.execute,
@@ -54,17 +61,22 @@ def serve_command(
     from adapt.serving.server import PolicyServer, ServerConfig
 
     if token is not None and not token.strip():
-        raise AdaptError(
-            "--token is empty (or ADAPT_TOKEN is set to nothing): no client could use the server"
-        )
+        raise AdaptError("--token is empty (or ADAPT_TOKEN is set to nothing): no client could use the server")
+    if protocol not in ("openpi", "dreamzero"):
+        raise AdaptError(f"--protocol {protocol!r}: choose openpi or dreamzero")
 
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     predictor = ChunkPredictor.load(policy_dir, robot, base, config)
     server = PolicyServer(
         predictor,
-        ServerConfig(host, port, token, max_message_mb=max_message_mb, max_sessions=max_sessions, task=task),
+        ServerConfig(
+            host, port, token, max_message_mb=max_message_mb, max_sessions=max_sessions, task=task, protocol=protocol
+        ),
     )
     if schema:
+        if protocol == "dreamzero":
+            out.print_json(json.dumps({"protocol": "dreamzero", "first frame": server.wire.metadata()}))
+            return
         out.print_json(json.dumps({k: server.metadata[k] for k in ("protocol", "embodiment", "request", "reply")}))
         return
     if host not in LOOPBACK and token is None:

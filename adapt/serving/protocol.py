@@ -174,3 +174,24 @@ def _vector(message: dict, key: str, dim: int) -> np.ndarray:
     if not np.isfinite(value).all():
         raise BadRequest(f"{key}: non-finite values at {np.flatnonzero(~np.isfinite(value)).tolist()}")
     return value.astype(np.float32)
+
+
+class OpenpiWire:
+    """openpi's request and reply forms (see the module's docstring), as the server calls every protocol."""
+
+    name = "openpi"
+
+    def __init__(self, spec: EmbodimentSpec, metadata: dict):
+        self.spec, self._metadata = spec, metadata
+
+    def metadata(self) -> dict:
+        return self._metadata
+
+    def endpoint(self, request: dict) -> str:
+        return endpoint(request)
+
+    def observation(self, request: dict) -> tuple[dict, None]:
+        return observation(request, self.spec), None
+
+    def reply(self, name: str, result: dict) -> bytes:
+        return pack(result)

@@ -40,6 +40,7 @@ from adapt.errors import AdaptError
 from adapt.policy import Policy
 from adapt.predictor import ChunkPredictor
 from adapt.serving import protocol
+from adapt.serving.roboarena import RoboArenaWire
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class ServerConfig:
     max_sessions: int = 8
     task: str = ""
     """Task text for requests without a `prompt`."""
+    protocol: str = "openpi"
+    """The wire form: `openpi` (openpi's websocket policy protocol) or `dreamzero` (DreamZero's RoboArena form)."""
     max_bad_requests: int = 20
     """Bad requests a connection may send in a minute before it is closed (1008)."""
     max_refusals: int = 20
@@ -79,6 +82,12 @@ class PolicyServer:
             "spec": predictor.spec.model_dump(mode="json"),
             "model": {"size": predictor.model.config.size, "inference": vars(predictor.config)},
         }
+        if config.protocol == "openpi":
+            self.wire = protocol.OpenpiWire(predictor.spec, self.metadata)
+        elif config.protocol == "dreamzero":
+            self.wire = RoboArenaWire(predictor.spec)
+        else:
+            raise AdaptError(f"protocol {config.protocol!r}: choose openpi or dreamzero")
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapt-inference")
         self._sessions: set[ServerConnection] = set()
         self._in_flight = 0
@@ -193,8 +202,9 @@ class PolicyServer:
         peer = connection.remote_address
         log.info("session opened: %s", peer)
         bad: collections.deque = collections.deque()
+        episode = {"session": None}  # the client's session id, where its protocol sends one
         try:
-            await connection.send(protocol.pack(self.metadata))
+            await connection.send(protocol.pack(self.wire.metadata()))
             while True:
                 try:
                     message = await asyncio.wait_for(connection.recv(), self.config.idle_timeout_s)
@@ -202,7 +212,7 @@ class PolicyServer:
                     self._note(f"connections closed after {self.config.idle_timeout_s:g} s silent")
                     await connection.close(1001, "idle for too long")
                     break
-                reply = await self._answer(policy, message, peer)
+                reply = await self._answer(policy, message, peer, episode)
                 if isinstance(reply, str) and reply.startswith("bad request") and self._too_many(bad):
                     self._refuse(_host(connection), "connections closed for too many bad requests")
                     await connection.close(1008, "too many bad requests")
@@ -222,8 +232,9 @@ class PolicyServer:
             bad.popleft()
         return len(bad) > self.config.max_bad_requests
 
-    async def _answer(self, policy: Policy, message: bytes | str, peer) -> bytes | str:
-        """The packed reply to one request, or the text of its error (the connection stays open)."""
+    async def _answer(self, policy: Policy, message: bytes | str, peer, episode: dict) -> bytes | str:
+        """The packed reply to one request, or the text of its error (the connection stays open). A new session id
+        in `episode` starts a new episode."""
         start = time.perf_counter()
         name = "?"
         try:
@@ -232,16 +243,19 @@ class PolicyServer:
                     f"message of {len(message) / 2**20:.1f} MB exceeds the server's {self.config.max_message_mb:g} MB"
                 )
             request = protocol.unpack(message)
-            name = protocol.endpoint(request)
+            name = self.wire.endpoint(request)
             if name == "reset":
                 policy.reset()
                 result: dict = {"reset": True}
             else:
-                observation = protocol.observation(request, policy.spec)
+                observation, session = self.wire.observation(request)
+                if session is not None and session != episode["session"]:
+                    policy.reset()
+                    episode["session"] = session
                 result = await self._infer(policy, name, observation)
             result["server_timing"] = {"infer_ms": 1000 * (time.perf_counter() - start)}
             log.info("%s %s %.1f ms", peer, name, result["server_timing"]["infer_ms"])
-            return protocol.pack(result)
+            return self.wire.reply(name, result)
         except AdaptError as error:  # BadRequest, or an observation the policy refuses
             log.debug("%s %s refused in %.1f ms: %s", peer, name, 1000 * (time.perf_counter() - start), error)
             self._note("bad requests")
