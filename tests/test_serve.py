@@ -395,3 +395,44 @@ def test_dreamzero_protocol_refuses_a_spec_it_cannot_carry():
     raw["proprio"] = [{"name": "joint_position", "dim": 6, "unit": "rad"}, {"name": "force", "dim": 1, "unit": "N"}]
     with pytest.raises(AdaptError, match=r"proprio blocks \['joint_position', 'force'\]: serve it with --protocol"):
         RoboArenaWire(spec_from_dict(raw, check_description=False))
+
+
+def test_eval_client_runs_the_horizon_itself_against_a_stock_openpi_server():
+    """A stock openpi server (no adapt spec in its first frame, `infer` only: openpi's own, a LeRobot one) answers
+    chunks; the client must execute `execute` actions of each, ask again, and bound each action (a NaN row is held,
+    a jump is clipped to a velocity step), and must refuse to guess the robot when none is named."""
+    from websockets.sync.server import serve
+
+    from adapt.errors import AdaptError
+    from adapt.serving.client import RemotePolicy
+
+    spec = load_embodiment("ur5e")
+    state = np.array([0.3, -0.2, 0.1, 0.4, -0.5, 0.6, 0.5], np.float32)
+    asked = []
+
+    def session(connection):
+        connection.send(msgpack_numpy.packb({"server": "stock openpi"}))  # no spec, no protocol of ours
+        for message in connection:
+            request = msgpack_numpy.unpackb(message)
+            asked.append(sorted(request))
+            chunk = np.repeat(state[None], 10, axis=0).astype(np.float32)
+            chunk[1] = np.nan
+            chunk[2, 0] += 1.0  # a jump of 1 rad in one step
+            connection.send(msgpack_numpy.packb({"actions": chunk}))
+
+    with serve(session, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        with pytest.raises(AdaptError, match="does not say what robot it drives: name the robot"):
+            RemotePolicy(url)
+        remote = RemotePolicy(url, spec=spec, execute=4)
+        frames = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in spec.cameras}
+        remote.reset()  # no reset endpoint to call on such a server
+        actions = [remote.step(frames | {"state": state, "task": "lift"}) for _ in range(6)]
+        remote.close()
+        server.shutdown()
+    assert remote.plans == 2 and len(asked) == 2  # 4 actions of the first chunk, then a new one
+    assert asked[0] == ["observation/agentview", "observation/robot0_eye_in_hand", "observation/state", "prompt"]
+    np.testing.assert_allclose(actions[0], state, atol=1e-6)
+    np.testing.assert_allclose(actions[1], state, atol=1e-6)  # the NaN row: hold
+    assert actions[2][0] == pytest.approx(state[0] + spec.joints[0].velocity / spec.action.control_hz, rel=1e-5)

@@ -51,7 +51,9 @@ def eval_command(
     server: Annotated[
         str | None,
         typer.Option(
-            help="Run the closed loop through `adapt serve` at this URL (ws://HOST:PORT) instead of --policy."
+            help="Run the closed loop through a policy server at this URL (ws://HOST:PORT) instead of --policy:"
+            " `adapt serve`, or any openpi server (then name the robot with --robot; its chunks are executed"
+            " --execute actions at a time)."
         ),
     ] = None,
     token: Annotated[str | None, typer.Option(envvar="ADAPT_TOKEN", help="API key for --server.")] = None,
@@ -69,7 +71,10 @@ def eval_command(
 
         if open_loop:
             raise AdaptError("--open-loop scores a model in this process: use --policy")
-        policy, target = RemotePolicy(server, token), out_dir or Path(f"eval_server_{task}")
+        from adapt.embodiment import load_embodiment
+
+        spec = load_embodiment(robot) if robot else None  # for a server that does not say which robot it drives
+        policy, target = RemotePolicy(server, token, spec=spec, execute=execute), out_dir or Path(f"eval_server_{task}")
     elif str(policy_dir) == EXPERT:
         policy, target = _expert(robot, task, seed, open_loop), out_dir or Path(f"eval_{EXPERT}_{task}")
     else:  # beside the adapter, never inside it (a folder copied as the adapter should hold the adapter only)

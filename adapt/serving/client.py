@@ -1,7 +1,10 @@
-"""The robot side of `adapt serve`, as `adapt eval --server` uses it: a `Policy` stand-in that asks the
-server for every action (endpoint `step`), so the server's controller runs the receding horizon exactly
-as the in-process policy does. Any openpi client works against the server too; this one adds `step`,
-`reset` and the predicted frame.
+"""The robot side of a policy server, as `adapt eval --server` uses it: a `Policy` stand-in.
+
+Against `adapt serve` it asks for every action (endpoint `step`), so the server's controller runs the receding
+horizon exactly as the in-process policy does. Against any other openpi server (one whose first frame carries no
+adapt spec: a stock openpi or LeRobot server), it runs the horizon itself: it asks `infer` for a chunk, executes
+its first `execute` actions, then asks again (chunk mode; the robot's spec is given, since such a server does not
+send one). Any openpi client works against `adapt serve` too; this one adds `step`, `reset` and the predicted frame.
 
 The server is not trusted with the robot: every action it sends is bounded here by the spec's limits
 (`ActionCodec.clip`, from the measured state), and a reply that is not a finite action of the spec's size
@@ -18,7 +21,7 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from adapt.data.codec import ActionCodec
-from adapt.embodiment import spec_from_dict
+from adapt.embodiment import EmbodimentSpec, spec_from_dict
 from adapt.errors import AdaptError
 from adapt.serving import protocol
 
@@ -26,7 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class RemotePolicy:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 60.0,
+        spec: EmbodimentSpec | None = None,
+        execute: int | None = None,
+    ):
+        """`spec`: the robot, for servers that do not send one (then chunk mode); `execute`: actions executed per
+        chunk in chunk mode (default: all)."""
         headers = {"Authorization": f"Api-Key {token}"} if token else None
         self._stack = contextlib.ExitStack()  # websockets wants its connection used as a context manager
         try:
@@ -36,15 +48,21 @@ class RemotePolicy:
             self.metadata = protocol.unpack(self._connection.recv(timeout))
         except (OSError, TimeoutError, WebSocketException) as error:
             raise AdaptError(f"cannot reach the policy server at {url}: {error}") from None
-        self.spec = spec_from_dict(self.metadata["spec"], check_description=False)
+        self.chunked = self.metadata.get("protocol") != protocol.PROTOCOL or "spec" not in self.metadata
+        if spec is None and "spec" not in self.metadata:
+            self.close()
+            raise AdaptError(f"the server at {url} does not say what robot it drives: name the robot (--robot)")
+        self.spec = spec or spec_from_dict(self.metadata["spec"], check_description=False)
         self.codec = ActionCodec(self.spec)
-        self.timeout = timeout
+        self.timeout, self.execute = timeout, execute
         self.plans = 0
         self._frame: np.ndarray | None = None
+        self._queue: list[np.ndarray] = []
 
     def reset(self) -> None:
-        self._ask({"endpoint": "reset"})
-        self.plans, self._frame = 0, None
+        if not self.chunked:  # a stock openpi server has no reset endpoint: a new episode is a fresh queue
+            self._ask({"endpoint": "reset"})
+        self.plans, self._frame, self._queue = 0, None, []
 
     def step(self, observation: dict) -> np.ndarray:
         """The next action for an in-process style observation (camera frames by name, `state`, `task`)."""
@@ -52,6 +70,14 @@ class RemotePolicy:
         request["observation/state"] = np.asarray(observation["state"], np.float32)
         if "task" in observation:
             request["prompt"] = observation["task"]
+        if self.chunked:
+            if not self._queue:
+                reply = self._ask(request)
+                chunk = np.asarray(reply.get("actions") if isinstance(reply, dict) else reply, dtype=object)
+                rows = list(chunk) if chunk.ndim == 2 else [chunk]  # anything else is held, by `_bounded`
+                self._queue = rows[: self.execute] or [None]
+                self.plans += 1
+            return self._bounded(self._queue.pop(0), request["observation/state"])
         reply = self._ask({**request, "endpoint": "step"})
         self.plans = int(reply["plans"])
         if "predicted_frame" in reply:
@@ -83,4 +109,4 @@ class RemotePolicy:
             raise AdaptError(f"the policy server stopped answering: {error}") from None
         if isinstance(reply, str):
             raise AdaptError(f"the policy server refused the request: {reply}")
-        return protocol.unpack(reply)
+        return protocol.unpack(reply, mapping=False)

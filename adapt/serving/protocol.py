@@ -65,8 +65,9 @@ def pack(message: dict) -> bytes:
     return msgpack.packb(message, default=_pack_array)
 
 
-def unpack(data: bytes, max_depth: int = 8) -> dict:
-    """A request as a dict with numpy arrays; anything else is a `BadRequest` saying what it is."""
+def unpack(data: bytes, max_depth: int = 8, mapping: bool = True) -> dict:
+    """A request as a dict with numpy arrays; anything else is a `BadRequest` saying what it is (with `mapping`
+    False, any message: a reply may be a bare array)."""
     if not isinstance(data, bytes | bytearray):
         raise BadRequest("expected a binary msgpack message, got a text frame")
     try:
@@ -75,7 +76,7 @@ def unpack(data: bytes, max_depth: int = 8) -> dict:
         raise
     except Exception as error:  # msgpack raises ExtraData, FormatError, StackError, ValueError...
         raise BadRequest(f"not a msgpack message ({type(error).__name__}: {error or 'invalid bytes'})") from None
-    if not isinstance(message, dict):
+    if mapping and not isinstance(message, dict):
         raise BadRequest(f"expected a map of observation keys, got {type(message).__name__}")
     return message
 
