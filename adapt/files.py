@@ -97,6 +97,17 @@ def read_safetensors(path: Path, what: str, device: str = "cpu") -> dict:
         raise AdaptError(f"{path}: the {what} file is damaged ({error}); restore or re-create it") from None
 
 
+def check_apart(out: Path, inputs: dict[str, Path | str], option: str = "--out") -> None:
+    """Refuse an output that is, contains or lies inside one of `inputs` (what -> path), whatever `--overwrite`
+    says: writing it could delete or bury the input (an export onto its own adapter, a run into its base)."""
+    target = Path(out).resolve()
+    for what, path in inputs.items():
+        source = Path(path).resolve()
+        if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+            where = "is" if target == source else "lies inside" if target.is_relative_to(source) else "contains"
+            raise AdaptError(f"{option} {out} {where} the {what} {path}; choose an {option} apart from it")
+
+
 def read_json(path: Path, what: str = "JSON file") -> Any:
     """The parsed JSON of `path`; invalid JSON is named with its line and column."""
     text = read_text(path, what)

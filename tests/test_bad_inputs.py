@@ -292,6 +292,15 @@ CASES = {
         ["was trained on another base", "weights fingerprint differs"],
         "merged",
     ),
+    "export onto the adapter it exports": (
+        lambda w: ["export", (a := w.adapter()), "--base", FIXTURE_BASE, "--out", a, "--overwrite"],
+        ["--out", "is the adapter", "choose an --out apart from it"],
+    ),
+    "finetune into its own base": (
+        lambda w: w.finetune(w.tmp / "base" / "run"),
+        ["--out", "lies inside the base", "choose an --out apart from it"],
+        "base/run",
+    ),
     "adapter heads cut short": (
         lambda w: [
             "export",

@@ -234,12 +234,15 @@ def export_command(
     from adapt import provenance
     from adapt.adapter import load_adapter, read_meta
     from adapt.adapter import merge as merge_lora
+    from adapt.files import check_apart
     from adapt.model import save_model
     from adapt.model.checkpoint import base_path
 
     if format not in ("adapt", "dreamzero"):
         raise AdaptError(f"--format {format!r}: choose adapt or dreamzero")
     folder = adapter / "adapter" if (adapter / "adapter").is_dir() else adapter
+    recorded = read_meta(folder)["base"] if (folder / "adapt_adapter.json").is_file() else None
+    check_apart(out_dir, {"adapter": folder} | ({"base": base_path(base or recorded)} if base or recorded else {}))
     settings = {"adapter": folder, "format": format, "merge": merge}
     if format == "dreamzero":
         from adapt.model.dreamzero.export import export_adapter

@@ -18,9 +18,10 @@ from adapt.atomic import atomic_write_text
 from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError
-from adapt.files import check_output_path
+from adapt.files import check_apart, check_output_path
 from adapt.lora import add_lora
 from adapt.model import WorldModel, load_model
+from adapt.model.checkpoint import base_path
 from adapt.recipe import Recipe, load_recipe
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
@@ -63,8 +64,9 @@ def finetune(
         raise AdaptError(f"{out / 'adapter'} already exists; choose another --out or pass --overwrite")
     check_output_path(out)
     check_options(options)
-    model = load_model(base)
     sources = [s if isinstance(s, DataSource) else DataSource.parse(s, default=spec) for s in data]
+    check_apart(out, {"base": base_path(base), **{f"dataset {s.path}": s.path for s in sources}})
+    model = load_model(base)
     grouped = open_sources(sources)
     _check_data(recipe, spec, grouped, model)
     if not allow_outside_limits:

@@ -11,7 +11,7 @@ from torch import nn
 
 from adapt import provenance
 from adapt.errors import AdaptError
-from adapt.files import check_output_path
+from adapt.files import check_apart, check_output_path
 from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
@@ -73,7 +73,10 @@ def pretrain(
     _with_video(ModelConfig(), video)  # an unknown choice is named before the data is read
     check_output_path(out)
     check_options(options)
-    grouped = open_sources([s if isinstance(s, DataSource) else DataSource.parse(s) for s in data])
+    sources = [s if isinstance(s, DataSource) else DataSource.parse(s) for s in data]
+    inputs = {f"dataset {s.path}": s.path for s in sources} | ({"--init checkpoint": Path(init)} if init else {})
+    check_apart(out, inputs)
+    grouped = open_sources(sources)
     stats = statistics(grouped)
     seed_run(options)
     model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video)
