@@ -14,14 +14,37 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from adapt.data.resize import resize_frames
+from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 from adapt.predictor import ChunkPredictor
+
+
+class Controller(Protocol):
+    """What drives a robot through a closed loop (`adapt.sim.closed_loop`): `Policy`, the server client
+    (`adapt.serving.client.RemotePolicy`) and the scripted expert (`adapt.sim.expert.ScriptedExpert`)."""
+
+    spec: EmbodimentSpec
+    plans: int
+    """Chunks planned so far: a change tells the loop to redraw the predicted frame."""
+
+    def bind(self, sim) -> None:
+        """Called once with the simulation; only a privileged controller (the scripted expert) reads it."""
+
+    def reset(self) -> None:
+        """A new episode."""
+
+    def step(self, observation: dict) -> np.ndarray:
+        """The next action (action_dim,) for an observation (camera frames by name, `state`, `task`)."""
+
+    def predicted_frame(self) -> np.ndarray | None:
+        """The latest plan's predicted future frame (uint8), or None when there is none."""
 
 
 class Policy:
@@ -154,6 +177,9 @@ class Policy:
         self.since_plan += 1
         # blending two plans that each respect the limits can still step too far: bound it from `state`
         return self.predictor.codec.clip(self.queue.pop(0)[None], state)[0]
+
+    def bind(self, sim) -> None:
+        """Nothing to read: a learned policy sees only its observations."""
 
     def close(self) -> None:
         if self._pool is not None:

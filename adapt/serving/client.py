@@ -98,6 +98,9 @@ class RemotePolicy:
     def predicted_frame(self) -> np.ndarray | None:
         return self._frame
 
+    def bind(self, sim) -> None:
+        """Nothing to read: the server sees only the observations sent."""
+
     def close(self) -> None:
         self._stack.close()
 

@@ -19,8 +19,7 @@ from adapt.sim.env import SimEnv, controller_for
 from adapt.sim.episodes import task_text
 
 if TYPE_CHECKING:
-    from adapt.policy import Policy
-    from adapt.sim.expert import ScriptedExpert
+    from adapt.policy import Controller
 
 STAGES = {
     "Lift": ("reach", "grasp", "lift", "hold"),
@@ -39,7 +38,7 @@ CLOSED_EMPTY = 0.95
 
 
 def evaluate_closed_loop(
-    policy: Policy | ScriptedExpert,
+    policy: Controller,
     task: str,
     episodes: int,
     out: Path,
@@ -60,8 +59,7 @@ def evaluate_closed_loop(
         SimEnv(policy.spec, task, seed, controller=controller_for(policy.spec)) as sim,
         progress_bar("steps", progress) as bar,
     ):
-        if hasattr(policy, "bind"):  # a privileged policy (adapt.sim.expert) reads the simulation itself
-            policy.bind(sim)
+        policy.bind(sim)  # a privileged controller (the scripted expert) reads the simulation itself
         for episode in range(episodes):
             steps = bar.add_task(f"{task} episode {episode + 1}/{episodes}", total=max_steps)
             video = out / f"episode_{episode:03d}.mp4"
@@ -75,7 +73,7 @@ def evaluate_closed_loop(
 
 
 def _rollout(
-    policy: Policy, sim, task: str, seed: int, max_steps: int, video_path: Path, stepped=lambda: None
+    policy: Controller, sim, task: str, seed: int, max_steps: int, video_path: Path, stepped=lambda: None
 ) -> EpisodeResult:
     policy.reset()
     sim.reset(np.random.default_rng(seed), randomize=True)
@@ -111,12 +109,12 @@ def _rollout(
     )
 
 
-def _predicted_frame(policy: Policy, size: tuple[int, int]) -> np.ndarray:
+def _predicted_frame(policy: Controller, size: tuple[int, int]) -> np.ndarray:
     """The model's last predicted future frame (first camera, first future step), at the camera's size;
     black for a policy without one (the scripted expert, or before the first plan)."""
     from adapt.data.resize import resize_frames
 
-    frame = policy.predicted_frame() if hasattr(policy, "predicted_frame") else None
+    frame = policy.predicted_frame()
     if frame is None:
         return np.zeros((*size, 3), np.uint8)
     return resize_frames(frame[None], size)[0]

@@ -18,7 +18,7 @@ from adapt.sim.scripted import Arm, Style, check_drivable
 
 
 class ScriptedExpert:
-    """`Policy`'s closed-loop interface (`reset`, `step`, `plans`, `spec`) around a scripted demo.
+    """A `adapt.policy.Controller` around a scripted demo.
 
     `evaluate_closed_loop` hands it the simulation with `bind(sim)`; each episode's script starts at the
     first `step` after `reset`, from the scene as it is then. Once the script is done it holds still.
@@ -34,6 +34,9 @@ class ScriptedExpert:
 
     def bind(self, sim) -> None:
         self.sim = sim
+
+    def predicted_frame(self) -> None:
+        """The expert predicts no future."""
 
     def reset(self) -> None:
         self.script = None
