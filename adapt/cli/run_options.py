@@ -3,6 +3,7 @@ defaults taken from `TrainOptions` (as `adapt eval` takes its own from `Inferenc
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -41,35 +42,10 @@ ActivationCheckpointing = Annotated[
 ]
 
 
-def train_options(
-    *,
-    steps: int | None,
-    checkpoint_every: int | None,
-    accumulate: int | None,
-    seed: int,
-    accelerator: str,
-    devices: str,
-    strategy: str,
-    num_nodes: int,
-    resume: bool,
-    precision: str | None = None,
-    activation_checkpointing: bool = False,
-    balance: bool = False,
-    wandb: str | None = None,
-) -> TrainOptions:
-    """The options as given; run-length fields left None are resolved by the training entry point."""
-    return TrainOptions(
-        steps=steps,
-        checkpoint_every=checkpoint_every,
-        accumulate=accumulate,
-        seed=seed,
-        accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        resume=resume,
-        precision=precision,
-        activation_checkpointing=activation_checkpointing,
-        balance=balance,
-        wandb=wandb,
-    )
+def train_options(given: dict) -> TrainOptions:
+    """The run options among a command's parameters (`locals()` of `adapt pretrain` or `adapt finetune`), as given;
+    run-length fields left None are resolved by the training entry point."""
+    fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    options = {name: value for name, value in given.items() if name in fields}
+    devices = str(options.get("devices", DEFAULT.devices))
+    return TrainOptions(**options | {"devices": int(devices) if devices.isdigit() else devices})

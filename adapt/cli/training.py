@@ -86,21 +86,7 @@ def pretrain_command(
     """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
     from adapt.train.pretrain import pretrain
 
-    options = run.train_options(
-        steps=steps,
-        checkpoint_every=checkpoint_every,
-        accumulate=accumulate,
-        seed=seed,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        resume=resume,
-        precision=precision,
-        activation_checkpointing=activation_checkpointing,
-        balance=balance,
-        wandb=wandb,
-    )
+    options = run.train_options(locals())
     path = pretrain(
         data,
         out_dir,
@@ -183,21 +169,7 @@ def finetune_command(
         if init_heads not in choices:
             raise AdaptError(f"--init-heads {init_heads!r}: choose {' or '.join(choices)}")
         chosen = chosen.model_copy(update={"init_heads": init_heads})
-    options = run.train_options(
-        steps=steps,
-        checkpoint_every=checkpoint_every,
-        accumulate=accumulate,
-        seed=seed,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        resume=resume,
-        precision=precision,
-        activation_checkpointing=activation_checkpointing,
-        balance=balance,
-        wandb=wandb,
-    )
+    options = run.train_options(locals())
     report = functools.partial(out.print, highlight=False)
     adapter = finetune(
         base,
