@@ -397,7 +397,7 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
         " adapt's closed loop for every row; Wilson 95 % intervals; adapt minus the"
         " best peer with Newcombe's interval. Times per chunk are medians on the machine below, in one run.",
         "",
-        table(results, adaptation, measured),
+        table(results, adaptation, measured, report["machine"]["cpu_count"]),
         "",
         "How each policy failed:",
         "",
@@ -425,10 +425,11 @@ def adaptation_rows(path: Path) -> dict[str, dict]:
     return {r["name"]: r | {"steps": r.get("steps", steps)} for r in benchmark["results"]}
 
 
-def table(results: list[dict], adaptation: dict, measured: dict) -> str:
-    """Markdown: each adaptation row faced, its peers, and adapt minus the best peer (Newcombe's 95 % interval)."""
+def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2) -> str:
+    """Markdown: each adaptation row faced, its peers, and adapt minus the best peer (Newcombe's 95 % interval);
+    CPU hours are training wall time x `cores` (the machine's, every core busy)."""
     lines = [
-        "| data | policy | Lift success (95% CI) | progress | closest cm | train min | steps | parameters "
+        "| data | policy | Lift success (95% CI) | progress | closest cm | train min (CPU h) | steps | parameters "
         "| ms per chunk | adapt minus best peer |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -438,7 +439,7 @@ def table(results: list[dict], adaptation: dict, measured: dict) -> str:
         a, b = ours["Lift"], best["Lift"]
         margin = newcombe_difference(a["success_rate"], a["success_ci95"], b["success_rate"], b["success_ci95"])
         ours = ours | measured.get(versus, {})
-        adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", "-"))
+        adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", 0))
         rows = [adapt, *((r["peer"], r, r["steps"], r["parameters"]) for r in peers)]
         for i, (name, r, steps, parameters) in enumerate(rows):
             lift = r["Lift"]
@@ -448,7 +449,8 @@ def table(results: list[dict], adaptation: dict, measured: dict) -> str:
             low, high = lift["success_ci95"]
             lines.append(
                 f"| {versus if i == 0 else ''} | {name} | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
-                f" | {lift['mean_progress']:.2f} | {closest} | {r['train_wall_s'] / 60:.0f} | {steps} | {parameters}"
+                f" | {lift['mean_progress']:.2f} | {closest} | {r['train_wall_s'] / 60:.0f}"
+                f" ({r['train_wall_s'] * cores / 3600:.1f}) | {steps} | {parameters:,}"
                 f" | {ms} | {versus_best} |"
             )
     return "\n".join(lines)

@@ -113,7 +113,7 @@ def peer_section() -> list[str]:
         " settings, failures and what LeRobot read of the data: `benchmarks/results/peers.md`). `walltime`: the peer"
         " trained for the adaptation row's training wall time.",
         "",
-        peers.table(report["results"], rows, report.get("adapt", {})),
+        peers.table(report["results"], rows, report.get("adapt", {}), report["machine"]["cpu_count"]),
         "",
         "Reproduce: `bash benchmarks/peers/setup.sh && .venv/bin/python benchmarks/peers.py --only NAME` (NAME: "
         + ", ".join(f"`{r['name']}`" for r in report["results"])
