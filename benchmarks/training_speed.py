@@ -28,7 +28,7 @@ import torch
 from report import machine, write_report
 
 from adapt.data import LeRobotDataset
-from adapt.data.stats import compute_stats
+from adapt.data.codec import compute_stats
 from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import load_embodiment
 from adapt.model import WorldModel, build_model, model_config

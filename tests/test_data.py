@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapt.data import DatasetWriter, Episode, FeatureMap, LeRobotDataset
-from adapt.data.codec import ActionCodec
-from adapt.data.stats import NormStats, compute_stats
+from adapt.data.codec import ActionCodec, compute_stats
+from adapt.data.stats import NormStats
 from adapt.data.window_config import WindowConfig
 from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import load_embodiment, spec_from_dict

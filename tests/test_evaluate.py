@@ -38,7 +38,7 @@ def test_closed_loop_eval_writes_results_and_videos(invoke, tmp_path):
 
 def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_path):
     from adapt.data import LeRobotDataset
-    from adapt.data.stats import compute_stats
+    from adapt.data.codec import compute_stats
 
     spec = load_embodiment("ur5e")
     data = synthetic_dataset("ur5e")
@@ -80,7 +80,7 @@ def test_open_loop_scores_a_model_that_predicts_no_motion_as_the_copy_baseline(i
     copied from another frame, an expected future that is not the one scored, and a rendering that adds
     the decoded frames instead of their change (or takes the change from another frame)."""
     from adapt.data import LeRobotDataset
-    from adapt.data.stats import compute_stats
+    from adapt.data.codec import compute_stats
 
     spec = load_embodiment("ur5e")
     data = synthetic_dataset("ur5e")
@@ -234,7 +234,7 @@ def test_predictions_picture_draws_a_no_motion_prediction_as_the_last_frame(synt
     from PIL import Image
 
     from adapt.data import LeRobotDataset
-    from adapt.data.stats import compute_stats
+    from adapt.data.codec import compute_stats
     from adapt.data.windows import WindowDataset, window_loader
     from adapt.train.plots import plot_predictions
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from adapt.adapter import load_adapter, merge
 from adapt.data import LeRobotDataset
-from adapt.data.stats import compute_stats
+from adapt.data.codec import compute_stats
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.model import WorldActionModel, load_model, model_config, save_model

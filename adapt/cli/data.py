@@ -95,7 +95,7 @@ def data_stats(
 ) -> None:
     """Per-dimension mean/std and q01/q99 of state and action, saved as JSON."""
     from adapt.data import LeRobotDataset
-    from adapt.data.stats import compute_stats
+    from adapt.data.codec import compute_stats
     from adapt.embodiment import load_embodiment
 
     dataset = LeRobotDataset(path, load_embodiment(embodiment), _feature_map(camera), skip_bad=skip_bad)

@@ -16,15 +16,12 @@ within the spec's position, velocity and gripper limits; a non-finite chunk beco
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adapt.data.stats import FieldStats, NormStats
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
-
-if TYPE_CHECKING:
-    from adapt.data.stats import NormStats
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +191,25 @@ def _float32_inwards(values: np.ndarray, up: bool) -> np.ndarray:
     rounded = values.astype(np.float32)
     outside = rounded < values if up else rounded > values
     return np.where(outside, np.nextafter(rounded, np.float32(np.inf if up else -np.inf)), rounded)
+
+
+def compute_stats(datasets) -> NormStats:
+    """Statistics of the state and action of one `LeRobotDataset` or a list of them (one embodiment);
+    actions as the model sees them: relative to the current state when the spec says `relative: true`."""
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    spec = datasets[0].spec
+    episodes = [e for d in datasets for e in d.episodes]
+    state = [e.state for e in episodes if e.state is not None]
+    # relative actions are taken against the state at a chunk's start: cover the chunk's first and last offset
+    offsets = {0, spec.action.chunk - 1} if spec.action and spec.action.relative else {0}
+    codec = ActionCodec(spec) if spec.action else None
+    action = [
+        codec.to_relative(e.action[k:], e.state[: e.length - k])
+        for e in episodes
+        if e.action is not None
+        for k in offsets
+        if k < e.length
+    ]
+    return NormStats(
+        spec.normalization, FieldStats.fit(state) if state else None, FieldStats.fit(action) if action else None
+    )

@@ -5,80 +5,31 @@ and `relative_stats_dreamzero.json` (statistics of action chunks minus the state
 
 Everything comes from the embodiment spec: proprio blocks are the state sub-keys, the action's arm part
 (named after the action kind) and gripper are the action sub-keys, cameras are the video keys, and the
-relative keys are the action sub-keys a state block of the same name has (DreamZero's rule). Reading a
-GEAR dataset maps its sub-keys onto the spec's parts by name, in whatever order the dataset packs them.
+relative keys are the action sub-keys a state block of the same name has (DreamZero's rule; the layout is
+`adapt.data.gear_layout`, which the reader also uses).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adapt.atomic import atomic_directory
+from adapt.data.gear_layout import TASK_KEY, action_layout, modality, relative_keys, state_layout
+from adapt.data.reader import LeRobotDataset
 from adapt.data.writer import ACTION_KEY, STATE_KEY, VideoStream, camera_key, dataset_features, frame_columns
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
-from adapt.files import read_json_object
 
 CODEBASE_VERSION = "v2.1"
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
-TASK_KEY = "annotation.task"
-if TYPE_CHECKING:
-    from adapt.data.reader import LeRobotDataset  # the reader imports this module to map GEAR sub-keys
 RELATIVE_HORIZON = 24
 """Action chunk length DreamZero's relative statistics are computed over (its converter's default)."""
-
-
-def state_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
-    """State sub-key -> [start, end) in the state vector: the spec's proprio blocks."""
-    layout, start = {}, 0
-    for block in spec.proprio:
-        layout[block.name] = (start, start + block.dim)
-        start += block.dim
-    return layout
-
-
-def action_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
-    """Action sub-key -> [start, end): the arm part named after the action kind, then the gripper."""
-    arm = spec.action_dim - (spec.gripper.dim if spec.gripper else 0)
-    layout = {spec.action.kind: (0, arm)}
-    if spec.gripper:
-        layout["gripper"] = (arm, spec.action_dim)
-    return layout
-
-
-def modality(spec: EmbodimentSpec) -> dict:
-    def entries(layout: dict, key: str) -> dict:
-        return {
-            name: {
-                "original_key": key,
-                "start": a,
-                "end": b,
-                "rotation_type": None,
-                "absolute": True,
-                "dtype": "float32",
-            }
-            for name, (a, b) in layout.items()
-        }
-
-    return {
-        "state": entries(state_layout(spec), STATE_KEY),
-        "action": entries(action_layout(spec), ACTION_KEY),
-        "video": {c.name: {"original_key": camera_key(c.name)} for c in spec.cameras},
-        "annotation": {"task": {"original_key": TASK_KEY}},
-    }
-
-
-def relative_keys(spec: EmbodimentSpec) -> list[str]:
-    """Action sub-keys with a state block of the same name and size (DreamZero subtracts one from the other)."""
-    states, actions = state_layout(spec), action_layout(spec)
-    return [k for k, (a, b) in actions.items() if k in states and states[k][1] - states[k][0] == b - a]
 
 
 def statistics(values: np.ndarray) -> dict[str, list[float]]:
@@ -149,47 +100,6 @@ def export_gear(dataset: LeRobotDataset, out: Path, embodiment_tag: str | None =
             json.dumps(_relative_statistics(spec, dataset.episodes), indent=2)
         )
     return Path(out)
-
-
-def read_modality(root: Path, spec: EmbodimentSpec) -> dict[str, np.ndarray]:
-    """Where each of the spec's state and action values sits in a GEAR dataset's packed columns, from its
-    `meta/modality.json`: sub-keys are matched to the spec's parts by name (in any order), and each must
-    have the part's size. Returns, per group, the column indices in the spec's order; an unknown or
-    missing sub-key, a range of the wrong size or outside the column, or another column is named."""
-    path = Path(root) / "meta" / "modality.json"
-    raw = read_json_object(path, "GEAR modality description")
-    indices = {}
-    for group, layout, column, width in (
-        ("state", state_layout(spec), STATE_KEY, spec.state_dim),
-        ("action", action_layout(spec), ACTION_KEY, spec.action_dim),
-    ):
-        entries = raw.get(group, {})
-        if not isinstance(entries, dict):
-            raise AdaptError(f"{path}: '{group}' must map sub-key names to index ranges")
-        parts = ", ".join(f"{k} ({b - a})" for k, (a, b) in layout.items())
-        unknown = sorted(set(entries) - set(layout))
-        missing = sorted(set(layout) - set(entries))
-        if unknown or missing:
-            problems = [f"{unknown} are not among them"] * bool(unknown) + [f"{missing} are missing"] * bool(missing)
-            raise AdaptError(f"{path}: spec '{spec.name}' has {group} parts {parts}; {' and '.join(problems)}")
-        order = []
-        for name, (a, b) in layout.items():
-            entry = entries[name]
-            try:
-                start, end = int(entry["start"]), int(entry["end"])
-                key = entry.get("original_key", column)
-            except (KeyError, TypeError, ValueError):
-                raise AdaptError(f"{path}: {group}.{name} needs integer 'start' and 'end'") from None
-            if key != column or end - start != b - a or start < 0 or end > width:
-                raise AdaptError(
-                    f"{path}: {group}.{name} is {key}[{start}:{end}], but spec '{spec.name}' needs {b - a} "
-                    f"values of {column} (of {width}) for it"
-                )
-            order.extend(range(start, end))
-        if sorted(order) != list(range(width)):
-            raise AdaptError(f"{path}: the {group} sub-keys overlap; each value of {column} must belong to one")
-        indices[group] = np.asarray(order)
-    return indices
 
 
 def _relative_statistics(spec: EmbodimentSpec, episodes) -> dict:

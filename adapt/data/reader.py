@@ -122,7 +122,7 @@ class LeRobotDataset:
         self._order: dict[str, np.ndarray] = {}
         """GEAR datasets (DreamZero, GR00T): column indices of the spec's state/action parts, by sub-key name."""
         if (self.root / "meta" / "modality.json").is_file() and not spec.video_only:
-            from adapt.data.gear import read_modality
+            from adapt.data.gear_layout import read_modality
 
             self._order = read_modality(self.root, spec)
         self.camera_keys = self._map_cameras()

@@ -89,27 +89,3 @@ class NormStats:
         if stats is None:
             raise AdaptError(f"no {field} statistics (video-only data)")
         return stats
-
-
-def compute_stats(datasets) -> NormStats:
-    """Statistics of the state and action of one `LeRobotDataset` or a list of them (one embodiment);
-    actions as the model sees them: relative to the current state when the spec says `relative: true`."""
-    from adapt.data.codec import ActionCodec
-
-    datasets = datasets if isinstance(datasets, list) else [datasets]
-    spec = datasets[0].spec
-    episodes = [e for d in datasets for e in d.episodes]
-    state = [e.state for e in episodes if e.state is not None]
-    # relative actions are taken against the state at a chunk's start: cover the chunk's first and last offset
-    offsets = {0, spec.action.chunk - 1} if spec.action and spec.action.relative else {0}
-    codec = ActionCodec(spec) if spec.action else None
-    action = [
-        codec.to_relative(e.action[k:], e.state[: e.length - k])
-        for e in episodes
-        if e.action is not None
-        for k in offsets
-        if k < e.length
-    ]
-    return NormStats(
-        spec.normalization, FieldStats.fit(state) if state else None, FieldStats.fit(action) if action else None
-    )

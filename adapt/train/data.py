@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapt.data import FeatureMap, LeRobotDataset
+from adapt.data.codec import compute_stats
 from adapt.data.reader import read_info
-from adapt.data.stats import NormStats, compute_stats
+from adapt.data.stats import NormStats
 from adapt.data.window_config import WindowConfig
 from adapt.data.windows import WindowDataset, window_loader
 from adapt.embodiment import EmbodimentSpec, load_embodiment

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from adapt.atomic import atomic_directory
-from adapt.data.gear import action_layout, state_layout
+from adapt.data.gear_layout import action_layout, state_layout
 from adapt.errors import AdaptError
 from adapt.model.dreamzero.keys import DIT, to_dreamzero
 from adapt.model.dreamzero.model import DreamZeroWAM
