@@ -362,7 +362,7 @@ def test_dreamzero_clients_drive_the_server_unchanged(policy_dir):
         with connect(f"ws://127.0.0.1:{running.port}", compression=None, max_size=None) as ws:
             first = msgpack_numpy.unpackb(ws.recv(30))
             assert first == {
-                "image_resolution": [32, 32],
+                "image_resolution": [128, 128],
                 "needs_wrist_camera": True,
                 "n_external_cameras": 1,
                 "needs_stereo_camera": False,
