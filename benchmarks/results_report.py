@@ -90,13 +90,10 @@ def bundled_base() -> list[str]:
         "| base | task | episodes | success (95% CI) | progress (95% CI) | reproduce |",
         "|---|---|---|---|---|---|",
     ]
-    for file in sorted(RESULTS.glob("**/panda_*_eval.json")):
+    for file in sorted(RESULTS.glob("*/panda_*_eval.json")):
         r = json.loads(file.read_text())
-        command = f"`adapt eval --policy {r.get('policy', 'BASE')} --task {r['task']} --episodes {r['episodes']}`"
-        lines.append(
-            f"| {r.get('policy', file.parent.name)} | {r['task']} | {r['episodes']} | {_rate(r)} | {_progress(r)} |"
-            f" {command} |"
-        )
+        command = f"`{r['command']}`" if "command" in r else "see `models/README.md`"
+        lines.append(f"| {file.parent.name} | {r['task']} | {r['episodes']} | {_rate(r)} | {_progress(r)} | {command} |")
     return [*lines, ""]
 
 
