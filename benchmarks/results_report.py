@@ -93,7 +93,9 @@ def bundled_base() -> list[str]:
     for file in sorted(RESULTS.glob("*/panda_*_eval.json")):
         r = json.loads(file.read_text())
         command = f"`{r['command']}`" if "command" in r else "see `models/README.md`"
-        lines.append(f"| {file.parent.name} | {r['task']} | {r['episodes']} | {_rate(r)} | {_progress(r)} | {command} |")
+        lines.append(
+            f"| {file.parent.name} | {r['task']} | {r['episodes']} | {_rate(r)} | {_progress(r)} | {command} |"
+        )
     return [*lines, ""]
 
 
