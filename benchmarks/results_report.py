@@ -93,9 +93,8 @@ def bundled_base() -> list[str]:
     for file in sorted(RESULTS.glob("*/panda_*_eval.json")):
         r = json.loads(file.read_text())
         command = f"`{r['command']}`" if "command" in r else "see `models/README.md`"
-        lines.append(
-            f"| {file.parent.name} | {r['task']} | {r['episodes']} | {_rate(r)} | {_progress(r)} | {command} |"
-        )
+        episodes = len(r["episodes"]) if isinstance(r["episodes"], list) else r["episodes"]  # listed, or counted
+        lines.append(f"| {file.parent.name} | {r['task']} | {episodes} | {_rate(r)} | {_progress(r)} | {command} |")
     return [*lines, ""]
 
 
