@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_S = 60.0
 """The span over which bad requests (per connection) and refusals (per address) are counted."""
+TARPIT_S = 1.0
+"""How long an abusive address waits for its 429: its retries cost the server a sleeping coroutine, not work."""
 LOG_EVERY_S = 10.0
 """Refusals and bad requests are summarised in one log line at most this often."""
 
@@ -151,14 +153,15 @@ class PolicyServer:
 
     # -- connections ----------------------------------------------------------------------------------------
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         """Health checks, abusive addresses, authentication and the session cap, answered before the websocket
         handshake."""
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         address = _host(connection)
-        if self._abusive(address):
-            self._note("handshakes refused at once (429) from abusive addresses")
+        if self._abusive(address):  # answered late: a client hammering handshakes is slowed to one a second
+            self._note("handshakes refused (429, after a second) from abusive addresses")
+            await asyncio.sleep(TARPIT_S)
             return connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many refused requests; wait a minute\n")
         if self.config.token is not None:
             given = request.headers.get("Authorization", "")
