@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from adapt.cli.common import app, err, out, user_errors
-from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 
 FAST = InferenceConfig()
@@ -60,19 +59,12 @@ def serve_command(
     from adapt.predictor import ChunkPredictor
     from adapt.serving.server import PolicyServer, ServerConfig
 
-    if token is not None and not token.strip():
-        raise AdaptError("--token is empty (or ADAPT_TOKEN is set to nothing): no client could use the server")
-    if protocol not in ("openpi", "dreamzero"):
-        raise AdaptError(f"--protocol {protocol!r}: choose openpi or dreamzero")
-
+    serving = ServerConfig(  # refuses an empty token or an unknown protocol before the model loads
+        host, port, token, max_message_mb=max_message_mb, max_sessions=max_sessions, task=task, protocol=protocol
+    )
     config = InferenceConfig(steps=steps, video_final_t=video_final_t, execute=execute, blend=blend, seed=seed)
     predictor = ChunkPredictor.load(policy_dir, robot, base, config)
-    server = PolicyServer(
-        predictor,
-        ServerConfig(
-            host, port, token, max_message_mb=max_message_mb, max_sessions=max_sessions, task=task, protocol=protocol
-        ),
-    )
+    server = PolicyServer(predictor, serving)
     if schema:
         if protocol == "dreamzero":
             out.print_json(json.dumps({"protocol": "dreamzero", "first frame": server.wire.metadata()}))

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_S = 60.0
 """The span over which bad requests (per connection) and refusals (per address) are counted."""
+PROTOCOLS = ("openpi", "dreamzero")
+"""The wire forms `adapt serve` speaks (`ServerConfig.protocol`)."""
 TARPIT_S = 1.0
 """How long an abusive address waits for its 429: its retries cost the server a sleeping coroutine, not work."""
 LOG_EVERY_S = 10.0
@@ -69,9 +71,16 @@ class ServerConfig:
     max_bad_requests: int = 20
     """Bad requests a connection may send in a minute before it is closed (1008)."""
     max_refusals: int = 20
-    """Refused handshakes and abuse closures an address may earn in a minute before it gets 429 at once."""
+    """Refused handshakes and abuse closures an address may earn in a minute before it gets 429 (`TARPIT_S` late)."""
     idle_timeout_s: float = 300.0
     """A connection that sends nothing for this long is closed (1001): a robot asks every control step."""
+
+    def __post_init__(self) -> None:
+        """Refused here, before any model loads: a token no client could send, a protocol there is none of."""
+        if self.token is not None and not self.token.strip():
+            raise AdaptError("--token is empty (or ADAPT_TOKEN is set to nothing): no client could use the server")
+        if self.protocol not in PROTOCOLS:
+            raise AdaptError(f"--protocol {self.protocol!r}: choose {' or '.join(PROTOCOLS)}")
 
 
 class PolicyServer:
@@ -84,12 +93,10 @@ class PolicyServer:
             "spec": predictor.spec.model_dump(mode="json"),
             "model": {"size": predictor.model.config.size, "inference": vars(predictor.config)},
         }
-        if config.protocol == "openpi":
-            self.wire = protocol.OpenpiWire(predictor.spec, self.metadata)
-        elif config.protocol == "dreamzero":
+        if config.protocol == "dreamzero":
             self.wire = RoboArenaWire(predictor.spec)
         else:
-            raise AdaptError(f"protocol {config.protocol!r}: choose openpi or dreamzero")
+            self.wire = protocol.OpenpiWire(predictor.spec, self.metadata)
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapt-inference")
         self._sessions: set[ServerConnection] = set()
         self._in_flight = 0
