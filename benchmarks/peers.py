@@ -51,6 +51,8 @@ from adapt.sim.closed_loop import evaluate_closed_loop
 
 PEERS_DIR = Path(__file__).parent / "peers"
 PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+"""The peers' environment for LeRobot's processes: nothing is fetched from the Hugging Face Hub."""
 TARGET = "ur5e_osc"
 EVAL_SEED = 5000
 PEER_SETTINGS = {
@@ -117,7 +119,7 @@ def settings(peer: str) -> dict[str, tuple[str, str]]:
     return COMMON_SETTINGS | PEER_SETTINGS[peer]
 
 
-def train_peer(row: dict, data: Path, held_out: Path, run: Path, budget_s: float, quick: bool) -> dict:
+def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s: float, quick: bool) -> dict:
     """Train with `lerobot-train`; returns the checkpoint to evaluate, its step and wall time, what LeRobot read of
     the data and (`converged` rows) the validation losses.
 
@@ -172,7 +174,7 @@ def flattened(validation: dict[str, float]) -> bool:
 
 def validation_loss(checkpoint: Path, held_out: Path) -> float:
     command = [str(PEERS_PYTHON), str(PEERS_DIR / "validate.py"), "--checkpoint", str(checkpoint / "pretrained_model")]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = os.environ | OFFLINE
     done = subprocess.run([*command, "--data", str(held_out.resolve())], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise AdaptError(f"validation of {checkpoint} failed: {done.stderr[-2000:]}")
@@ -191,7 +193,7 @@ def _run_until(
     """Run `lerobot-train` (appending to `log`) until the wall time so far reaches `budget_s`, training ends or
     (`stop_at_checkpoint`) a new checkpoint is saved, noting when each checkpoint appears in `progress` (saved to
     `progress_file` as it goes)."""
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = os.environ | OFFLINE
     command = [str(PEERS_PYTHON), "-m", "lerobot.scripts.lerobot_train", *argv]
     start, before, known = time.monotonic(), progress["wall_s"], len(progress["saved"])
     with log.open("a") as sink:
@@ -359,7 +361,8 @@ def main() -> None:
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
-        data, held_out = (simulated(args.data_work, what, args.quick) for what in (row["data"], HELD_OUT))
+        data = simulated(args.data_work, row["data"], args.quick)
+        held_out = simulated(args.data_work, HELD_OUT, args.quick) if row["budget"] == "converged" else None
         if args.quick:
             budget = 60.0
         elif row["budget"] == "walltime":
