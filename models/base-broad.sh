@@ -18,7 +18,7 @@ DATA=${DATA:-data/broad}
 RUN=${RUN:-runs/base-broad}
 STEPS=${STEPS:-60000}
 INIT=${INIT:-models/base-small}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-4}
 export LP_NUM_THREADS=1
 
 sources=()
@@ -44,5 +44,5 @@ done
 
 init=()
 [ "$INIT" != none ] && init=(--init "$INIT")
-"$ADAPT" pretrain "${sources[@]}" "${init[@]}" --size small --steps "$STEPS" --lr 3e-4 --action-weight 10 \
+"$ADAPT" pretrain "${sources[@]}" "${init[@]}" --size small --steps "$STEPS" --lr 3e-4 --action-weight 10 --video-weight 5 --video-every 4 \
   --batch-size 16 --workers 1 --checkpoint-every 250 --half --seed 0 --out "$RUN"
