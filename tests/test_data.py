@@ -542,3 +542,37 @@ def test_a_script_without_a_main_guard_is_told_at_once_instead_of_hanging(tmp_pa
     assert done.returncode != 0 and 'no `if __name__ == "__main__":` guard' in done.stderr, done.stderr[-2000:]
     done = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "batches 2" in done.stdout, done.stderr[-2000:]
+
+
+def test_select_cuts_each_run_of_a_task_out_of_labelled_play(invoke, tmp_path, ur5e):
+    """`adapt data select` keeps the runs of frames labelled with the text, one episode each, with their own
+    state, actions and frames. Bugs caught: a run's end off by one (the frame after it kept, or its last
+    dropped); runs of two episodes merged; short runs kept; frames taken from the wrong place in the video;
+    a dataset with no matching run written empty instead of refused."""
+    labels = ["reach the cube"] * 5 + ["lift the red cube"] * 12 + ["reach"] * 3 + ["Lift the red cube"] * 4
+    first = make_episode(ur5e, 24, 0, task="reach the cube")
+    first.frame_tasks = labels
+    second = make_episode(ur5e, 30, 1, task="lift the green cube")
+    with DatasetWriter(tmp_path / "play", ur5e) as writer:
+        writer.add(first)
+        writer.add(second)
+    result = invoke(
+        "data", "select", tmp_path / "play", "--embodiment", "ur5e", "--task", "LIFT", "--min-frames", "10",
+        "--out", tmp_path / "lift",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 episodes" in " ".join(result.output.split())
+    cut = LeRobotDataset(tmp_path / "lift", ur5e)
+    assert [e.length for e in cut.episodes] == [12, 30]
+    assert cut.episodes[0].task == "lift the red cube"
+    np.testing.assert_array_equal(cut.episodes[0].action, first.action[5:17])
+    np.testing.assert_array_equal(cut.episodes[1].state, second.state)
+    camera = ur5e.cameras[0].name
+    frames = cut.frames(cut.episodes[0], camera, np.arange(12), (SIZE, SIZE)).astype(int)
+    assert np.abs(frames - first.frames[camera][5:17]).max() <= 6  # H.264 at crf 18; the ramp moves 7 a frame
+
+    result = invoke(
+        "data", "select", tmp_path / "play", "--embodiment", "ur5e", "--task", "stack", "--out", tmp_path / "none"
+    )
+    assert result.exit_code == 2 and "no run of 20+ frames is labelled with 'stack'" in " ".join(result.output.split())
+    assert not (tmp_path / "none").exists()

@@ -13,7 +13,8 @@ from adapt.cli.common import err, out, output_path, user_errors
 from adapt.errors import AdaptError
 
 data_app = typer.Typer(
-    help="Datasets: inspect, statistics, import videos, generate simulated data.", no_args_is_help=True
+    help="Datasets: inspect, statistics, export, import videos, cut one task out of play, generate simulated data.",
+    no_args_is_help=True,
 )
 
 
@@ -153,6 +154,27 @@ def data_import_videos(
     _, skipped = import_videos(folder, load_embodiment(embodiment), task, out_dir, skip_bad=skip_bad, progress=True)
     _report_skipped(skipped)
     out.print(f"wrote {out_dir}", highlight=False)
+
+
+@data_app.command("select")
+@user_errors
+def data_select(
+    path: Annotated[Path, typer.Argument(help="LeRobot dataset folder with per-frame task labels (hindsight play).")],
+    embodiment: Annotated[str, typer.Option(help="Spec name or file of the dataset's robot.")],
+    task: Annotated[str, typer.Option(help="Keep frames whose label contains this text (any case), e.g. 'lift'.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
+    min_frames: Annotated[int, typer.Option(min=2, help="Drop runs of matching frames shorter than this.")] = 20,
+    camera: CameraOption = None,
+) -> None:
+    """Cut the frames of one task out of labelled play into a dataset of their own, one episode per run of
+    consecutive matching frames: what a policy that takes no instruction (ACT, Diffusion Policy) trains on."""
+    from adapt.data import LeRobotDataset
+    from adapt.data.select import select_task
+    from adapt.embodiment import load_embodiment
+
+    dataset = LeRobotDataset(path, load_embodiment(embodiment), _feature_map(camera))
+    _, episodes = select_task(dataset, task, out_dir, min_frames=min_frames, progress=True)
+    out.print(f"wrote {out_dir}: {episodes} episodes labelled {task!r}", highlight=False)
 
 
 @data_app.command("generate")
