@@ -5,6 +5,7 @@ one camera where two are not needed), since rendering is most of the cost."""
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,17 @@ def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path
     with SimEnv(spec, "Lift", 5, controller=controller_for(spec)) as sim:
         assert replay(sim, seed, demo.action)
         assert not replay(sim, seed, demo.action[:20])  # the first second alone lifts nothing
+
+
+def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):
+    """Simulation and evaluation under nohup print periodic lines instead of a live bar (which shows nothing in a
+    file until it ends). Bugs caught: a long run silent in its log; a line for every update (a wall of text);
+    the completion line missing."""
+    from adapt.progress import ProgressLog, progress_bar
+
+    assert isinstance(progress_bar("frames", True), ProgressLog)  # pytest's stderr is not a terminal
+    with caplog.at_level(logging.INFO, logger="adapt.progress"), progress_bar("frames", True, every_s=3600) as bar:
+        job = bar.add_task("panda demo", total=100)
+        for _ in range(10):
+            bar.update(job, advance=10, description="panda demo: 2 episodes")
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["panda demo: 2 episodes: 100/100 frames"]

@@ -37,7 +37,7 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error.")] = False,
 ) -> None:
     DEBUG["on"] = debug
-    progress = logging.getLogger("adapt.train.progress")  # training's progress lines when output is a file
+    progress = logging.getLogger("adapt.progress")  # progress lines when the output is a file
     if not progress.handlers:
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

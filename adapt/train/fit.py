@@ -25,12 +25,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from adapt.atomic import atomic_write_bytes
 from adapt.errors import AdaptError, Interrupted
 from adapt.lora import unwrapped
+from adapt.progress import progress_log
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
-progress_log = logging.getLogger("adapt.train.progress")
-"""Where `ProgressLines` writes; the CLI shows it on stderr."""
 
 
 class _NothingToActOn(logging.Filter):
