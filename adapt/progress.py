@@ -23,8 +23,8 @@ def progress_bar(unit: str, enabled: bool = True, *, every_s: float = 60.0):
 
 
 class ProgressLog:
-    """The part of rich's `Progress` the loops use (`add_task`, `advance`, `update`), written as one log line
-    per task at most every `every_s` seconds and when it completes: done/total, rate and time left."""
+    """The part of rich's `Progress` the loops use (`add_task`, `advance`, `update`, `print`), written as one log
+    line per task at most every `every_s` seconds and when it completes: done/total, rate and time left."""
 
     def __init__(self, unit: str, every_s: float = 60.0):
         self.unit, self.every_s, self._tasks = unit, every_s, {}
@@ -49,14 +49,20 @@ class ProgressLog:
     def advance(self, task: int, advance: float = 1) -> None:
         self.update(task, advance=advance)
 
-    def update(self, task: int, *, advance: float = 0, completed: float | None = None, description=None, **_) -> None:
+    def print(self, message: str) -> None:
+        progress_log.info("%s", message)
+
+    def update(
+        self, task: int, *, advance: float = 0, completed: float | None = None, description=None, visible=True
+    ) -> None:
+        """As rich's; a task hidden as it completes (`visible=False`) is not reported."""
         state = self._tasks[task]
         finished_before = state["done"] >= state["total"]
         state["done"] = completed if completed is not None else state["done"] + advance
         state["description"] = description or state["description"]
         now = time.monotonic()
         finished = state["done"] >= state["total"] and not finished_before
-        if finished or now - state["shown"] >= self.every_s:
+        if (finished and visible) or now - state["shown"] >= self.every_s:
             state["shown"] = now
             rate = state["done"] / max(now - state["start"], 1e-9)
             left = max(state["total"] - state["done"], 0) / rate / 60 if rate > 0 else float("nan")

@@ -52,7 +52,9 @@ and `adaptation_minutes.png` (success versus minutes of target data).
 
 Run: `.venv/bin/python benchmarks/adaptation.py` (about 13 hours on 2 CPU cores: ~15-27 minutes of training
 and 7-17 of evaluation per condition; size it with --minutes/--steps/--episodes), `--quick` for a smoke run
-(tiny data, a few steps, 2 episodes).
+(tiny data, a few steps, 2 episodes). A broad base's claims (play adapts it to the UR5e, Lift and Stack;
+video-only demos of an unseen task transfer, the UR5e's own or another arm's; `claim_conditions`):
+`--conditions claims --base runs/base-broad/model --out benchmarks/results/base-broad`.
 """
 
 from __future__ import annotations
@@ -201,6 +203,37 @@ def dataset(work: Path, target: str, kind: str, minutes: float, seed: int, **kwa
     return path
 
 
+OTHER_ARM = "jaco"
+"""The arm whose video-only PickPlaceCan demos stand for another robot's (`claims`): in no base's pretraining."""
+
+
+def claim_conditions(minutes: list[float], steps: int) -> list[dict]:
+    """A broad base's claims (`--conditions claims`), on the most minutes of varied UR5e play (30: the Stack
+    scene, both cubes, hindsight labels, no task demos; PickPlaceCan never occurs in it), `steps` each:
+
+    - play adapts the base to the new robot: Lift and Stack after `play-30min` (fresh and donor-seeded heads)
+      against `scratch` on the same play;
+    - video-only demos of the unseen task transfer: PickPlaceCan after `mixed` with `--video-minutes` (15) of
+      video-only PickPlaceCan demos, of the UR5e itself or of another arm (`OTHER_ARM`), against `play-30min`
+      on the same play without them;
+    - breadth pays: the same rows for a base of the same size pretrained as long on Lift alone (`--base`)."""
+    most = max(minutes)
+    play = {"minutes": most, "hindsight": True}
+    both, name = ["Lift", "Stack"], f"{most:g}min-hindsight"
+    video = {"recipe": "mixed", **play, "video": UNSEEN_TASK, "tasks": ["Lift", UNSEEN_TASK]}
+    return [
+        {"name": f"play-30min/{name}", "recipe": "play-30min", **play, "tasks": [*both, UNSEEN_TASK]},
+        {"name": f"play-30min-donor/{name}", "recipe": "play-30min-donor", **play, "tasks": both},
+        {"name": f"scratch/{name}", "recipe": "scratch", **play, "tasks": both},
+        {"name": f"mixed+video/{name}", **video},
+        {"name": f"mixed+{OTHER_ARM}-video/{name}", **video, "video_robot": OTHER_ARM},
+    ]
+
+
+CONDITION_SETS = {"lift-base": conditions, "claims": claim_conditions}
+"""`--conditions`: the bundled Lift base's study, or a broad base's claims."""
+
+
 def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Path) -> dict:
     """Train and evaluate one condition in `runs/<name>` (a rerun resumes its checkpoint there)."""
     work = args.work
@@ -213,8 +246,9 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
         minutes = min(row.get("demo_minutes", task_minutes), task_minutes)
         data.append(str(dataset(work, args.target, "demo", minutes, seed=4, task="Lift")))
     if row.get("video") == UNSEEN_TASK:
-        video = dataset(work, args.target, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
-        data.append(f"{video}={args.target}")
+        robot = row.get("video_robot", args.target)
+        video = dataset(work, robot, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
+        data.append(f"{video}={robot}")
     if row.get("video") == "Lift":
         video = dataset(work, args.target, "demo", task_minutes, seed=4, task="Lift", video_only=True)
         data.append(f"{video}={args.target}")
@@ -326,6 +360,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="0.2 min of data, 4 steps, 2 episodes")
     parser.add_argument(
+        "--conditions",
+        choices=sorted(CONDITION_SETS),
+        default="lift-base",
+        help="lift-base: the bundled base's study (default); claims: a broad base's claims (write them to another"
+        " --out, e.g. benchmarks/results/base-broad)",
+    )
+    parser.add_argument(
         "--only", nargs="+", metavar="NAME", help="run these conditions only, in this order (the others are kept)"
     )
     args = parser.parse_args()
@@ -344,7 +385,7 @@ def main() -> None:
     # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
     runs = args.work / "runs" / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
-    rows = conditions(args.minutes, args.steps)
+    rows = CONDITION_SETS[args.conditions](args.minutes, args.steps)
     order = [row["name"] for row in rows]
     retired = [r["name"] for r in results if r["name"] not in order]
     if retired:  # a condition whose data or definition changed since: its numbers no longer describe it
@@ -385,21 +426,30 @@ def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, f
 
 
 def table(results: list[dict]) -> str:
-    """The README's markdown table."""
+    """The report's markdown table: Lift against scratch, then each other task evaluated (success, progress)."""
+    others = [t for t in ("Stack", UNSEEN_TASK) if any(t in r for r in results)]
     lines = [
         "| condition | Lift success (95% CI) | minus scratch's (95% CI) | Lift progress (95% CI) "
-        "| PickPlaceCan progress | action MSE | train min |",
-        "|---|---|---|---|---|---|---|",
+        + "".join(f"| {t} success (95% CI), progress " for t in others)
+        + "| action MSE | train min |",
+        "|---|---|---|---|" + "---|" * len(others) + "---|---|",
     ]
     for r in results:
         lift, mse = r["Lift"], r["open_loop"]["action_mse"]
-        can = f"{r[UNSEEN_TASK]['mean_progress']:.2f}" if UNSEEN_TASK in r else "-"
         margin = margin_over_scratch(r, results)
         versus = "-" if margin is None else f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})"
+        cells = [
+            f"{r[t]['success_rate']:.2f} ({r[t]['success_ci95'][0]:.2f}-{r[t]['success_ci95'][1]:.2f}),"
+            f" {r[t]['mean_progress']:.2f}"
+            if t in r
+            else "-"
+            for t in others
+        ]
         lines.append(
             f"| {r['name']} | {lift['success_rate']:.2f} ({lift['success_ci95'][0]:.2f}-{lift['success_ci95'][1]:.2f}) "
             f"| {versus} | {lift['mean_progress']:.2f} ({lift['progress_ci95'][0]:.2f}-{lift['progress_ci95'][1]:.2f}) "
-            f"| {can} | {mse:.3f} | {r['train_wall_s'] / 60:.0f} |"
+            + "".join(f"| {c} " for c in cells)
+            + f"| {mse:.3f} | {r['train_wall_s'] / 60:.0f} |"
         )
     return "\n".join(lines)
 

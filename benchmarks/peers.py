@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -54,7 +55,6 @@ PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 """The peers' environment for LeRobot's processes: nothing is fetched from the Hugging Face Hub."""
 TARGET = "ur5e_osc"
-EVAL_SEED = 5000
 PEER_SETTINGS = {
     "act": {
         "policy.pretrained_backbone_weights": (
@@ -97,21 +97,45 @@ FLAT_GAIN, FLAT_PATIENCE = 0.02, 3
 CONVERGED_MAX_HOURS = 12.0
 """Wall-time cap of a `converged` row."""
 HELD_OUT = {"kind": "demo", "minutes": 2.0, "seed": 6, "task": "Lift"}
-"""Held-out episodes for `converged` rows' validation loss (another seed than any training data)."""
+"""Held-out episodes of the row's robot for `converged` rows' validation loss (another seed than any training
+data)."""
+UR5E = {"robot": TARGET, "eval_seed": 5000, "episodes": 30}
+PANDA = {"robot": "panda", "eval_seed": 1000, "episodes": 50}
+"""Where a row's peer is evaluated: the adaptation benchmark's UR5e seeds, the base's Panda seeds."""
+LIFT_DEMOS = {"kind": "demo", "minutes": 5.0, "seed": 4, "task": "Lift"}
+CALM_TIDY_PLAY = {"kind": "play", "minutes": 30.0, "seed": 1, "hindsight": True, "scene": "Lift"} | {
+    "calm": True,
+    "tidy": True,
+}
 ROWS = [
-    {
-        "name": f"{peer}/lift-demos/{budget}",
-        "peer": peer,
-        "data": {"kind": "demo", "minutes": 5.0, "seed": 4, "task": "Lift"},
-        "versus": "play-30min-donor/lift-demos",
-        "budget": budget,
-    }
-    for budget in ("walltime", "converged")
-    for peer in ("act", "diffusion")
+    *(
+        {**UR5E, "name": f"{peer}/lift-demos/{budget}", "peer": peer, "data": LIFT_DEMOS, "budget": budget}
+        | {"versus": "play-30min-donor/lift-demos"}
+        for budget in ("walltime", "converged")
+        for peer in ("act", "diffusion")
+    ),
+    *(
+        {**UR5E, "name": f"{peer}/1min-lift-demos/converged", "peer": peer, "budget": "converged"}
+        | {"data": LIFT_DEMOS | {"minutes": 1.0}, "versus": "play-30min/1min-lift-demos"}
+        for peer in ("act", "diffusion")
+    ),
+    *(
+        {**UR5E, "name": f"{peer}/lift-frames-of-play/converged", "peer": peer, "budget": "converged"}
+        | {"data": CALM_TIDY_PLAY | {"select": "lift"}}
+        | {"versus": "play-30min-donor/30min-lift-hindsight-calm-tidy"}
+        for peer in ("act", "diffusion")
+    ),
+    *(
+        {**PANDA, "name": f"{peer}/panda-lift-demos/converged", "peer": peer, "budget": "converged"}
+        | {"data": LIFT_DEMOS | {"minutes": 15.0, "seed": 21}, "versus": "base-small"}
+        for peer in ("act", "diffusion")
+    ),
 ]
-"""Each row: a peer, the adaptation benchmark's dataset (`adaptation.dataset` arguments), the adaptation row
-it faces (`versus`) and its training budget (`walltime`: the adaptation row's training wall time; `converged`:
-until the validation loss flattens, see `train_peer`)."""
+"""Each row: a peer, the robot and evaluation seeds, the data (`adaptation.dataset` arguments; `select`: only the
+frames whose hindsight label contains it, cut out with `adapt data select`, what a user would train a policy
+without language on), the adapt row it faces (`versus`: a row of `adaptation.json`, or `base-small`: the bundled
+base on its own Panda, trained on those demos among others) and its training budget (`walltime`: the adaptation
+row's training wall time; `converged`: until the validation loss flattens, see `train_peer`)."""
 
 
 def settings(peer: str) -> dict[str, tuple[str, str]]:
@@ -121,7 +145,7 @@ def settings(peer: str) -> dict[str, tuple[str, str]]:
 
 def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s: float, quick: bool) -> dict:
     """Train with `lerobot-train`; returns the checkpoint to evaluate, its step and wall time, what LeRobot read of
-    the data and (`converged` rows) the validation losses.
+    the data and (`converged` rows) the validation losses and the CPU time of the run.
 
     `walltime` rows train until `budget_s` of wall time has passed and take the last checkpoint saved within it.
     `converged` rows stop at each checkpoint to measure the validation loss on `held_out` episodes
@@ -160,6 +184,8 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
     read = {k: int(v) for k, v in re.findall(r"dataset\.(num_frames|num_episodes)=(\d+)", log)}
     checkpoint = out / "checkpoints" / f"{step:06d}" / "pretrained_model"
     result = {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
+    if converged:  # the CPU time of the whole run (walltime rows stop mid-way between checkpoints: wall time only)
+        result["train_cpu_s"] = progress["cpu_s"]
     return result | ({"validation": progress["validation"]} if converged else {})
 
 
@@ -192,8 +218,10 @@ def _run_until(
 ) -> None:
     """Run `lerobot-train` (appending to `log`) until the wall time so far reaches `budget_s`, training ends or
     (`stop_at_checkpoint`) a new checkpoint is saved, noting when each checkpoint appears in `progress` (saved to
-    `progress_file` as it goes)."""
+    `progress_file` as it goes) and adding the CPU time it took (its data workers' included) to `progress["cpu_s"]`:
+    the CPU hours reported, true whatever else shares the machine."""
     env = os.environ | OFFLINE
+    cpu_before = _children_cpu_s()
     command = [str(PEERS_PYTHON), "-m", "lerobot.scripts.lerobot_train", *argv]
     start, before, known = time.monotonic(), progress["wall_s"], len(progress["saved"])
     with log.open("a") as sink:
@@ -215,28 +243,39 @@ def _run_until(
                     process.wait(60)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
+        progress["cpu_s"] = progress.get("cpu_s", 0.0) + _children_cpu_s() - cpu_before
+        progress_file.write_text(json.dumps(progress))
     if process.returncode not in (0, -signal.SIGINT, 1) and not progress["saved"]:
         raise AdaptError(f"lerobot-train failed (exit {process.returncode}); see {log}")
 
 
+def _children_cpu_s() -> float:
+    """User and system CPU seconds of every child process waited for so far (and of their children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _note_checkpoints(out: Path, progress: dict) -> None:
-    """Record the wall time at which each finished checkpoint was first seen; delete all but the newest two."""
-    folder = out / "checkpoints"
-    steps = (
-        sorted(int(p.name) for p in folder.glob("[0-9]*") if (p / "training_state" / "training_step.json").is_file())
-        if folder.is_dir()
-        else []
-    )
+    """Record the wall time at which each finished checkpoint was first seen; delete all but the newest two.
+    A checkpoint is finished once LeRobot points `last` at it (it writes the step number first and the optimizer
+    state after: a run stopped between the two leaves a checkpoint that cannot resume)."""
+    last = out / "checkpoints" / "last"
+    if not last.exists():
+        return
+    newest = int(last.resolve().name)
+    steps = sorted(int(p.name) for p in last.parent.glob("[0-9]*") if int(p.name) <= newest)
     for step in steps:
         progress["saved"].setdefault(str(step), progress["wall_s"])
-    for step in steps[:-2]:  # the newest may be mid-write; the one before is whole
-        shutil.rmtree(folder / f"{step:06d}")
+    for step in steps[:-2]:
+        shutil.rmtree(last.parent / f"{step:06d}")
 
 
-def evaluate_peer(checkpoint: Path, run: Path, episodes: int) -> dict:
-    """Serve the checkpoint from the peers' environment and run adapt's closed loop against it."""
+def evaluate_peer(checkpoint: Path, run: Path, row: dict, episodes: int) -> dict:
+    """Serve the checkpoint from the peers' environment and run adapt's closed loop against it on the row's
+    robot and seeds."""
     spec_file = run / "spec.json"
-    spec_file.write_text(json.dumps(load_embodiment(TARGET).model_dump(mode="json")))
+    spec_file.write_text(json.dumps(load_embodiment(row["robot"]).model_dump(mode="json")))
     port, timing = _free_port(), run / "timing.json"
     command = [
         str(PEERS_PYTHON),
@@ -251,7 +290,8 @@ def evaluate_peer(checkpoint: Path, run: Path, episodes: int) -> dict:
         server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
         remote = _connect(f"ws://127.0.0.1:{port}", server, run / "serve.log")
-        report = evaluate_closed_loop(remote, "Lift", episodes, run / "eval_Lift", seed=EVAL_SEED, progress=True)
+        seed = row["eval_seed"]
+        report = evaluate_closed_loop(remote, "Lift", episodes, run / "eval_Lift", seed=seed, progress=True)
         remote.close()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -298,17 +338,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def simulated(work: Path, what: dict, quick: bool) -> Path:
-    """The adaptation benchmark's dataset described by `what` (`adaptation.dataset`'s arguments)."""
+def simulated(work: Path, robot: str, what: dict, quick: bool) -> Path:
+    """The adaptation benchmark's dataset of `robot` described by `what` (`adaptation.dataset`'s arguments), or
+    (`select`) the frames of it labelled with that text, cut out as `adapt data select` does."""
     what = dict(what, minutes=0.2) if quick else dict(what)
-    kind, minutes, seed = what.pop("kind"), what.pop("minutes"), what.pop("seed")
-    return dataset(work, TARGET, kind, minutes, seed=seed, **what)
+    kind, minutes, seed, select = what.pop("kind"), what.pop("minutes"), what.pop("seed"), what.pop("select", None)
+    source = dataset(work, robot, kind, minutes, seed=seed, **what)
+    if select is None:
+        return source
+    from adapt.data import LeRobotDataset
+    from adapt.data.select import select_task
+
+    cut = source.with_name(f"{source.name}_{select}-frames")
+    if not (cut / "meta" / "info.json").is_file():
+        select_task(LeRobotDataset(source, load_embodiment(robot)), select, cut, min_frames=2 if quick else 20)
+    return cut
 
 
-def adapt_latency(versus: dict, data: Path, run: Path, calls: int = 20) -> dict:
-    """Median time of one chunk from the adapted policy of `versus` (an adaptation row) on live UR5e Lift
-    observations, on this machine in this run, and its parameter count. The weights do not change the time, so
-    the adapter is the row's recipe on the row's data after one step at learning rate 0."""
+def adapt_latency(versus: dict, robot: str, data: Path, run: Path, calls: int = 20) -> dict:
+    """Median time of one chunk from adapt's policy of `versus` on live Lift observations of `robot`, on this
+    machine in this run, and its parameter count. For an adaptation row the weights do not change the time, so
+    the adapter is the row's recipe on the row's data after one step at learning rate 0; for the base, the base."""
     from adaptation import recipe
 
     from adapt.policy import Policy
@@ -318,16 +368,16 @@ def adapt_latency(versus: dict, data: Path, run: Path, calls: int = 20) -> dict:
     from adapt.train.finetune import finetune
     from adapt.train.options import TrainOptions
 
-    untrained = recipe(versus["recipe"]).model_copy(update={"lr": 0.0})
-    options = TrainOptions(steps=1, checkpoint_every=1, progress=False)
-    adapter = finetune(
-        bundled_dir("models") / "base-small", TARGET, [str(data)], untrained, run, options=options, overwrite=True
-    )
-    predictor = ChunkPredictor.load(adapter, TARGET)
+    base = bundled_dir("models") / "base-small"
+    if "recipe" in versus:
+        untrained = recipe(versus["recipe"]).model_copy(update={"lr": 0.0})
+        options = TrainOptions(steps=1, checkpoint_every=1, progress=False)
+        base = finetune(base, robot, [str(data)], untrained, run, options=options, overwrite=True)
+    predictor = ChunkPredictor.load(base, robot)
     policy = Policy(predictor)
     times = []
-    with SimEnv(policy.spec, "Lift", EVAL_SEED, controller=controller_for(policy.spec)) as sim:
-        sim.reset(np.random.default_rng(EVAL_SEED), randomize=True)
+    with SimEnv(policy.spec, "Lift", 0, controller=controller_for(policy.spec)) as sim:
+        sim.reset(np.random.default_rng(0), randomize=True)
         for _ in range(calls + 2):
             observation = sim.render() | {"state": sim.state(), "task": "lift the red cube"}
             start = time.perf_counter()
@@ -339,7 +389,7 @@ def adapt_latency(versus: dict, data: Path, run: Path, calls: int = 20) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--episodes", type=int, help="episodes per evaluation (default: the row's, 30 or 50)")
     parser.add_argument("--adaptation", type=Path, default=RESULTS / "adaptation.json")
     parser.add_argument("--work", type=Path, default=Path("runs/peers"))
     parser.add_argument("--data-work", type=Path, default=Path("runs/adaptation"), help="adaptation.py's --work")
@@ -351,6 +401,9 @@ def main() -> None:
         parser.error(f"no peers' environment at {PEERS_PYTHON}: run `bash benchmarks/peers/setup.sh` first")
     if args.quick:
         args.episodes, args.work, args.out = 1, args.work.with_name(args.work.name + "-quick"), args.out / "quick"
+    unknown = set(args.only or []) - {row["name"] for row in ROWS}
+    if unknown:
+        parser.error(f"--only: no rows named {sorted(unknown)}; rows: {', '.join(row['name'] for row in ROWS)}")
     adaptation = adaptation_rows(args.adaptation)
     path = args.out / "peers.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -361,8 +414,9 @@ def main() -> None:
         if any(r["name"] == row["name"] for r in results):
             print(f"{row['name']}: done earlier, skipped")
             continue
-        data = simulated(args.data_work, row["data"], args.quick)
-        held_out = simulated(args.data_work, HELD_OUT, args.quick) if row["budget"] == "converged" else None
+        data = simulated(args.data_work, row["robot"], row["data"], args.quick)
+        converged = row["budget"] == "converged"
+        held_out = simulated(args.data_work, row["robot"], HELD_OUT, args.quick) if converged else None
         if args.quick:
             budget = 60.0
         elif row["budget"] == "walltime":
@@ -373,9 +427,10 @@ def main() -> None:
         print(f"{row['name']}: training ({row['budget']}, at most {budget:.0f} s of wall time) on {data}")
         trained = train_peer(row, data, held_out, run, budget, args.quick)
         print(f"{row['name']}: {trained['steps']} steps in {trained['train_wall_s']:.0f} s; evaluating")
-        result = {**row, "data": str(data), "budget_s": budget, "episodes": args.episodes, **trained}
+        episodes = args.episodes or row["episodes"]
+        result = {**row, "data": str(data), "budget_s": budget, "episodes": episodes, **trained}
         result["settings"] = {k: {"value": v, "why": why} for k, (v, why) in settings(row["peer"]).items()}
-        result |= evaluate_peer(Path(trained["checkpoint"]), run, args.episodes)
+        result |= evaluate_peer(Path(trained["checkpoint"]), run, row, episodes)
         results = [*results, result]
         print(f"{row['name']}: Lift success {result['Lift']['success_rate']:.2f}")
         write_report(path, {"machine": machine(), "results": results, "adapt": measured})
@@ -383,7 +438,8 @@ def main() -> None:
         versus = row["versus"]
         if versus not in measured and any(r["versus"] == versus for r in results):
             data = next(r["data"] for r in results if r["versus"] == versus)
-            measured[versus] = adapt_latency(adaptation[versus], Path(data), args.work / "adapt-latency")
+            run = args.work / "adapt-latency"
+            measured[versus] = adapt_latency(adaptation[versus], row["robot"], Path(data), run)
             write_report(path, {"machine": machine(), "results": results, "adapt": measured})
     print(table(results, adaptation, measured))
     write_markdown(args.out / "peers.md", json.loads(path.read_text()), adaptation)
@@ -395,9 +451,9 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
     lines = [
         "# adapt against LeRobot's ACT and Diffusion Policy",
         "",
-        "Generated by `benchmarks/peers.py` from `peers.json` and `adaptation.json`; do not edit. UR5e (`ur5e_osc`),",
-        f"robosuite Lift, {results[0]['episodes']} episodes per policy from seed {EVAL_SEED},"
-        " adapt's closed loop for every row; Wilson 95 % intervals; adapt minus the"
+        "Generated by `benchmarks/peers.py` from `peers.json` and `adaptation.json`; do not edit. robosuite Lift,",
+        "adapt's closed loop for every row (UR5e `ur5e_osc`: 30 episodes from seed 5000; Panda: 50 from seed 1000);",
+        " Wilson 95 % intervals; adapt minus the"
         " best peer with Newcombe's interval. Times per chunk are medians on the machine below, in one run.",
         "",
         table(results, adaptation, measured, report["machine"]["cpu_count"]),
@@ -422,15 +478,20 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
 
 
 def adaptation_rows(path: Path) -> dict[str, dict]:
-    """The adaptation benchmark's results by name, each with the steps it trained."""
+    """The adaptation benchmark's results by name, each with the steps it trained, and `base-small`: the bundled
+    base measured on its own Panda (`results/base-small/panda_lift_eval.json`, with its lineage's training)."""
     benchmark = json.loads(path.read_text())
     steps = benchmark["settings"]["steps"]
-    return {r["name"]: r | {"steps": r.get("steps", steps)} for r in benchmark["results"]}
+    rows = {r["name"]: r | {"steps": r.get("steps", steps)} for r in benchmark["results"]}
+    base = json.loads((RESULTS / "base-small" / "panda_lift_eval.json").read_text())
+    rows["base-small"] = {"Lift": base, **base["training"]}
+    return rows
 
 
 def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2) -> str:
     """Markdown: each adaptation row faced, its peers, and adapt minus the best peer (Newcombe's 95 % interval);
-    CPU hours are training wall time x `cores` (the machine's, every core busy)."""
+    CPU hours are the training processes' CPU time where it was measured, else training wall time x `cores`
+    (the machine's, every core busy)."""
     lines = [
         "| data | policy | Lift success (95% CI) | progress | closest cm | train min (CPU h) | steps | parameters "
         "| ms per chunk | adapt minus best peer |",
@@ -442,6 +503,7 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
         a, b = ours["Lift"], best["Lift"]
         margin = newcombe_difference(a["success_rate"], a["success_ci95"], b["success_rate"], b["success_ci95"])
         ours = ours | measured.get(versus, {})
+        robot = peers[0].get("robot", TARGET)  # rows measured before rows named their robot were UR5e rows
         adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", 0))
         rows = [adapt, *((r["peer"], r, r["steps"], r["parameters"]) for r in peers)]
         for i, (name, r, steps, parameters) in enumerate(rows):
@@ -450,10 +512,12 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
             ms = f"{r['median_plan_ms']:.0f}" if "median_plan_ms" in r else "-"
             versus_best = f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})" if i == 0 else ""
             low, high = lift["success_ci95"]
+            cpu_h = r.get("train_cpu_s", r["train_wall_s"] * cores) / 3600
             lines.append(
-                f"| {versus if i == 0 else ''} | {name} | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
+                f"| {f'{robot}: {versus}' if i == 0 else ''} | {name}"
+                f" | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
                 f" | {lift['mean_progress']:.2f} | {closest} | {r['train_wall_s'] / 60:.0f}"
-                f" ({r['train_wall_s'] * cores / 3600:.1f}) | {steps} | {parameters:,}"
+                f" ({cpu_h:.1f}) | {steps} | {parameters:,}"
                 f" | {ms} | {versus_best} |"
             )
     return "\n".join(lines)

@@ -244,7 +244,9 @@ def test_eval_through_the_server_takes_the_in_process_actions(policy_dir, tmp_pa
             return self.actions[-1]
 
     local = Recording(Policy(ChunkPredictor.load(policy_dir, config=CONFIG)))
-    evaluate_closed_loop(local, "Lift", 1, tmp_path / "local", max_steps=9, seed=3)
+    evaluate_closed_loop(
+        local, "Lift", 1, tmp_path / "local", max_steps=9, seed=3, progress=True
+    )  # the plain-line progress too
     running = PolicyServer(ChunkPredictor.load(policy_dir, config=CONFIG), ServerConfig(port=0)).start()
     try:
         remote = Recording(RemotePolicy(f"ws://127.0.0.1:{running.port}"))

@@ -309,7 +309,7 @@ def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path
 def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):
     """Simulation and evaluation under nohup print periodic lines instead of a live bar (which shows nothing in a
     file until it ends). Bugs caught: a long run silent in its log; a line for every update (a wall of text);
-    the completion line missing."""
+    the completion line missing; the closed loop's per-episode line failing on the plain writer."""
     from adapt.progress import ProgressLog, progress_bar
 
     assert isinstance(progress_bar("frames", True), ProgressLog)  # pytest's stderr is not a terminal
@@ -317,4 +317,8 @@ def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):
         job = bar.add_task("panda demo", total=100)
         for _ in range(10):
             bar.update(job, advance=10, description="panda demo: 2 episodes")
-    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["panda demo: 2 episodes: 100/100 frames"]
+        episode = bar.add_task("Lift episode 1/1", total=200)  # as the closed loop does: hidden once done
+        bar.update(episode, completed=200, visible=False)
+        bar.print("episode 1 (seed 0): progress 1.00")
+    lines = [r.getMessage().split(",")[0] for r in caplog.records]
+    assert lines == ["panda demo: 2 episodes: 100/100 frames", "episode 1 (seed 0): progress 1.00"]

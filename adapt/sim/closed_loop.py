@@ -66,7 +66,7 @@ def evaluate_closed_loop(
             result = _rollout(policy, sim, task, seed + episode, max_steps, video, partial(bar.advance, steps))
             bar.update(steps, completed=max_steps, visible=False)
             if progress:
-                bar.console.print(f"episode {episode + 1} (seed {result.seed}): progress {result.progress:.2f}")
+                bar.print(f"episode {episode + 1} (seed {result.seed}): progress {result.progress:.2f}")
             report.episodes.append(result)
     report.save(out / "results.json")
     return report
