@@ -111,10 +111,13 @@ def data_stats(
 @user_errors
 def data_export(
     path: Annotated[Path, typer.Argument(help="Dataset folder (any LeRobot layout adapt reads).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
-    layout: Annotated[str, typer.Option("--format", help="Target layout: gear (DreamZero / GR00T LeRobot v2.1).")] = (
-        "gear"
-    ),
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Dataset folder (gear) or .hdf5 file (robomimic) to create.", callback=output_path),
+    ],
+    layout: Annotated[
+        str, typer.Option("--format", help="Target layout: gear (DreamZero / GR00T LeRobot v2.1) or robomimic (HDF5).")
+    ] = "gear",
     embodiment: Annotated[str | None, typer.Option(help="Spec name or file (default: the dataset's robot).")] = None,
     tag: Annotated[
         str | None, typer.Option(help="Embodiment tag for meta/embodiment.json (default: spec name).")
@@ -122,18 +125,27 @@ def data_export(
     camera: CameraOption = None,
 ) -> None:
     """Write a dataset in another project's layout: gear = LeRobot v2.1 with modality.json, embodiment.json,
-    stats.json and relative_stats_dreamzero.json, derived from the embodiment spec."""
+    stats.json and relative_stats_dreamzero.json, derived from the embodiment spec; robomimic = one HDF5 file as
+    robosuite and robomimic write them (end-effector-delta specs)."""
     from adapt.data import LeRobotDataset
     from adapt.data.gear import export_gear
     from adapt.data.reader import read_info
     from adapt.embodiment import load_embodiment
 
-    if layout != "gear":
-        raise AdaptError(f"--format {layout!r}: the layouts adapt writes are: gear")
+    if layout not in ("gear", "robomimic"):
+        raise AdaptError(f"--format {layout!r}: the layouts adapt writes are: gear, robomimic")
+    if layout == "robomimic" and out_dir.exists():
+        raise AdaptError(f"{out_dir} already exists; choose a new output file or delete it")
     robot = embodiment or read_info(path).get("robot_type")
     if not robot:
         raise AdaptError(f"{path}: the dataset names no robot (robot_type); pass --embodiment")
     dataset = LeRobotDataset(path, load_embodiment(robot), _feature_map(camera))
+    if layout == "robomimic":
+        from adapt.data.robomimic import export_robomimic
+
+        export_robomimic(dataset, out_dir)
+        out.print(f"wrote {out_dir} (robomimic HDF5): {len(dataset.episodes)} demos", highlight=False)
+        return
     export_gear(dataset, out_dir, tag)
     out.print(f"wrote {out_dir} (GEAR, LeRobot v2.1): {len(dataset.episodes)} episodes", highlight=False)
 
@@ -154,6 +166,43 @@ def data_import_videos(
     _, skipped = import_videos(folder, load_embodiment(embodiment), task, out_dir, skip_bad=skip_bad, progress=True)
     _report_skipped(skipped)
     out.print(f"wrote {out_dir}", highlight=False)
+
+
+@data_app.command("import")
+@user_errors
+def data_import(
+    file: Annotated[Path, typer.Argument(help="A robomimic / robosuite HDF5 file (data/demo_N).")],
+    embodiment: Annotated[str, typer.Option(help="Spec of the robot that recorded it (e.g. panda).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
+    layout: Annotated[str, typer.Option("--format", help="Source format: robomimic.")] = "robomimic",
+    task: Annotated[
+        str | None, typer.Option(help="Task text of every demo (default: the file's environment name).")
+    ] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option("--camera", help="Map a spec camera to an obs key: NAME=KEY (default NAME_image; repeatable)."),
+    ] = None,
+    flip: Annotated[
+        bool,
+        typer.Option(help="Turn images upright (robosuite renders them bottom row first, as robomimic keeps them)."),
+    ] = True,
+) -> None:
+    """Import demonstrations recorded elsewhere as a LeRobot dataset of a spec: robomimic's HDF5 (robosuite,
+    robomimic and MimicGen datasets), with the state and actions adapt's own simulated data would have."""
+    from adapt.data.robomimic import import_robomimic
+    from adapt.embodiment import load_embodiment
+
+    if layout != "robomimic":
+        raise AdaptError(
+            f"--format {layout!r}: the formats adapt imports are: robomimic (LeRobot datasets are read as they are)"
+        )
+    if not file.is_file():
+        raise AdaptError(f"{file}: no such file")
+    cameras = _feature_map(camera).cameras
+    _, demos = import_robomimic(
+        file, load_embodiment(embodiment), out_dir, cameras=cameras, flip=flip, task=task, progress=True
+    )
+    out.print(f"wrote {out_dir}: {demos} demos", highlight=False)
 
 
 @data_app.command("select")

@@ -233,6 +233,11 @@ class SimEnv:
         """Arm joint positions in the spec's joint order (rad)."""
         return self.env.sim.data.qpos[self._qpos].copy()
 
+    @property
+    def gripper_range(self) -> tuple[float, float]:
+        """First finger joint position fully open and closed on nothing (what `gripper` maps to -1 and 1)."""
+        return self._gripper_range
+
     def gripper(self) -> float:
         """Finger opening mapped to [-1 fully open, 1 closed on nothing]; a held object stops it in between."""
         lo, hi = self._gripper_range
