@@ -1,4 +1,5 @@
-"""`adapt eval`: closed loop in simulation, or open loop on held-out episodes."""
+"""`adapt eval`: closed loop in simulation, or open loop on held-out episodes; `adapt report`: runs and
+evaluations on one page."""
 
 from __future__ import annotations
 
@@ -148,3 +149,22 @@ def _expert(robot: str | None, task: str, seed: int, open_loop: bool):
     if open_loop:
         raise AdaptError("the scripted demonstrator has no predictions to score: --open-loop needs a model")
     return ScriptedExpert(load_embodiment(robot or "panda"), task, seed)
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    folders: Annotated[
+        list[Path], typer.Argument(help="Run folders (a finetune or pretrain --out) and evaluation folders.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML page to write.", callback=output_path)] = Path(
+        "adapt-report.html"
+    ),
+    videos: Annotated[int, typer.Option(min=0, help="Rollout videos per evaluation (failures and successes).")] = 4,
+) -> None:
+    """One self-contained HTML page (pictures and videos embedded) of runs and evaluations side by side: how each
+    was made, loss curves, predicted-against-real strips, the closed-loop table with its intervals, rollouts."""
+    from adapt.report import write_report
+
+    page = write_report(folders, out_file, videos=videos)
+    out.print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB); open it in a browser", highlight=False)
