@@ -27,7 +27,7 @@ from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions, run_settings
-from adapt.train.plots import plot_losses, plot_predictions
+from adapt.train.plots import plot_losses, plot_predictions, sample_windows
 from adapt.train.run_lock import run_lock
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,8 @@ def finetune(
             done = provenance.finish(record, out, adapter, steps_reached=trainer.global_step)
             atomic_write_text(adapter / "README.md", provenance.model_card(done))
             plot_losses(out / "logs", out / "loss_curves.png")
-            plot_predictions(
-                model,
-                next(iter(loaders[spec.name if spec.name in loaders else next(iter(loaders))])),
-                out / "predictions.png",
-            )
+            loader = loaders[spec.name if spec.name in loaders else next(iter(loaders))]
+            plot_predictions(model, sample_windows(loader), out / "predictions.png")
     return adapter
 
 

@@ -50,6 +50,18 @@ def plot_losses(logs: Path, out: Path) -> Path | None:
     return out
 
 
+def sample_windows(loader, rows: int = 3) -> dict:
+    """`rows` windows spread over `loader`'s dataset, batched in this process. Drawing a batch from the loader
+    itself after training restarts its workers' epoch (each prefetching whole batches): seconds of decoding
+    for three windows."""
+    import numpy as np
+    from torch.utils.data import default_collate
+
+    dataset = loader.dataset
+    indices = np.linspace(0, len(dataset) - 1, min(rows, len(dataset))).round().astype(int)
+    return default_collate([dataset[int(i)] for i in indices])
+
+
 @torch.no_grad()
 def plot_predictions(model: WorldModel, batch: dict, out: Path, steps: int = 10, rows: int = 3) -> Path:
     """Samples the first `rows` windows' futures (`steps` denoising steps) and draws them as

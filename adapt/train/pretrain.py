@@ -17,7 +17,7 @@ from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
 from adapt.train.options import PRETRAINING, TrainOptions, run_settings
-from adapt.train.plots import plot_losses, plot_predictions
+from adapt.train.plots import plot_losses, plot_predictions, sample_windows
 from adapt.train.run_lock import run_lock
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,7 @@ def _with_video(config, video: dict):
 
 def write_plots(model: WorldModel, loaders: dict, out: Path) -> None:
     plot_losses(out / "logs", out / "loss_curves.png")
-    batch = next(iter(next(iter(loaders.values()))))
-    plot_predictions(model, batch, out / "predictions.png")
+    plot_predictions(model, sample_windows(next(iter(loaders.values()))), out / "predictions.png")
 
 
 def _millions(model) -> float:
