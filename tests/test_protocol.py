@@ -12,6 +12,7 @@ import pytest
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.model import ARCHITECTURES, WorldActionModel, WorldModel, build_model, load_model, model_config, save_model
+from adapt.model.protocol import Family
 from adapt.policy import InferenceConfig, Policy
 from adapt.predictor import ChunkPredictor
 
@@ -24,9 +25,31 @@ class DoubledActions(WorldActionModel):
         return out | {"actions": out["actions"] * 2}
 
 
+NO_PRESETS: dict = {}
+DOUBLED_PRESETS = {"doubled-tiny": model_config("tiny").model_copy(update={"architecture": "doubled"})}
+
+
+def recognises(folder):
+    """A released layout of the third family below: a folder with `released.txt`."""
+    return (folder / "released.txt").is_file()
+
+
+def read_config(folder):
+    return DOUBLED_PRESETS["doubled-tiny"]
+
+
+def load(folder, device="cpu"):
+    return build_model(read_config(folder), [load_embodiment("panda")])
+
+
+def fingerprint(folder):
+    return "released-" + (folder / "released.txt").read_text()
+
+
 @pytest.fixture
 def registered(monkeypatch):
-    monkeypatch.setitem(ARCHITECTURES, "doubled", (f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig"))
+    family = Family(f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig", f"{__name__}:NO_PRESETS")
+    monkeypatch.setitem(ARCHITECTURES, "doubled", family)
     return model_config("tiny").model_copy(update={"architecture": "doubled"})
 
 
@@ -50,3 +73,28 @@ def test_a_checkpoint_loads_as_the_implementation_its_config_names(registered, t
 def test_an_unknown_architecture_is_refused_by_name(registered):
     with pytest.raises(AdaptError, match="unknown model architecture 'nope'"):
         build_model(registered.model_copy(update={"architecture": "nope"}))
+
+
+def test_a_third_family_is_one_registry_line_its_presets_and_released_checkpoints_found_everywhere(
+    monkeypatch, tmp_path
+):
+    """A family whose project releases checkpoints in a layout of its own (as DreamZero does) is loaded,
+    fingerprinted and planned through its registry line alone. Bugs caught: a loader, fingerprint or planner
+    that special-cases a family by name (a new family's checkpoints would be refused as "not a model
+    checkpoint", or an adapter on one would record the wrong fingerprint)."""
+    from adapt.model.checkpoint import fingerprint as fingerprint_of
+    from adapt.plan.model import meta_model
+
+    family = Family(
+        f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig", f"{__name__}:DOUBLED_PRESETS", __name__
+    )
+    monkeypatch.setitem(ARCHITECTURES, "doubled", family)
+    released = tmp_path / "released"
+    released.mkdir()
+    (released / "released.txt").write_text("v1")
+    assert type(load_model(released)) is DoubledActions
+    assert fingerprint_of(released) == "released-v1"
+    model, _ = meta_model(released, load_embodiment("panda"))
+    assert type(model) is DoubledActions
+    model, name = meta_model("doubled-tiny", load_embodiment("panda"))
+    assert type(model) is DoubledActions and name == "doubled-tiny"

@@ -24,7 +24,7 @@ from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec, load_embodiment, save_embodiment
 from adapt.errors import AdaptError
 from adapt.files import inside, read_json_object, read_safetensors
-from adapt.model.protocol import WorldModel, build_model, parse_config
+from adapt.model.protocol import WorldModel, build_model, parse_config, released_checkpoint
 
 FORMAT = "adapt-wam/1"
 
@@ -92,13 +92,12 @@ def bundled_bases() -> list[str]:
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load a checkpoint folder written by `save_model`, or a DreamZero checkpoint folder as released
-    (`adapt.model.dreamzero.checkpoint`); weights through safetensors only."""
-    from adapt.model.dreamzero import checkpoint as dreamzero
-
+    """Load a checkpoint folder written by `save_model`, or one in the layout a family's project releases them
+    in (DreamZero's: `adapt.model.dreamzero.checkpoint`); weights through safetensors only."""
     path = base_path(path)
-    if dreamzero.is_dreamzero(path):
-        return dreamzero.load_dreamzero(path, device)
+    released = released_checkpoint(path)
+    if released is not None:
+        return released.load(path, device)
     config_file, weights = path / "config.json", path / "model.safetensors"
     if not config_file.is_file() or not weights.is_file():
         raise AdaptError(
@@ -128,13 +127,12 @@ def fingerprint(path: Path) -> str:
 
     Hashed from the file at every call, never taken from config.json (whose `fingerprint` records the value at
     writing, for `sha256sum` checks): weights copied over a checkpoint must change it. It costs 11 ms for the
-    bundled 11 MB base on a 2-core CPU. DreamZero checkpoint folders are fingerprinted by
-    `adapt.model.dreamzero.checkpoint`."""
-    from adapt.model.dreamzero import checkpoint as dreamzero
-
+    bundled 11 MB base on a 2-core CPU. Released checkpoints of another layout (DreamZero's) are fingerprinted
+    by their family's reader."""
     path = base_path(path)
-    if dreamzero.is_dreamzero(path):
-        return dreamzero.fingerprint(path)
+    released = released_checkpoint(path)
+    if released is not None:
+        return released.fingerprint(path)
     return _hash(inside(path, "model.safetensors", "weights"))
 
 

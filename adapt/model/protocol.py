@@ -1,14 +1,18 @@
 """What the rest of `adapt` needs from a World Action Model, and the registry of implementations.
 
-Training, adaptation, adapters, policies and evaluation use a model only through `WorldModel`, so a
-second implementation (a Wan2.1 / DreamZero backbone, say) lives in one new module under
-`adapt/model/` and one line in `ARCHITECTURES`; checkpoints name theirs in `config.json`
-(`ModelConfig.architecture`) and `build_model` picks it.
+Training, adaptation, adapters, policies and evaluation use a model only through `WorldModel`, so another
+family of models (DreamZero's Wan2.1 backbone beside our DiT) is one package under `adapt/model/` and one
+`Family` line in `ARCHITECTURES`: its implementation, its config, its presets and, where its checkpoints come
+in another project's layout, the module that recognises and reads them. Checkpoints of ours name their
+architecture in `config.json` (`ModelConfig.architecture`) and `build_model` picks it.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Literal, Protocol, runtime_checkable
 
 from torch import Tensor, nn
@@ -20,12 +24,33 @@ from adapt.model.config import ModelConfig
 
 Mode = Literal["joint", "action_only", "video_only"]
 """What a loss or a sample covers: video and actions, actions only (a VLA-style baseline), video only."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of models, by where its parts live (`module:NAME`, imported when first used): the class
+    implementing `WorldModel`, its pydantic config, its presets (`{name: config}`) and, for checkpoints
+    released in another project's layout, a module with `recognises(folder)`, `read_config(folder)`,
+    `load(folder, device)` and `fingerprint(folder)`."""
+
+    model: str
+    config: str
+    presets: str
+    checkpoints: str | None = None
+
+
 ARCHITECTURES = {
-    "wam-dit": ("adapt.model.wam:WorldActionModel", "adapt.model.config:ModelConfig"),
-    "dreamzero": ("adapt.model.dreamzero.model:DreamZeroWAM", "adapt.model.dreamzero.config:DreamZeroConfig"),
+    "wam-dit": Family(
+        "adapt.model.wam:WorldActionModel", "adapt.model.config:ModelConfig", "adapt.model.config:PRESETS"
+    ),
+    "dreamzero": Family(
+        "adapt.model.dreamzero.model:DreamZeroWAM",
+        "adapt.model.dreamzero.config:DreamZeroConfig",
+        "adapt.model.dreamzero.config:DREAMZERO_PRESETS",
+        "adapt.model.dreamzero.checkpoint",
+    ),
 }
-"""Architecture name -> (`module:Class` implementing `WorldModel`, `module:Class` of its pydantic config),
-imported when first used."""
+"""Architecture name -> its `Family`."""
 
 
 @runtime_checkable
@@ -88,19 +113,38 @@ def batch_embodiment(model: WorldModel, batch: dict) -> tuple[EmbodimentSpec, nn
     return model.specs[name], model.heads[name]
 
 
-def _architecture(name: str, part: int):
-    target = ARCHITECTURES.get(name)
-    if target is None:
+def _architecture(name: str, part: str):
+    family = ARCHITECTURES.get(name)
+    if family is None:
         raise AdaptError(f"unknown model architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
-    module, attribute = target[part].split(":")
+    return _imported(getattr(family, part))
+
+
+def _imported(where: str):
+    module, attribute = where.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
 def build_model(config: ModelConfig, specs: list[EmbodimentSpec] = ()) -> WorldModel:
     """A fresh model of `config.architecture` with heads for `specs`."""
-    return _architecture(config.architecture, 0)(config, list(specs))
+    return _architecture(config.architecture, "model")(config, list(specs))
 
 
 def parse_config(raw: dict) -> ModelConfig:
     """A checkpoint's model config, validated by its architecture's config class (`wam-dit` when unnamed)."""
-    return _architecture(raw.get("architecture", "wam-dit"), 1).model_validate(raw)
+    return _architecture(raw.get("architecture", "wam-dit"), "config").model_validate(raw)
+
+
+def presets() -> dict[str, ModelConfig]:
+    """Every family's presets by name."""
+    return {name: config for family in ARCHITECTURES.values() for name, config in _imported(family.presets).items()}
+
+
+def released_checkpoint(folder: Path) -> ModuleType | None:
+    """The reader of the family whose released layout `folder` is in (DreamZero's, say), or None: ours or nothing."""
+    for family in ARCHITECTURES.values():
+        if family.checkpoints is not None:
+            reader = importlib.import_module(family.checkpoints)
+            if reader.recognises(Path(folder)):
+                return reader
+    return None

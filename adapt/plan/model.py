@@ -149,18 +149,17 @@ def plan(
 
 def meta_model(base: str | Path, spec: EmbodimentSpec) -> tuple[nn.Module, str]:
     """The base on the meta device, from a preset name or a checkpoint folder's config (no weights read)."""
-    from adapt.model import PRESETS, build_model
+    from adapt.model import build_model
     from adapt.model.checkpoint import base_path, read_specs_and_stats
-    from adapt.model.dreamzero import checkpoint as dreamzero
-    from adapt.model.dreamzero.config import DREAMZERO_PRESETS
-    from adapt.model.protocol import parse_config
+    from adapt.model.protocol import parse_config, presets, released_checkpoint
 
-    name, folder, presets = str(base), base_path(base), {**PRESETS, **DREAMZERO_PRESETS}
+    name, folder, known = str(base), base_path(base), presets()
     with torch.device("meta"):
-        if name in presets:
-            return build_model(presets[name]), name
-        if dreamzero.is_dreamzero(folder):
-            return build_model(dreamzero.read_config(folder)), name
+        if name in known:
+            return build_model(known[name]), name
+        released = released_checkpoint(folder)
+        if released is not None:
+            return build_model(released.read_config(folder)), name
         if (folder / "config.json").is_file():
             from adapt.files import read_json_object
 
@@ -171,8 +170,8 @@ def meta_model(base: str | Path, spec: EmbodimentSpec) -> tuple[nn.Module, str]:
                 raise AdaptError(f"{folder / 'config.json'}: not a valid model config ({error})") from None
             return build_model(config, read_specs_and_stats(folder, names)[0]), name
     raise AdaptError(
-        f"unknown base '{name}': not a preset ({', '.join(presets)}) and not a checkpoint folder with a config.json."
-        + did_you_mean(name, presets)
+        f"unknown base '{name}': not a preset ({', '.join(known)}) and not a checkpoint folder with a config.json."
+        + did_you_mean(name, known)
     )
 
 

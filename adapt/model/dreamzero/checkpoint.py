@@ -30,7 +30,7 @@ VIEW_SIZES = {(880, 8): (176, 320), (50, 16): (80, 160)}
 mosaic; 5B: 160 x 320). Other layouts name theirs in `action_head_cfg.config.view_size`."""
 
 
-def is_dreamzero(folder: Path) -> bool:
+def recognises(folder: Path) -> bool:
     """Whether `folder` holds a DreamZero (VLA) checkpoint rather than one of ours."""
     try:
         raw = read_json_object(Path(folder) / "config.json", "model config")
@@ -115,7 +115,7 @@ def donor_names(folder: Path) -> tuple[str | None, dict[str, list[str]]]:
     return tag, names
 
 
-def load_dreamzero(folder: Path, device: str | torch.device = "cpu"):
+def load(folder: Path, device: str | torch.device = "cpu"):
     """A `DreamZeroWAM` with the checkpoint's DiT, shared registers and frozen encoders (no embodiment heads:
     add them with `add_embodiment(spec, donor="dreamzero")`)."""
     from adapt.model.dreamzero.encoders import encoder_state_dict
