@@ -23,6 +23,7 @@ from adapt.data.resize import resize_frames
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
+from adapt.observation import Observation, check_observation
 from adapt.predictor import ChunkPredictor
 
 
@@ -95,43 +96,13 @@ class Policy:
         state, task = self._observe(observation)
         return self._plan(self._context(), state, task)
 
-    def _observe(self, observation: dict) -> tuple[np.ndarray, str]:
-        """Check the whole observation, then record its frames; returns the state and the task."""
-        frames = {camera.name: self._frame(observation, camera) for camera in self.spec.cameras}
-        state = self._state(observation)
-        for name, frame in frames.items():
+    def _observe(self, observation: dict | Observation) -> tuple[np.ndarray, str]:
+        """Check the whole observation (`adapt.observation`), then record its frames; returns the state and the
+        task."""
+        checked = check_observation(observation, self.spec)
+        for name, frame in checked.frames.items():
             self.history[name].append(resize_frames(frame[None], self.predictor.frame_size)[0])
-        return state, str(observation.get("task", self.task))
-
-    def _frame(self, observation: dict, camera) -> np.ndarray:
-        if camera.name not in observation:
-            raise AdaptError(f"observation has no frame for camera '{camera.name}' (has {sorted(observation)})")
-        frame = np.asarray(observation[camera.name])
-        expected = (camera.height, camera.width, 3)
-        if frame.dtype != np.uint8 or frame.shape != expected:
-            raise AdaptError(
-                f"camera '{camera.name}': expected uint8 {expected} as spec '{self.spec.name}' says, "
-                f"got {frame.dtype} {frame.shape}"
-            )
-        return frame
-
-    def _state(self, observation: dict) -> np.ndarray:
-        try:
-            if "state" in observation:
-                state = np.asarray(observation["state"], np.float64).reshape(-1)
-            else:
-                missing = [p.name for p in self.spec.proprio if p.name not in observation]
-                if missing:
-                    raise AdaptError(f"observation lacks 'state' and proprio fields {missing}")
-                state = np.concatenate(
-                    [np.asarray(observation[p.name], np.float64).reshape(-1) for p in self.spec.proprio]
-                )
-        except (TypeError, ValueError) as error:
-            raise AdaptError(f"observation state is not a vector of numbers: {error}") from None
-        if state.shape != (self.spec.state_dim,):
-            raise AdaptError(f"state has {state.shape[0]} values; spec '{self.spec.name}' has {self.spec.state_dim}")
-        self.predictor.codec.check_state(state)
-        return state.astype(np.float32)
+        return checked.state, checked.task or self.task
 
     def _context(self) -> tuple[np.ndarray, list[bool]]:
         """Context frames (cams, context, S, S, 3) every `stride` steps back from now, and which exist."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
+from adapt.observation import Observation, check_observation
 
 PROTOCOL = "openpi-websocket/msgpack-numpy"
 ENDPOINTS = ("infer", "step", "reset")
@@ -124,38 +125,22 @@ def schema(spec: EmbodimentSpec, frame_size: tuple[int, int]) -> dict:
     }
 
 
-def observation(message: dict, spec: EmbodimentSpec) -> dict:
-    """The Policy observation (camera name -> frame, `state` or blocks, `task`) of a request, checked: every
-    missing or extra key, wrong dtype, shape or non-finite value is named."""
+def observation(message: dict, spec: EmbodimentSpec) -> Observation:
+    """The policy observation of a request: keys other than the schema's are named, the rest is renamed
+    (`observation/<name>` -> `<name>`, `prompt` -> `task`) and checked by `adapt.observation` under the wire's
+    names: every missing key, wrong dtype, shape or non-finite value is named."""
     known = {f"observation/{c.name}" for c in spec.cameras} | {"observation/state", "prompt", "endpoint"}
     known |= {f"observation/{p.name}" for p in spec.proprio}
     extra = sorted(str(k) for k in message if k not in known)
     if extra:
         raise BadRequest(f"unknown key(s) {extra}; expected {sorted(known)} (see `adapt serve --schema`)")
-    out: dict[str, Any] = {}
-    for camera in spec.cameras:
-        key = f"observation/{camera.name}"
-        if key not in message:
-            raise BadRequest(f"missing {key}: uint8 ({camera.height}, {camera.width}, 3)")
-        frame = message[key]
-        expected = (camera.height, camera.width, 3)
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
-            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
-            raise BadRequest(f"{key}: expected uint8 {expected}, got {got}")
-        out[camera.name] = frame
-    if "observation/state" in message:
-        out["state"] = _vector(message, "observation/state", spec.state_dim)
-    else:
-        for block in spec.proprio:
-            key = f"observation/{block.name}"
-            if key not in message:
-                raise BadRequest(f"missing observation/state ({spec.state_dim},) or {key} ({block.dim},)")
-            out[block.name] = _vector(message, key, block.dim)
+    renamed = {k.removeprefix("observation/"): v for k, v in message.items() if k.startswith("observation/")}
     if "prompt" in message:
-        if not isinstance(message["prompt"], str):
-            raise BadRequest(f"prompt: expected a string, got {type(message['prompt']).__name__}")
-        out["task"] = message["prompt"]
-    return out
+        renamed["task"] = message["prompt"]
+    try:
+        return check_observation(renamed, spec, key=lambda name: "prompt" if name == "task" else f"observation/{name}")
+    except AdaptError as error:
+        raise BadRequest(str(error)) from None
 
 
 def endpoint(message: dict) -> str:
@@ -163,18 +148,6 @@ def endpoint(message: dict) -> str:
     if name not in ENDPOINTS:
         raise BadRequest(f"endpoint: {name!r} is not one of {list(ENDPOINTS)}")
     return name
-
-
-def _vector(message: dict, key: str, dim: int) -> np.ndarray:
-    value = message[key]
-    if isinstance(value, list | tuple):
-        value = np.asarray(value)
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf" or value.shape != (dim,):
-        got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-        raise BadRequest(f"{key}: expected float32 ({dim},), got {got}")
-    if not np.isfinite(value).all():
-        raise BadRequest(f"{key}: non-finite values at {np.flatnonzero(~np.isfinite(value)).tolist()}")
-    return value.astype(np.float32)
 
 
 class OpenpiWire:
@@ -191,7 +164,7 @@ class OpenpiWire:
     def endpoint(self, request: dict) -> str:
         return endpoint(request)
 
-    def observation(self, request: dict) -> tuple[dict, None]:
+    def observation(self, request: dict) -> tuple[Observation, None]:
         return observation(request, self.spec), None
 
     def reply(self, name: str, result: dict) -> bytes:

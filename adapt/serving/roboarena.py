@@ -21,6 +21,7 @@ import numpy as np
 
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
+from adapt.observation import Observation
 from adapt.serving import protocol
 
 PROTOCOL = "dreamzero-roboarena/msgpack-numpy"
@@ -74,7 +75,7 @@ class RoboArenaWire:
             raise protocol.BadRequest(f"endpoint: {name!r}; DreamZero's protocol has 'infer' and 'reset'")
         return name
 
-    def observation(self, request: dict) -> tuple[dict, Any]:
+    def observation(self, request: dict) -> tuple[Observation, Any]:
         """The Policy observation of an `infer` request (checked by the openpi form's rules), and its session id."""
         known = {*self.cameras, "observation/joint_position", "observation/gripper_position", "prompt"}
         known |= {"endpoint", "session_id", *IGNORED}

@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from adapt.errors import AdaptError
+from adapt.observation import Observation
 from adapt.policy import Policy
 from adapt.predictor import ChunkPredictor
 from adapt.serving import protocol
@@ -274,7 +275,7 @@ class PolicyServer:
             log.exception("%s %s failed", peer, name)
             return f"internal error: {type(error).__name__}: {error}"
 
-    async def _infer(self, policy: Policy, name: str, observation: dict) -> dict:
+    async def _infer(self, policy: Policy, name: str, observation: Observation) -> dict:
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -291,7 +292,7 @@ def _host(connection: ServerConnection) -> str:
     return str(address[0]) if address else "?"
 
 
-def _compute(policy: Policy, name: str, observation: dict) -> dict:
+def _compute(policy: Policy, name: str, observation: Observation) -> dict:
     """Runs in the inference thread: `infer` -> the chunk; `step` -> the next action (and the predicted frame
     when a new chunk was planned)."""
     if name == "infer":
