@@ -43,7 +43,7 @@ MAX_FAILED_DEMOS = 10
 
 
 @dataclass(frozen=True)
-class Plan:
+class SimulationRequest:
     """Everything a worker needs to simulate its episodes (picklable)."""
 
     spec: EmbodimentSpec
@@ -120,22 +120,24 @@ def generate(
     `if __name__ == "__main__":` guard. Returns the dataset folder.
     """
     spec = load_embodiment(robot)
-    plan, target = _plan(spec, kind, minutes, episodes, task, seed, policy, hindsight, scene, calm, tidy, retries)
+    request, target = _request(spec, kind, minutes, episodes, task, seed, policy, hindsight, scene, calm, tidy, retries)
     out_spec = _video_view(spec) if video_only else spec
-    count = len(plan.lengths) if plan.lengths is not None else episodes
+    count = len(request.lengths) if request.lengths is not None else episodes
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), count or 8))
     written, frames, failed = 0, 0, 0
     with (
         DatasetWriter(Path(out_dir), out_spec) as writer,
         progress_bar("frames", progress) as bar,
-        closing(_episodes(plan, workers)) as stream,
+        closing(_episodes(request, workers)) as stream,
     ):
         job = bar.add_task(f"{spec.name} {kind}", total=target)
         for episode in stream:
             if episode is None:
                 failed += 1
                 if failed >= MAX_FAILED_DEMOS:
-                    raise AdaptError(f"the scripted '{plan.task}' demo failed {failed} times in a row on '{spec.name}'")
+                    raise AdaptError(
+                        f"the scripted '{request.task}' demo failed {failed} times in a row on '{spec.name}'"
+                    )
                 continue
             failed = 0
             writer.add(
@@ -144,12 +146,12 @@ def generate(
             written, frames = written + 1, frames + episode.length
             log.info("episode %d: %d frames, '%s'", written - 1, episode.length, episode.task)
             bar.update(job, advance=episode.length, description=f"{spec.name} {kind}: {written} episodes")
-            if written == episodes or (target is not None and plan.lengths is None and frames >= target):
+            if written == episodes or (target is not None and request.lengths is None and frames >= target):
                 break
     return Path(out_dir)
 
 
-def _plan(
+def _request(
     spec: EmbodimentSpec,
     kind: str,
     minutes: float | None,
@@ -162,8 +164,8 @@ def _plan(
     calm: bool = False,
     tidy: bool = False,
     retries: bool = False,
-) -> tuple[Plan, int | None]:
-    """Check the request and fix the episode lengths; returns the plan and the total frames asked for."""
+) -> tuple[SimulationRequest, int | None]:
+    """Check the request and fix the episode lengths; returns the request and the total frames asked for."""
     if kind not in KINDS:
         raise AdaptError(f"kind {kind!r} is not one of {', '.join(KINDS)}.{did_you_mean(kind, KINDS)}")
     if (minutes is None) == (episodes is None):
@@ -195,8 +197,9 @@ def _plan(
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
     policy = None if policy is None else str(policy)
     play_scene = _named(scene, PLAY_SCENES, "no play scene", "Scenes") if scene is not None else PLAY_SCENES[0]
-    plan = Plan(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene, calm, tidy, retries)
-    return plan, target if target is not None else (sum(lengths) if lengths else None)
+    manner = {"calm": calm, "tidy": tidy, "retries": retries}
+    request = SimulationRequest(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene, **manner)
+    return request, target if target is not None else (sum(lengths) if lengths else None)
 
 
 def _named(name: str, choices, problem: str, listing: str) -> str:
@@ -228,12 +231,12 @@ def _video_view(spec: EmbodimentSpec) -> EmbodimentSpec:
     return spec_from_dict({"name": spec.name, "video_only": True, "cameras": cameras})
 
 
-def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
+def _episodes(request: SimulationRequest, workers: int) -> Iterator[Episode | None]:
     """Episodes in index order (None for a failed demo), simulated here or in `workers` processes."""
     if workers == 1:
-        with SimPool(plan.spec, plan.seed, plan.policy) as pool:
-            for index in plan.indices(0, 1):
-                yield plan.simulate(pool, index)
+        with SimPool(request.spec, request.seed, request.policy) as pool:
+            for index in request.indices(0, 1):
+                yield request.simulate(pool, index)
         return
     check_spawnable(workers)
     context = multiprocessing.get_context("spawn")  # a forked renderer would share the parent's GL state
@@ -241,12 +244,12 @@ def _episodes(plan: Plan, workers: int) -> Iterator[Episode | None]:
     try:
         for worker in range(workers):
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(plan, worker, workers, send), daemon=True)
+            process = context.Process(target=_worker, args=(request, worker, workers, send), daemon=True)
             process.start()
             send.close()
             pipes.append(receive)
             processes.append(process)
-        for index in plan.indices(0, 1):
+        for index in request.indices(0, 1):
             try:
                 result = pipes[index % workers].recv()
             except EOFError:
@@ -273,17 +276,17 @@ class _Failure:
     user_error: bool
 
 
-def _worker(plan: Plan, worker: int, workers: int, pipe) -> None:
+def _worker(request: SimulationRequest, worker: int, workers: int, pipe) -> None:
     """Simulate this worker's share of the episodes and send them; the main process stops us when it has enough."""
     os.environ.setdefault("LP_NUM_THREADS", "1")  # one rendering thread per process; the processes share the cores
-    if plan.policy is not None:
+    if request.policy is not None:
         import torch
 
         torch.set_num_threads(1)  # likewise for the policy's inference
     try:
-        with SimPool(plan.spec, plan.seed, plan.policy) as pool:
-            for index in plan.indices(worker, workers):
-                pipe.send(plan.simulate(pool, index))
+        with SimPool(request.spec, request.seed, request.policy) as pool:
+            for index in request.indices(worker, workers):
+                pipe.send(request.simulate(pool, index))
     except AdaptError as error:
         pipe.send(_Failure(str(error), user_error=True))
     except Exception:
