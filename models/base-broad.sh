@@ -2,6 +2,7 @@
 # The broad base: four arms acting in end-effector deltas (Panda, Kinova3, Sawyer, IIWA; the UR5e stays out,
 # it is the adaptation target), robosuite's Lift, Stack and PickPlaceCan, scripted demonstrations and
 # hindsight-labelled play, in scenes dressed as `adapt eval` dresses them (recoloured objects, scattered).
+# The new arms act in end-effector deltas as the Panda does: their heads start as copies of the Panda's.
 #
 # Resumable: rerun the same command. Each dataset is generated once (a dataset folder that exists is
 # complete), and pretraining resumes from its last checkpoint in $RUN. Run it in the background:
@@ -45,4 +46,4 @@ done
 init=()
 [ "$INIT" != none ] && init=(--init "$INIT")
 "$ADAPT" pretrain "${sources[@]}" "${init[@]}" --size small --steps "$STEPS" --lr 3e-4 --action-weight 10 --video-weight 5 --video-every 4 \
-  --batch-size 16 --workers 1 --checkpoint-every 250 --half --seed 0 --out "$RUN"
+  --init-heads donor --batch-size 16 --workers 1 --checkpoint-every 250 --half --seed 0 --out "$RUN"

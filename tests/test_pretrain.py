@@ -117,3 +117,27 @@ def test_video_target_continues_a_base_under_the_other_target(invoke, synthetic_
     wrong = invoke("pretrain", *common, *init, "--out", str(tmp_path / "wrong"), "--video-target", "delta")
     assert wrong.exit_code == 2 and "unknown video target 'delta'; choose one of frames, change" in wrong.output
     assert not (tmp_path / "wrong").exists()
+
+
+def test_donor_heads_for_new_robots_start_from_an_init_robot_of_the_same_action_space(invoke, tmp_path):
+    """`--init-heads donor`: a robot the --init model lacks gets heads copied from one of its robots acting in the
+    same action space (the Kinova3 from the Panda: both end-effector deltas), so it starts acting as that robot
+    does; `fresh` (the default) leaves them random. Bugs caught: the option ignored (fresh heads either way), a
+    donor of another action space, `donor` accepted without a model to copy from."""
+    from adapt.embodiment import load_embodiment
+    from adapt.model import build_model, model_config, save_model
+    from adapt.train.pretrain import _initial_model
+
+    torch.manual_seed(0)
+    base = save_model(build_model(model_config("tiny"), [load_embodiment("panda")]), tmp_path / "base")
+    kinova = load_embodiment("kinova3")
+    seeded = _initial_model(base, "tiny", [kinova], {}, "donor")
+    fresh = _initial_model(base, "tiny", [kinova], {}, "fresh")
+
+    def output_layer(model, robot):
+        return model.heads[robot].action_decoder.net[2].weight
+
+    assert torch.equal(output_layer(seeded, "kinova3"), output_layer(seeded, "panda"))
+    assert not torch.equal(output_layer(fresh, "kinova3"), output_layer(fresh, "panda"))
+    result = invoke("pretrain", "--data", base, "--init-heads", "donor", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "--init-heads donor copies heads of the --init model" in result.output

@@ -35,6 +35,13 @@ def pretrain_command(
         Path | None,
         typer.Option(help="Continue from this model checkpoint (its size and tokenizer) instead of from scratch."),
     ] = None,
+    init_heads: Annotated[
+        str,
+        typer.Option(
+            help="Heads for robots --init has none of start fresh (random) or donor (copied from an --init robot "
+            "acting in the same action space: hidden layers, and the state/action dimensions both share by name)."
+        ),
+    ] = "fresh",
     action_weight: Annotated[float, typer.Option(min=0, help="Weight of the action flow-matching loss.")] = 1.0,
     video_weight: Annotated[float, typer.Option(min=0, help="Weight of the video flow-matching loss.")] = 1.0,
     video_every: Annotated[
@@ -99,6 +106,7 @@ def pretrain_command(
         overwrite=overwrite,
         half=half,
         init=init,
+        init_heads=init_heads,
         video_weight=video_weight,
         action_weight=action_weight,
         video_every=video_every,

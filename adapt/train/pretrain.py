@@ -36,6 +36,7 @@ def pretrain(
     overwrite: bool = False,
     half: bool = False,
     init: Path | None = None,
+    init_heads: str = "fresh",
     video_weight: float = 1.0,
     action_weight: float = 1.0,
     video_every: int = 1,
@@ -50,7 +51,8 @@ def pretrain(
     stores the final weights in float16 (see `save_model`).
 
     `init` continues pretraining from a model checkpoint (its size and trained tokenizer; no tokenizer
-    phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights.
+    phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights; heads for robots it lacks
+    start `fresh`, or (`init_heads="donor"`) copied from one of its robots acting in the same action space.
     `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
     flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
     `WAMModule.mode_at`). `video_target`, `video_prediction` and `video_time_shift` set what the video branch
@@ -67,6 +69,10 @@ def pretrain(
         tokenizer_steps = 0 if init else 400
     if tokenizer_steps >= options.steps:
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
+    if init_heads not in ("fresh", "donor"):
+        raise AdaptError(f"--init-heads {init_heads!r}: choose fresh or donor")
+    if init_heads == "donor" and init is None:
+        raise AdaptError("--init-heads donor copies heads of the --init model; give --init, or start fresh")
     if init is None:
         model_config(size)  # an unknown size is named before the data is read
     video = {"video_target": video_target, "video_prediction": video_prediction, "video_time_shift": video_time_shift}
@@ -79,7 +85,7 @@ def pretrain(
     grouped = open_sources(sources)
     stats = statistics(grouped)
     seed_run(options)
-    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video)
+    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video, init_heads)
     model.stats = {**model.stats, **stats}
     loaders = make_loaders(
         grouped, stats, model.config.window(), batch_size, workers, options.seed, balance=options.balance
@@ -95,7 +101,7 @@ def pretrain(
     )
     settings = {"size": model.config.size, "batch_size": batch_size, "lr": lr, "tokenizer_steps": tokenizer_steps}
     settings |= {"video_weight": video_weight, "action_weight": action_weight, "video_every": video_every}
-    settings |= {"init": init, "half": half, "workers": workers, **run_settings(options)}
+    settings |= {"init": init, "init_heads": init_heads, "half": half, "workers": workers, **run_settings(options)}
     record = provenance.start(
         "pretrain", settings, [dataset.root for datasets in grouped.values() for dataset in datasets]
     )
@@ -108,11 +114,11 @@ def pretrain(
     return out / "model"
 
 
-def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> WorldModel:
+def _initial_model(init: Path | None, size: str, specs: list, video: dict, init_heads: str = "fresh") -> WorldModel:
     """A fresh model of preset `size`, or the checkpoint `init` with heads added for embodiments it lacks
-    (heads it has are kept only when the spec is the same robot: same state and action sizes). `video` holds
-    the video settings asked for (`ModelConfig`'s `video_*` fields; None: not asked), which replace the preset's
-    or init's."""
+    (heads it has are kept only when the spec is the same robot: same state and action sizes), fresh or seeded
+    from a robot of `init` acting in the same action space (`init_heads`). `video` holds the video settings asked
+    for (`ModelConfig`'s `video_*` fields; None: not asked), which replace the preset's or init's."""
     if init is None:
         return build_model(_with_video(model_config(size), video), specs)
     model = load_model(Path(init)).train()
@@ -122,10 +128,14 @@ def _initial_model(init: Path | None, size: str, specs: list, video: dict) -> Wo
             nn.init.zeros_(model.video_out.weight)  # it output the other quantity: restart at x_0 = 0 / v = 0
             nn.init.zeros_(model.video_out.bias)
         model.config = config
+    donors = {s.action.kind: name for name, s in model.specs.items() if s.action is not None}  # of init itself
     for spec in specs:
         known = model.specs.get(spec.name)
         if known is None or (known.state_dim, known.action_dim) != (spec.state_dim, spec.action_dim):
-            model.add_embodiment(spec)
+            donor = donors.get(spec.action.kind) if init_heads == "donor" and spec.action is not None else None
+            if donor is not None:
+                log.info("heads of %s seeded from %s's", spec.name, donor)
+            model.add_embodiment(spec, donor=None if donor == spec.name else donor)
     return model
 
 
