@@ -22,6 +22,20 @@ def progress_bar(unit: str, enabled: bool = True, *, every_s: float = 60.0):
     return Progress(*columns, TimeElapsedColumn(), disable=not enabled)
 
 
+def track(items: list, description: str, enabled: bool = True):
+    """`items`, counted by `progress_bar` as they are consumed (a bar on a terminal, lines in a file); `items`
+    themselves when not `enabled`. For loops over files or episodes."""
+    return _tracked(items, description) if enabled else items
+
+
+def _tracked(items: list, description: str):
+    with progress_bar("done") as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
 class ProgressLog:
     """The part of rich's `Progress` the loops use (`add_task`, `advance`, `update`, `print`), written as one log
     line per task at most every `every_s` seconds and when it completes: done/total, rate and time left."""

@@ -25,6 +25,7 @@ from adapt.data.reader import LeRobotDataset
 from adapt.data.writer import DatasetWriter
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
+from adapt.progress import track
 
 JOINT_KEYS = {"joint_position": "robot0_joint_pos", "joint_velocity": "robot0_joint_vel"}
 GRIPPER_KEY = "robot0_gripper_qpos"
@@ -80,7 +81,7 @@ def import_robomimic(
         default = _task_text(env)
         lo_hi = gripper_range(spec) if any(p.name == "gripper" for p in spec.proprio) else None
         with DatasetWriter(out, spec) as writer:
-            for name in _maybe_progress(names, progress):
+            for name in track(names, "importing demos", progress):
                 demo = handle["data"][name]
                 text = task or str(demo.attrs.get("task", default))
                 writer.add(_episode(file, name, demo, spec, cameras, flip, text, lo_hi))
@@ -186,11 +187,3 @@ def _task_text(env: dict) -> str:
     """robosuite's environment name as words ("PickPlaceCan" -> "pick place can"), or "demo"."""
     name = str(env.get("env_name", "")).strip()
     return " ".join(re.findall(r"[A-Z][a-z]*|[a-z]+|\d+", name)).lower() or "demo"
-
-
-def _maybe_progress(items: list, enabled: bool):
-    if not enabled:
-        return items
-    from rich.progress import track
-
-    return track(items, description="importing demos")

@@ -16,6 +16,7 @@ from adapt.data.episode import Episode
 from adapt.data.reader import LeRobotDataset
 from adapt.data.writer import DatasetWriter
 from adapt.errors import AdaptError
+from adapt.progress import track
 
 
 def task_runs(labels: list[str], match: str, min_frames: int) -> list[tuple[int, int]]:
@@ -56,7 +57,7 @@ def select_task(
         )
     sizes = {c.name: tuple(dataset.info["features"][dataset.camera_keys[c.name]]["shape"][:2]) for c in spec.cameras}
     with DatasetWriter(out, spec, dataset.fps) as writer:
-        for episode, start, stop in _maybe_progress(cuts, progress):
+        for episode, start, stop in track(cuts, "cutting episodes", progress):
             indices = np.arange(start, stop)
             frames = {name: dataset.frames(episode, name, indices, size) for name, size in sizes.items()}
             writer.add(
@@ -69,11 +70,3 @@ def select_task(
                 )
             )
     return out, len(cuts)
-
-
-def _maybe_progress(items: list, enabled: bool):
-    if not enabled:
-        return items
-    from rich.progress import track
-
-    return track(items, description="cutting episodes")

@@ -12,6 +12,7 @@ from adapt.data.video import open_video
 from adapt.data.writer import DatasetWriter
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
+from adapt.progress import track
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
@@ -31,7 +32,7 @@ def import_videos(
     camera = spec.cameras[0]
     skipped = []
     with DatasetWriter(out, spec) as writer:
-        for path in _maybe_progress(files, progress):
+        for path in track(files, "importing videos", progress):
             try:
                 reader = open_video(path)  # decord, or PyAV for AV1 and what decord cannot open
                 step = reader.get_avg_fps() / camera.fps
@@ -44,11 +45,3 @@ def import_videos(
                 continue
             writer.add(Episode(task=task, frames={camera.name: frames}))
     return out, skipped
-
-
-def _maybe_progress(items: list, enabled: bool):
-    if not enabled:
-        return items
-    from rich.progress import track
-
-    return track(items, description="importing videos")
