@@ -133,30 +133,34 @@ def export_robomimic(dataset: LeRobotDataset, file: Path, *, flip: bool = True) 
     lo, hi = gripper_range(spec)
     offsets = np.cumsum([0] + [p.dim for p in spec.proprio])
     partial = file.with_name(f".{file.name}.partial")
-    with h5py.File(partial, "w") as handle:
-        data = handle.create_group("data")
-        env = {"env_name": "", "type": 1, "env_kwargs": {"robots": [spec.name]}}  # the scene is not recorded
-        env["env_kwargs"]["controller_configs"] = {"type": CONTROLLERS[spec.action.kind]}
-        data.attrs["env_args"] = json.dumps(env)
-        total = 0
-        for index, episode in enumerate(dataset.episodes):
-            demo = data.create_group(f"demo_{index}")
-            demo.attrs["num_samples"] = episode.length
-            demo.attrs["task"] = episode.task
-            demo.create_dataset("actions", data=episode.action.astype(np.float64))
-            for camera in spec.cameras:
-                size = tuple(dataset.info["features"][dataset.camera_keys[camera.name]]["shape"][:2])
-                images = dataset.frames(episode, camera.name, np.arange(episode.length), size)
-                demo.create_dataset(f"obs/{camera.name}_image", data=images[:, ::-1] if flip else images)
-            for part, start, stop in zip(spec.proprio, offsets[:-1], offsets[1:], strict=True):
-                values = episode.state[:, start:stop].astype(np.float64)
-                if part.name == "gripper":
-                    finger = lo + (values[:, :1] + 1.0) / 2.0 * (hi - lo)
-                    demo.create_dataset(f"obs/{GRIPPER_KEY}", data=np.concatenate([finger, -finger], axis=1))
-                elif part.name in JOINT_KEYS:
-                    demo.create_dataset(f"obs/{JOINT_KEYS[part.name]}", data=values)
-            total += episode.length
-        data.attrs["total"] = total
+    try:
+        with h5py.File(partial, "w") as handle:
+            data = handle.create_group("data")
+            env = {"env_name": "", "type": 1, "env_kwargs": {"robots": [spec.name]}}  # the scene is not recorded
+            env["env_kwargs"]["controller_configs"] = {"type": CONTROLLERS[spec.action.kind]}
+            data.attrs["env_args"] = json.dumps(env)
+            total = 0
+            for index, episode in enumerate(dataset.episodes):
+                demo = data.create_group(f"demo_{index}")
+                demo.attrs["num_samples"] = episode.length
+                demo.attrs["task"] = episode.task
+                demo.create_dataset("actions", data=episode.action.astype(np.float64))
+                for camera in spec.cameras:
+                    size = tuple(dataset.info["features"][dataset.camera_keys[camera.name]]["shape"][:2])
+                    images = dataset.frames(episode, camera.name, np.arange(episode.length), size)
+                    demo.create_dataset(f"obs/{camera.name}_image", data=images[:, ::-1] if flip else images)
+                for part, start, stop in zip(spec.proprio, offsets[:-1], offsets[1:], strict=True):
+                    values = episode.state[:, start:stop].astype(np.float64)
+                    if part.name == "gripper":
+                        finger = lo + (values[:, :1] + 1.0) / 2.0 * (hi - lo)
+                        demo.create_dataset(f"obs/{GRIPPER_KEY}", data=np.concatenate([finger, -finger], axis=1))
+                    elif part.name in JOINT_KEYS:
+                        demo.create_dataset(f"obs/{JOINT_KEYS[part.name]}", data=values)
+                total += episode.length
+            data.attrs["total"] = total
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed export leaves no file that looks whole
+        raise
     partial.replace(file)
     return file
 
