@@ -13,7 +13,7 @@ import torch
 
 from adapt.atomic import atomic_write_bytes, atomic_write_text
 from adapt.data.batch import to_device
-from adapt.model.tokenizer import to_uint8
+from adapt.model.protocol import to_uint8
 from adapt.predictor import ChunkPredictor
 
 FAR_M = 0.05

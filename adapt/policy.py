@@ -117,7 +117,7 @@ class Policy:
     def predicted_frame(self) -> np.ndarray | None:
         """The last plan's predicted future frame (first camera, first future step), uint8 at the model's
         resolution; None before the first plan."""
-        from adapt.model.tokenizer import to_uint8
+        from adapt.model.protocol import to_uint8
 
         if self.last_future is None:
             return None

@@ -19,7 +19,7 @@ from adapt.data.reader import read_info
 from adapt.embodiment import bundled_embodiments, load_embodiment
 from adapt.errors import InvalidFileError
 from adapt.model import model_config, save_model
-from adapt.model.wam import WorldActionModel
+from adapt.model.dit.wam import WorldActionModel
 
 FIXTURE_ADAPTER = Path(__file__).parent / "fixtures" / "earlier_format" / "adapter"
 FIXTURE_BASE = FIXTURE_ADAPTER.parent / "base"

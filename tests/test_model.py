@@ -10,7 +10,7 @@ import torch
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.model import PRESETS, WorldActionModel, load_model, model_config, save_model
-from adapt.model.text import HashedTextEncoder
+from adapt.model.dit.text import HashedTextEncoder
 
 TINY = model_config("tiny")
 

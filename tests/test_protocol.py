@@ -48,7 +48,7 @@ def fingerprint(folder):
 
 @pytest.fixture
 def registered(monkeypatch):
-    family = Family(f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig", f"{__name__}:NO_PRESETS")
+    family = Family(f"{__name__}:DoubledActions", "adapt.model.dit.config:ModelConfig", f"{__name__}:NO_PRESETS")
     monkeypatch.setitem(ARCHITECTURES, "doubled", family)
     return model_config("tiny").model_copy(update={"architecture": "doubled"})
 
@@ -86,7 +86,7 @@ def test_a_third_family_is_one_registry_line_its_presets_and_released_checkpoint
     from adapt.plan.model import meta_model
 
     family = Family(
-        f"{__name__}:DoubledActions", "adapt.model.config:ModelConfig", f"{__name__}:DOUBLED_PRESETS", __name__
+        f"{__name__}:DoubledActions", "adapt.model.dit.config:ModelConfig", f"{__name__}:DOUBLED_PRESETS", __name__
     )
     monkeypatch.setitem(ARCHITECTURES, "doubled", family)
     released = tmp_path / "released"

@@ -1,9 +1,10 @@
-"""The World Action Model: frame tokenizer, shared transformer backbone, per-embodiment heads."""
+"""World Action Models: the seam every family implements (`protocol`), checkpoints, and the families: `dit`
+(ours) and `dreamzero`."""
 
 from adapt.model.checkpoint import fingerprint, load_model, save_model
-from adapt.model.config import PRESETS, ModelConfig, model_config
+from adapt.model.dit.config import PRESETS, ModelConfig, model_config
+from adapt.model.dit.wam import WorldActionModel
 from adapt.model.protocol import ARCHITECTURES, WorldModel, build_model
-from adapt.model.wam import WorldActionModel
 
 __all__ = [
     "ARCHITECTURES",

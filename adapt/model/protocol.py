@@ -4,7 +4,7 @@ Training, adaptation, adapters, policies and evaluation use a model only through
 family of models (DreamZero's Wan2.1 backbone beside our DiT) is one package under `adapt/model/` and one
 `Family` line in `ARCHITECTURES`: its implementation, its config, its presets and, where its checkpoints come
 in another project's layout, the module that recognises and reads them. Checkpoints of ours name their
-architecture in `config.json` (`ModelConfig.architecture`) and `build_model` picks it.
+architecture in `config.json` (`FamilyConfig.architecture`) and `build_model` picks it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,32 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal, Protocol, runtime_checkable
 
+import torch
+from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from adapt.data.stats import NormStats
+from adapt.data.window_config import WindowConfig
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
-from adapt.model.config import ModelConfig
 
 Mode = Literal["joint", "action_only", "video_only"]
 """What a loss or a sample covers: video and actions, actions only (a VLA-style baseline), video only."""
+
+
+class FamilyConfig(BaseModel):
+    """What every family's config is: named by its preset and architecture, frozen, and able to say the window
+    of frames, state and actions its model trains on (`window`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: str = "custom"
+    """Preset name this config came from (informational)."""
+    architecture: str
+    """The family (`ARCHITECTURES`) whose model the config builds."""
+
+    def window(self, idle_threshold: float | None = None) -> WindowConfig:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class Family:
 
 ARCHITECTURES = {
     "wam-dit": Family(
-        "adapt.model.wam:WorldActionModel", "adapt.model.config:ModelConfig", "adapt.model.config:PRESETS"
+        "adapt.model.dit.wam:WorldActionModel", "adapt.model.dit.config:ModelConfig", "adapt.model.dit.config:PRESETS"
     ),
     "dreamzero": Family(
         "adapt.model.dreamzero.model:DreamZeroWAM",
@@ -63,7 +80,7 @@ class WorldModel(Protocol):
     embodiment's own). Every parameter belongs to exactly one group.
     """
 
-    config: ModelConfig
+    config: FamilyConfig
     specs: dict[str, EmbodimentSpec]
     """The spec of every embodiment the model has heads for."""
     stats: dict[str, NormStats]
@@ -125,17 +142,17 @@ def _imported(where: str):
     return getattr(importlib.import_module(module), attribute)
 
 
-def build_model(config: ModelConfig, specs: list[EmbodimentSpec] = ()) -> WorldModel:
+def build_model(config: FamilyConfig, specs: list[EmbodimentSpec] = ()) -> WorldModel:
     """A fresh model of `config.architecture` with heads for `specs`."""
     return _architecture(config.architecture, "model")(config, list(specs))
 
 
-def parse_config(raw: dict) -> ModelConfig:
+def parse_config(raw: dict) -> FamilyConfig:
     """A checkpoint's model config, validated by its architecture's config class (`wam-dit` when unnamed)."""
     return _architecture(raw.get("architecture", "wam-dit"), "config").model_validate(raw)
 
 
-def presets() -> dict[str, ModelConfig]:
+def presets() -> dict[str, FamilyConfig]:
     """Every family's presets by name."""
     return {name: config for family in ARCHITECTURES.values() for name, config in _imported(family.presets).items()}
 
@@ -148,3 +165,8 @@ def released_checkpoint(folder: Path) -> ModuleType | None:
             if reader.recognises(Path(folder)):
                 return reader
     return None
+
+
+def to_uint8(frames: Tensor) -> Tensor:
+    """Frames in [-1, 1] (as every family's `frames_from_latents` returns them) to uint8 (..., H, W, 3)."""
+    return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)

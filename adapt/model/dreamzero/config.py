@@ -19,17 +19,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
 from adapt.data.window_config import WindowConfig
+from adapt.model.protocol import FamilyConfig
 
 
-class DreamZeroConfig(BaseModel):
+class DreamZeroConfig(FamilyConfig):
     """Architecture, register layout and window shape of a DreamZero World Action Model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: str = "custom"
     architecture: Literal["dreamzero"] = "dreamzero"
     model_type: Literal["i2v", "ti2v"] = "i2v"
     """Wan variant: `i2v` (Wan2.1-I2V: the first frame's latent and mask are concatenated to the input,

@@ -7,23 +7,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
 from adapt.data.window_config import WindowConfig
 from adapt.errors import AdaptError
+from adapt.model.protocol import FamilyConfig
 
 
-class ModelConfig(BaseModel):
-    """Architecture and window shape of a World Action Model."""
+class ModelConfig(FamilyConfig):
+    """Architecture and window shape of a `wam-dit` World Action Model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: str = "custom"
-    """Preset name this config came from (informational)."""
     architecture: str = "wam-dit"
-    """Model implementation (`adapt.model.protocol.ARCHITECTURES`)."""
+    """Model implementation (`adapt.model.protocol.ARCHITECTURES`): `wam-dit`, or a registered variant of it."""
     backbone: Literal["dit"] = "dit"
-    """Backbone implementation (`adapt.model.backbone.BACKBONES`)."""
+    """Backbone implementation (`adapt.model.dit.backbone.BACKBONES`)."""
     image_size: PositiveInt = 32
     """Frames are resized to image_size x image_size before tokenizing."""
     latent_channels: PositiveInt = 8

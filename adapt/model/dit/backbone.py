@@ -15,7 +15,7 @@ from timm.layers import Attention, Mlp
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from adapt.model.config import ModelConfig
+from adapt.model.dit.config import ModelConfig
 
 LORA_TARGETS = {
     "attention": ["attn.qkv", "attn.proj"],

@@ -31,13 +31,13 @@ from adapt.data.stats import NormStats
 from adapt.embodiment import EmbodimentSpec
 from adapt.embodiment.spec import CameraRole
 from adapt.errors import AdaptError
-from adapt.model.backbone import build_backbone, timestep_embedding
-from adapt.model.config import ModelConfig
-from adapt.model.heads import EmbodimentHeads
+from adapt.model.dit.backbone import build_backbone, timestep_embedding
+from adapt.model.dit.config import ModelConfig
+from adapt.model.dit.heads import EmbodimentHeads
+from adapt.model.dit.text import HashedTextEncoder
+from adapt.model.dit.tokenizer import FrameTokenizer
 from adapt.model.noise import randn
 from adapt.model.protocol import Mode, batch_embodiment
-from adapt.model.text import HashedTextEncoder
-from adapt.model.tokenizer import FrameTokenizer
 
 CLEAN, VIDEO, ACTION = 0, 1, 2
 ROLES = list(get_args(CameraRole))

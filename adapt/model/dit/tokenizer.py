@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from adapt.model.config import ModelConfig
+from adapt.model.dit.config import ModelConfig
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
@@ -47,7 +47,7 @@ class FrameTokenizer(nn.Module):
         return z.reshape(*lead, *z.shape[1:])
 
     def decode(self, latents: Tensor) -> Tensor:
-        """Latents back to float frames in [-1, 1] (use `to_uint8` for images)."""
+        """Latents back to float frames in [-1, 1] (`adapt.model.protocol.to_uint8` makes images of them)."""
         lead = latents.shape[:-3]
         x = self.decoder(latents.reshape(-1, *latents.shape[-3:]) / self.latent_scale)
         return x.reshape(*lead, *x.shape[1:])
@@ -61,8 +61,3 @@ class FrameTokenizer(nn.Module):
         """Set `latent_scale` so that latents of `frames` have unit standard deviation."""
         self.latent_scale.fill_(1.0)
         self.latent_scale.fill_(1.0 / self.encode(frames).std().clamp_min(1e-3))
-
-
-def to_uint8(frames: Tensor) -> Tensor:
-    """Decoded frames in [-1, 1] to uint8 (..., H, W, 3) for images and videos."""
-    return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)

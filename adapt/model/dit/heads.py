@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from adapt.data.codec import ActionCodec, shared_dims, state_names
 from adapt.embodiment import EmbodimentSpec
-from adapt.model.backbone import timestep_embedding
+from adapt.model.dit.backbone import timestep_embedding
 
 
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
