@@ -61,6 +61,8 @@ def check_observation(
 
 
 def _vector(value, name: str, dim: int) -> np.ndarray:
+    if dim == 1 and isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        value = np.asarray([value])  # a one-number block (a gripper) given as a number
     if isinstance(value, list | tuple):
         with contextlib.suppress(ValueError):  # a ragged list stays a list, and is named below
             value = np.asarray(value)

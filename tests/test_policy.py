@@ -152,3 +152,22 @@ def test_tasks_in_other_scripts_condition_the_actions(model):
     for i in range(len(chunks)):
         for j in range(i):
             assert not np.allclose(chunks[i], chunks[j]), (tasks[i], tasks[j])
+
+
+def test_one_observation_check_for_policy_and_server_names_each_problem_in_the_callers_terms():
+    """`check_observation` is the one check: state whole or by proprio blocks (a one-number block may be a plain
+    number), the server's names through `key`. Bugs caught: blocks concatenated out of the spec's order; a
+    boolean taken as a gripper value; a wire's key names lost in its messages."""
+    from adapt.observation import check_observation
+
+    spec = load_embodiment("panda")
+    frames = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in spec.cameras}
+    joints = np.arange(7, dtype=np.float32)
+    checked = check_observation(frames | {"joint_position": joints, "gripper": 0.5}, spec)
+    np.testing.assert_array_equal(checked.state, np.r_[joints, 0.5].astype(np.float32))
+    with pytest.raises(AdaptError, match=r"gripper: expected float32 \(1,\), got bool"):
+        check_observation(frames | {"joint_position": joints, "gripper": True}, spec)
+    with pytest.raises(AdaptError, match=r"observation/state: non-finite values at \[2\]"):
+        check_observation(
+            frames | {"state": np.r_[joints, 0.5] * [1, 1, np.nan, 1, 1, 1, 1, 1]}, spec, key="observation/{}".format
+        )
