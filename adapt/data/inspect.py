@@ -117,7 +117,7 @@ def _camera_mismatches(dataset: LeRobotDataset) -> list[str]:
     found = []
     for camera in dataset.spec.cameras:
         key = dataset.camera_keys[camera.name]
-        height, width = dataset.info["features"][key]["shape"][:2]
+        height, width = dataset.recorded_size(camera.name)
         fps = dataset.camera_fps(key)
         if (height, width) != (camera.height, camera.width):
             found.append(

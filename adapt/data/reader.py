@@ -337,6 +337,11 @@ class LeRobotDataset:
         """Frame rate of the video stream `key` (LeRobot records it per stream; else the dataset's)."""
         return float(self.info["features"][key].get("info", {}).get("video.fps", self.fps))
 
+    def recorded_size(self, camera: str) -> tuple[int, int]:
+        """(height, width) the dataset's video of spec camera `camera` was recorded at (info.json's shape)."""
+        height, width = self.info["features"][self.camera_keys[camera]]["shape"][:2]
+        return int(height), int(width)
+
     # -- checks and decoding -----------------------------------------------------------------------------
 
     def _check(self, episode: EpisodeData) -> None:

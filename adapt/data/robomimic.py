@@ -146,7 +146,7 @@ def export_robomimic(dataset: LeRobotDataset, file: Path, *, flip: bool = True) 
                 demo.attrs["task"] = episode.task
                 demo.create_dataset("actions", data=episode.action.astype(np.float64))
                 for camera in spec.cameras:
-                    size = tuple(dataset.info["features"][dataset.camera_keys[camera.name]]["shape"][:2])
+                    size = dataset.recorded_size(camera.name)
                     images = dataset.frames(episode, camera.name, np.arange(episode.length), size)
                     demo.create_dataset(f"obs/{camera.name}_image", data=images[:, ::-1] if flip else images)
                 for part, start, stop in zip(spec.proprio, offsets[:-1], offsets[1:], strict=True):

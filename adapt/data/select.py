@@ -55,7 +55,7 @@ def select_task(
             f"{dataset.root}: no run of {min_frames}+ frames is labelled with {match!r} "
             f"(its tasks: {', '.join(dataset.tasks[:8])})"
         )
-    sizes = {c.name: tuple(dataset.info["features"][dataset.camera_keys[c.name]]["shape"][:2]) for c in spec.cameras}
+    sizes = {c.name: dataset.recorded_size(c.name) for c in spec.cameras}
     with DatasetWriter(out, spec, dataset.fps) as writer:
         for episode, start, stop in track(cuts, "cutting episodes", progress):
             indices = np.arange(start, stop)
