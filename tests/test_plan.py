@@ -132,7 +132,8 @@ def dreamzero_forward(model, spec, precision: str):
 def test_dit_activation_estimate_is_what_autograd_keeps(recipe, precision, ur5e):
     """Our DiT backbone's forward on real tensors: bytes autograd saves (distinct storages, parameters excluded)
     against the estimate (blocks + final norm + autocast weight copies) within 3 %. Catches a tensor missed or
-    double-counted in `_dit_block`, a wrong dtype per precision, or linear inputs kept by frozen layers."""
+    double-counted in `adapt.model.dit.footprint.block_kept`, a wrong dtype per precision, or linear inputs kept
+    by frozen layers."""
     model = real_model("tiny", recipe, ur5e)
     expected = estimated_saved(model, recipe, ur5e, precision)
     assert saved_for_backward(dit_forward(model, ur5e, precision), model) == pytest.approx(expected, rel=0.03)
@@ -143,8 +144,9 @@ def test_dit_activation_estimate_is_what_autograd_keeps(recipe, precision, ur5e)
 def test_dreamzero_activation_estimate_is_what_autograd_keeps(recipe, precision, ur5e):
     """DreamZero's DiT (diffusers' Wan blocks, fp32 residual arithmetic, per-token modulation, cross-attention)
     with the embodiment's registers: saved bytes against the estimate within 5 %. Catches a wrong count in
-    `_wan_block` (the (B, L, 6, D) fp32 modulation the gates keep, text/image keys, LoRA inputs). Not bf16-true:
-    DreamZero's time features and registers are float32 by construction and do not run in it."""
+    `adapt.model.dreamzero.footprint.block_kept` (the (B, L, 6, D) fp32 modulation the gates keep, text/image keys,
+    LoRA inputs). Not bf16-true: DreamZero's time features and registers are float32 by construction and do not
+    run in it."""
     model = real_model("dreamzero-tiny", recipe, ur5e)
     expected = estimated_saved(model, recipe, ur5e, precision)
     assert saved_for_backward(dreamzero_forward(model, ur5e, precision), model) == pytest.approx(expected, rel=0.05)

@@ -6,6 +6,8 @@ Catches code that constructs or type-checks the DiT model directly where it shou
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -83,10 +85,15 @@ def test_a_third_family_is_one_registry_line_its_presets_and_released_checkpoint
     that special-cases a family by name (a new family's checkpoints would be refused as "not a model
     checkpoint", or an adapter on one would record the wrong fingerprint)."""
     from adapt.model.checkpoint import fingerprint as fingerprint_of
-    from adapt.plan.model import meta_model
+    from adapt.plan.cost import memory
+    from adapt.plan.model import meta_model, plan
 
     family = Family(
-        f"{__name__}:DoubledActions", "adapt.model.dit.config:ModelConfig", f"{__name__}:DOUBLED_PRESETS", __name__
+        f"{__name__}:DoubledActions",
+        "adapt.model.dit.config:ModelConfig",
+        f"{__name__}:DOUBLED_PRESETS",
+        __name__,
+        "adapt.model.dit.footprint",
     )
     monkeypatch.setitem(ARCHITECTURES, "doubled", family)
     released = tmp_path / "released"
@@ -98,3 +105,9 @@ def test_a_third_family_is_one_registry_line_its_presets_and_released_checkpoint
     assert type(model) is DoubledActions
     model, name = meta_model("doubled-tiny", load_embodiment("panda"))
     assert type(model) is DoubledActions and name == "doubled-tiny"
+    planned, ours = plan("doubled-tiny", "play-30min", "panda"), plan("tiny", "play-30min", "panda")
+    assert planned.shape.family == "doubled" and planned.tokens == ours.tokens  # its own footprint module, found
+    assert memory(planned).total == memory(ours).total  # through its registry line (a DiT inside)
+    monkeypatch.setitem(ARCHITECTURES, "doubled", replace(family, footprint=None))
+    with pytest.raises(AdaptError, match="'doubled' cannot be planned"):
+        plan("doubled-tiny", "play-30min", "panda")

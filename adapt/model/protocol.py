@@ -48,23 +48,29 @@ class Family:
     """A family of models, by where its parts live (`module:NAME`, imported when first used): the class
     implementing `WorldModel`, its pydantic config, its presets (`{name: config}`) and, for checkpoints
     released in another project's layout, a module with `recognises(folder)`, `read_config(folder)`,
-    `load(folder, device)` and `fingerprint(folder)`."""
+    `load(folder, device)` and `fingerprint(folder)`, and the module that counts what a training sample costs
+    its transformer for `adapt plan` (`adapt.model.footprint`)."""
 
     model: str
     config: str
     presets: str
     checkpoints: str | None = None
+    footprint: str | None = None
 
 
 ARCHITECTURES = {
     "wam-dit": Family(
-        "adapt.model.dit.wam:WorldActionModel", "adapt.model.dit.config:ModelConfig", "adapt.model.dit.config:PRESETS"
+        "adapt.model.dit.wam:WorldActionModel",
+        "adapt.model.dit.config:ModelConfig",
+        "adapt.model.dit.config:PRESETS",
+        footprint="adapt.model.dit.footprint",
     ),
     "dreamzero": Family(
         "adapt.model.dreamzero.model:DreamZeroWAM",
         "adapt.model.dreamzero.config:DreamZeroConfig",
         "adapt.model.dreamzero.config:DREAMZERO_PRESETS",
         "adapt.model.dreamzero.checkpoint",
+        "adapt.model.dreamzero.footprint",
     ),
 }
 """Architecture name -> its `Family`."""
@@ -165,6 +171,16 @@ def released_checkpoint(folder: Path) -> ModuleType | None:
             if reader.recognises(Path(folder)):
                 return reader
     return None
+
+
+def family_footprint(architecture: str) -> ModuleType:
+    """The `adapt.model.footprint` module of a family, for `adapt plan`; a family without one is named."""
+    family = ARCHITECTURES.get(architecture)
+    if family is None:
+        raise AdaptError(f"unknown model architecture '{architecture}'; known: {', '.join(ARCHITECTURES)}")
+    if family.footprint is None:
+        raise AdaptError(f"model architecture '{architecture}' cannot be planned: its family has no footprint module")
+    return importlib.import_module(family.footprint)
 
 
 def to_uint8(frames: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ The model is built on the meta device (a 14B base costs nothing) and the recipe 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,6 +17,8 @@ from torch import nn
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError, did_you_mean
 from adapt.lora import unwrapped
+from adapt.model.footprint import Shape
+from adapt.model.protocol import family_footprint
 from adapt.recipe import Recipe, load_recipe
 
 GIB = 2**30
@@ -71,33 +73,6 @@ class Run:
         check_options(strategy=self.strategy, precision=self.precision)
         if self.devices < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise AdaptError(f"devices {self.devices} and batch size {self.batch_size} must be at least 1")
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What one sample of a training step looks like to the transformer; activations and FLOPs follow it."""
-
-    family: str
-    tokens: int
-    """Sequence length L at the transformer's input."""
-    dim: int
-    ffn: int
-    heads: int
-    depth: int
-    output: int
-    """Tokens the output head decodes (the noisy video)."""
-    text: int = 0
-    image: int = 0
-    """Cross-attention keys per sample (DreamZero's text and CLIP tokens)."""
-    trains: frozenset[str] = frozenset()
-    """Linear layers of a block that keep their input for backward (their weight trains, or their LoRA)."""
-    lora: frozenset[str] = frozenset()
-    rank: int = 0
-    conditioning_trains: bool = False
-    """The time/context embedders and the per-block modulation train (a full fine-tune)."""
-    norm_weights_train: bool = False
-    widths: dict[str, int] = field(default_factory=dict)
-    """DreamZero's embedder input widths (time features, text, image)."""
 
 
 @dataclass
@@ -189,14 +164,14 @@ def plan_model(
     check_options(accelerator=accelerator, attention=attention)
     dit = unwrapped(model.backbone)
     block = dit.blocks[0]
-    family = getattr(model.config, "architecture", "wam-dit")
-    tokens, shape = (_dreamzero_shape if family == "dreamzero" else _dit_shape)(model, spec, mode)
+    footprint = family_footprint(model.config.architecture)
+    tokens, shape = footprint.training_shape(model, spec, mode)
     shape = replace(shape, **_linears_keeping_input(block), rank=rank)
     keys = shape.tokens + shape.text + shape.image
     flops = {
         "linear layers": _linear_flops(block, shape) * shape.depth,
         "attention": 12 * shape.tokens * keys * shape.dim * shape.depth,
-        "frozen encoders": _encoder_flops(model, spec),
+        "frozen encoders": footprint.encoder_flops(model, spec),
     }
     return Plan(
         base="custom",
@@ -210,7 +185,7 @@ def plan_model(
         tokens=tokens,
         shape=shape,
         flops_per_sample=flops,
-        matmul_weights=_matmul_weights(model, dit),
+        matmul_weights=_matmul_weights(model, dit, footprint.MATMULS),
         block_parameters=sum(p.numel() for p in block.parameters()),
     )
 
@@ -240,15 +215,13 @@ def _linears_keeping_input(block: nn.Module) -> dict[str, frozenset[str]]:
     return {"trains": frozenset(trains), "lora": frozenset(lora)}
 
 
-def _matmul_weights(model: nn.Module, dit: nn.Module) -> int:
-    """Weights of matmuls whose input needs a gradient (in the blocks, but for projections of a frozen context)
-    or whose weight trains: what autocast keeps a bf16 copy of."""
-    from adapt.model.dreamzero.registers import CategorySpecificLinear
-
+def _matmul_weights(model: nn.Module, dit: nn.Module, matmuls: tuple[type, ...]) -> int:
+    """Weights of `matmuls` modules whose input needs a gradient (in the blocks, but for projections of a frozen
+    context) or whose weight trains: what autocast keeps a bf16 copy of."""
     frozen_context = not any(p.requires_grad for p in getattr(dit, "condition_embedder", nn.Identity()).parameters())
     total = 0
     for name, module in model.named_modules():
-        if isinstance(module, nn.Linear | nn.Conv3d | CategorySpecificLinear) and not name.startswith("tokenizer"):
+        if isinstance(module, matmuls) and not name.startswith("tokenizer"):
             weight = module.weight if hasattr(module, "weight") else module.W
             if weight.requires_grad or (".blocks." in name and not (frozen_context and _context_side(name))):
                 total += weight.numel()
@@ -257,46 +230,6 @@ def _matmul_weights(model: nn.Module, dit: nn.Module) -> int:
 
 def _context_side(name: str) -> bool:
     return any(part in name for part in ("attn2.to_k", "attn2.to_v", "attn2.add_k_proj", "attn2.add_v_proj"))
-
-
-def _dit_shape(model: nn.Module, spec: EmbodimentSpec, mode: str) -> tuple[dict[str, int], Shape]:
-    """Our DiT: [context video | state | task | future video | actions], as benchmarks/model.py counts them."""
-    c, cams = model.config, len(spec.cameras)
-    tokens = {
-        "context video": cams * c.context * c.tokens_per_frame,
-        "state": 1,
-        "task": c.text_len,
-        "future video": 0 if mode == "action_only" else cams * c.future * c.tokens_per_frame,
-        "actions": spec.action.chunk if spec.action and mode != "video_only" else 0,
-    }
-    total = sum(tokens.values())
-    modulation = unwrapped(model.backbone).blocks[0].modulation.weight.requires_grad
-    shape = Shape("wam-dit", total, c.dim, int(c.dim * c.mlp_ratio), c.heads, c.depth, tokens["future video"])
-    return {**tokens, "total": total}, replace(shape, conditioning_trains=modulation)
-
-
-def _dreamzero_shape(model: nn.Module, spec: EmbodimentSpec, mode: str) -> tuple[dict[str, int], Shape]:
-    """DreamZero: clean and noisy video tokens of 1 + frames_per_block latent frames, the action chunk, a state
-    token; cross-attention to text_len text and image_tokens CLIP keys."""
-    c, block = model.config, unwrapped(model.backbone).blocks[0]
-    video = (1 + c.frames_per_block) * c.frame_tokens
-    tokens = {"clean video": video, "noisy video": video, "actions": spec.action.chunk, "state": 1}
-    total = sum(tokens.values())
-    shape = Shape(
-        "dreamzero",
-        total,
-        c.dim,
-        c.ffn_dim,
-        c.num_heads,
-        c.num_layers,
-        video,
-        text=c.text_len,
-        image=c.image_tokens,
-        conditioning_trains=block.scale_shift_table.requires_grad,
-        norm_weights_train=block.attn1.norm_q.weight.requires_grad,
-        widths={"freq": c.freq_dim, "text": c.text_dim, "image": c.image_dim},
-    )
-    return {**tokens, "total": total, "cross-attention keys": c.text_len + c.image_tokens}, shape
 
 
 def _linear_flops(block: nn.Module, s: Shape) -> float:
@@ -311,26 +244,6 @@ def _linear_flops(block: nn.Module, s: Shape) -> float:
             frozen_input = not s.conditioning_trains and _context_side(owner) and ".lora_B" not in name
             total += 2 * module.weight.numel() * tokens * (2 - frozen_input + module.weight.requires_grad)
     return total
-
-
-def _encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
-    """Forward FLOPs of the frozen encoders for one sample, counted by FlopCounterMode (on meta tensors in a plan)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    c, encoders = model.config, model.tokenizer
-    with torch.device(next(encoders.parameters()).device), torch.no_grad(), FlopCounterMode(display=False) as counter:
-        if getattr(c, "architecture", "wam-dit") != "dreamzero":
-            frames = torch.zeros(1, len(spec.cameras), c.context + c.future, 3, c.image_size, c.image_size)
-            encoders.encode(frames.to(torch.uint8))
-            return float(counter.get_total_flops())
-        video = torch.zeros(1, 1 + c.future, 3, 2 * c.view_height, 2 * c.view_width, dtype=torch.uint8)
-        for _ in range(2 if c.model_type == "i2v" else 1):  # Wan2.1-I2V also encodes the first-frame condition
-            encoders.encode_video(video)
-        side = encoders.image_encoder.config.image_size
-        encoders.image_encoder(pixel_values=torch.zeros(1, 3, side, side), output_hidden_states=True)
-    text = encoders.text_encoder  # umT5 (no meta-device forward): 2 x (weights - embedding table) x tokens
-    weights = sum(p.numel() for p in text.parameters()) - text.get_input_embeddings().weight.numel()
-    return float(counter.get_total_flops()) + 2 * weights * c.text_len
 
 
 def check_options(**given: str | None) -> None:

@@ -1,0 +1,47 @@
+"""What one training sample costs a family's transformer: the seam between the families and `adapt plan`.
+
+Each family (`adapt.model.protocol.Family.footprint`) names a module that knows its own block code and provides:
+
+- `training_shape(model, spec, mode) -> (tokens, Shape)`: tokens per sample by part (with a `total`) and the
+  `Shape` the memory and FLOP counts follow;
+- `block_kept(shape, batch, attention) -> Counter`, `outside_kept(shape, batch) -> Counter`: the elements autograd
+  keeps for backward in one transformer block and outside the blocks, by tag (`c`: compute dtype, bf16 under
+  autocast; `f`: fp32 under autocast (norms); `x`: fp32 always; `ac`: bf16 under autocast only);
+- `checkpointed_shared(shape, batch) -> (Counter, mask)`: under activation checkpointing, what every block shares
+  (kept once) and the attention mask's elements;
+- `encoder_flops(model, spec) -> float`: the frozen encoders' forward FLOPs for one sample;
+- `MATMULS`: the module types whose weights autocast casts to bf16 (their weight is `weight`, or `W`).
+
+`adapt.plan` adds these up; a new family brings its own module and `plan` needs no change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one sample of a training step looks like to the transformer; activations and FLOPs follow it."""
+
+    family: str
+    tokens: int
+    """Sequence length L at the transformer's input."""
+    dim: int
+    ffn: int
+    heads: int
+    depth: int
+    output: int
+    """Tokens the output head decodes (the noisy video)."""
+    text: int = 0
+    image: int = 0
+    """Cross-attention keys per sample (DreamZero's text and CLIP tokens)."""
+    trains: frozenset[str] = frozenset()
+    """Linear layers of a block that keep their input for backward (their weight trains, or their LoRA)."""
+    lora: frozenset[str] = frozenset()
+    rank: int = 0
+    conditioning_trains: bool = False
+    """The time/context embedders and the per-block modulation train (a full fine-tune)."""
+    norm_weights_train: bool = False
+    widths: dict[str, int] = field(default_factory=dict)
+    """DreamZero's embedder input widths (time features, text, image)."""
