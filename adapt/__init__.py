@@ -24,6 +24,7 @@ _LAZY = {
     "WorldModel": "adapt.model",
     "load_adapter": "adapt.adapter",
     "TrainOptions": "adapt.train.options",
+    "PretrainConfig": "adapt.train.options",
     "Policy": "adapt.policy",
     "ChunkPredictor": "adapt.predictor",
     "InferenceConfig": "adapt.inference_config",

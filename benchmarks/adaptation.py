@@ -77,7 +77,7 @@ from adapt.resources import bundled_dir
 from adapt.sim import generate
 from adapt.sim.closed_loop import evaluate_closed_loop
 from adapt.train.finetune import finetune
-from adapt.train.options import TrainOptions
+from adapt.train.options import PretrainConfig, TrainOptions
 from adapt.train.pretrain import pretrain
 
 TARGET = "ur5e_osc"
@@ -268,7 +268,8 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
     if row["recipe"] == "scratch":
         size = row["size"]
         tokenizer_steps = min(400, args.steps // 4)
-        policy_path = pretrain(data, run, size=size, tokenizer_steps=tokenizer_steps, options=options, overwrite=True)
+        config = PretrainConfig(size=size, tokenizer_steps=tokenizer_steps)
+        policy_path = pretrain(data, run, config, options=options, overwrite=True)
     else:
         adapt_recipe = recipe(row["recipe"])
         if "lr" in row:

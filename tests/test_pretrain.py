@@ -75,14 +75,14 @@ def test_one_seed_makes_one_model(synthetic_dataset, tmp_path):
     drawn before the run is seeded (each scratch run of a benchmark condition would start elsewhere)."""
     from safetensors.torch import load_file
 
-    from adapt.train.options import TrainOptions
+    from adapt.train.options import PretrainConfig, TrainOptions
     from adapt.train.pretrain import pretrain
 
     data = [str(synthetic_dataset("ur5e"))]
     options = TrainOptions(steps=2, checkpoint_every=2, progress=False, seed=3)
     first, again = (
         load_file(
-            pretrain(data, tmp_path / name, size="tiny", tokenizer_steps=1, workers=0, options=options)
+            pretrain(data, tmp_path / name, PretrainConfig("tiny", tokenizer_steps=1, workers=0), options=options)
             / "model.safetensors"
         )
         for name in ("first", "again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from rich.table import Table
 from adapt.cli import run_options as run
 from adapt.cli.common import app, out, output_path, user_errors
 from adapt.errors import AdaptError
+from adapt.train.options import PretrainConfig
 
 
 @app.command("pretrain")
@@ -93,27 +95,10 @@ def pretrain_command(
     """Pretrain a base World Action Model (video + action flow matching) on one or more embodiments."""
     from adapt.train.pretrain import pretrain
 
-    options = run.train_options(locals())
-    path = pretrain(
-        data,
-        out_dir,
-        size=size,
-        batch_size=batch_size,
-        lr=lr,
-        tokenizer_steps=tokenizer_steps,
-        workers=workers,
-        options=options,
-        overwrite=overwrite,
-        half=half,
-        init=init,
-        init_heads=init_heads,
-        video_weight=video_weight,
-        action_weight=action_weight,
-        video_every=video_every,
-        video_target=video_target,
-        video_prediction=video_prediction,
-        video_time_shift=video_time_shift,
-    )
+    given = locals()
+    options = run.train_options(given)
+    config = PretrainConfig(**{f.name: given[f.name] for f in dataclasses.fields(PretrainConfig)})
+    path = pretrain(data, out_dir, config, options=options, overwrite=overwrite)
     out.print(f"base model: {path}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
 
 

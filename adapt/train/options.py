@@ -4,6 +4,7 @@ and still answers `--help` at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass
@@ -51,6 +52,39 @@ class TrainOptions:
             checkpoint_every=self.checkpoint_every or checkpoint_every,
             accumulate=self.accumulate or accumulate,
         )
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What a pretraining run trains: the model it starts from, its batches and its losses (how the run executes
+    is `TrainOptions`)."""
+
+    size: str = "small"
+    """Model preset of a model trained from scratch."""
+    init: Path | None = None
+    """Continue from this model checkpoint (its size and trained tokenizer) instead of from scratch."""
+    init_heads: str = "fresh"
+    """Heads for robots `init` lacks: `fresh` (random) or `donor` (copied from an `init` robot acting in the same
+    action space)."""
+    batch_size: int = 16
+    """Windows per embodiment per step."""
+    lr: float = 3e-4
+    tokenizer_steps: int | None = None
+    """First steps that train the tokenizer (None: 400 from scratch, 0 with `init`)."""
+    workers: int = 2
+    """Data loader processes per embodiment."""
+    video_weight: float = 1.0
+    action_weight: float = 1.0
+    """Weights of the video and action flow-matching losses."""
+    video_every: int = 1
+    """The video loss on every N-th step only; the others train actions alone (`WAMModule.mode_at`)."""
+    video_target: str | None = None
+    video_prediction: str | None = None
+    video_time_shift: float | None = None
+    """What the video branch denoises and outputs, and at which noise levels (`ModelConfig`; None: the preset's,
+    or `init`'s)."""
+    half: bool = False
+    """Store the final weights in float16 (`save_model`)."""
 
 
 PRETRAINING = TrainOptions(steps=3000, checkpoint_every=200, accumulate=1)

@@ -16,7 +16,7 @@ from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
 from adapt.train.fit import check_options, fit, seed_run
 from adapt.train.module import WAMModule
-from adapt.train.options import PRETRAINING, TrainOptions, run_settings
+from adapt.train.options import PRETRAINING, PretrainConfig, TrainOptions, run_settings
 from adapt.train.plots import plot_losses, plot_predictions, sample_windows
 from adapt.train.run_lock import run_lock
 
@@ -26,89 +26,71 @@ log = logging.getLogger(__name__)
 def pretrain(
     data: list[str | DataSource],
     out: Path,
+    config: PretrainConfig | None = None,
     *,
-    size: str = "small",
-    batch_size: int = 16,
-    lr: float = 3e-4,
-    tokenizer_steps: int | None = None,
-    workers: int = 2,
     options: TrainOptions | None = None,
     overwrite: bool = False,
-    half: bool = False,
-    init: Path | None = None,
-    init_heads: str = "fresh",
-    video_weight: float = 1.0,
-    action_weight: float = 1.0,
-    video_every: int = 1,
-    video_target: str | None = None,
-    video_prediction: str | None = None,
-    video_time_shift: float | None = None,
 ) -> Path:
-    """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`.
+    """Pretrain on `data` (dataset folders, `DIR` or `DIR=SPEC`) into the run folder `out`: what is trained as
+    `config` says, run as `options` say (`TrainOptions`; unset run length: `PRETRAINING`'s).
 
     The model checkpoint lands in `out/model` (see `adapt.model.checkpoint`); `out` also holds
-    Lightning checkpoints (resume), CSV logs, `loss_curves.png` and `predictions.png`. `half`
-    stores the final weights in float16 (see `save_model`).
+    Lightning checkpoints (resume), CSV logs, `loss_curves.png` and `predictions.png`.
 
-    `init` continues pretraining from a model checkpoint (its size and trained tokenizer; no tokenizer
-    phase unless `tokenizer_steps` asks for one), e.g. with other data or loss weights; heads for robots it lacks
-    start `fresh`, or (`init_heads="donor"`) copied from one of its robots acting in the same action space.
-    `tokenizer_steps` defaults to 400 from scratch. `video_weight` and `action_weight` scale the two
-    flow-matching losses; `video_every` N > 1 computes the video loss on every N-th step only (see
-    `WAMModule.mode_at`). `video_target`, `video_prediction` and `video_time_shift` set what the video branch
-    denoises and outputs, and at which noise levels (`ModelConfig`; default: the preset's, or `init`'s), so a
-    base can be continued under others.
+    `config.init` continues pretraining from a model checkpoint, e.g. with other data or loss weights, so a base
+    can be continued under other video settings; heads for robots it lacks start fresh, or (`init_heads="donor"`)
+    copied from one of its robots acting in the same action space.
     """
     options = (options or TrainOptions()).resolve(
         PRETRAINING.steps, PRETRAINING.checkpoint_every, PRETRAINING.accumulate
     )
-    out = Path(out)
+    c, out = config or PretrainConfig(), Path(out)
     if (out / "model").exists() and not overwrite:
         raise AdaptError(f"{out / 'model'} already exists; choose another --out or pass --overwrite")
-    if tokenizer_steps is None:
-        tokenizer_steps = 0 if init else 400
+    tokenizer_steps = c.tokenizer_steps if c.tokenizer_steps is not None else 0 if c.init else 400
     if tokenizer_steps >= options.steps:
         raise AdaptError(f"tokenizer steps ({tokenizer_steps}) must be fewer than training steps ({options.steps})")
-    if init_heads not in ("fresh", "donor"):
-        raise AdaptError(f"--init-heads {init_heads!r}: choose fresh or donor")
-    if init_heads == "donor" and init is None:
+    if c.init_heads not in ("fresh", "donor"):
+        raise AdaptError(f"--init-heads {c.init_heads!r}: choose fresh or donor")
+    if c.init_heads == "donor" and c.init is None:
         raise AdaptError("--init-heads donor copies heads of the --init model; give --init, or start fresh")
-    if init is None:
-        model_config(size)  # an unknown size is named before the data is read
-    video = {"video_target": video_target, "video_prediction": video_prediction, "video_time_shift": video_time_shift}
+    if c.init is None:
+        model_config(c.size)  # an unknown size is named before the data is read
+    video = {key: getattr(c, key) for key in ("video_target", "video_prediction", "video_time_shift")}
     _with_video(ModelConfig(), video)  # an unknown choice is named before the data is read
     check_output_path(out)
     check_options(options)
     sources = [s if isinstance(s, DataSource) else DataSource.parse(s) for s in data]
-    inputs = {f"dataset {s.path}": s.path for s in sources} | ({"--init checkpoint": Path(init)} if init else {})
+    inputs = {f"dataset {s.path}": s.path for s in sources} | ({"--init checkpoint": Path(c.init)} if c.init else {})
     check_apart(out, inputs)
     grouped = open_sources(sources)
     stats = statistics(grouped)
     seed_run(options)
-    model = _initial_model(init, size, [datasets[0].spec for datasets in grouped.values()], video, init_heads)
+    model = _initial_model(c.init, c.size, [datasets[0].spec for datasets in grouped.values()], video, c.init_heads)
     model.stats = {**model.stats, **stats}
     loaders = make_loaders(
-        grouped, stats, model.config.window(), batch_size, workers, options.seed, balance=options.balance
+        grouped, stats, model.config.window(), c.batch_size, c.workers, options.seed, balance=options.balance
     )
     log.info("model %s: %.2fM parameters, embodiments %s", model.config.size, _millions(model), ", ".join(grouped))
     module = WAMModule(
         model,
-        lr=lr,
+        lr=c.lr,
         tokenizer_steps=tokenizer_steps,
-        video_weight=video_weight,
-        action_weight=action_weight,
-        video_every=video_every,
+        video_weight=c.video_weight,
+        action_weight=c.action_weight,
+        video_every=c.video_every,
     )
-    settings = {"size": model.config.size, "batch_size": batch_size, "lr": lr, "tokenizer_steps": tokenizer_steps}
-    settings |= {"video_weight": video_weight, "action_weight": action_weight, "video_every": video_every}
-    settings |= {"init": init, "init_heads": init_heads, "half": half, "workers": workers, **run_settings(options)}
+    settings = {"size": model.config.size, "batch_size": c.batch_size, "lr": c.lr, "tokenizer_steps": tokenizer_steps}
+    settings |= {"video_weight": c.video_weight, "action_weight": c.action_weight, "video_every": c.video_every}
+    settings |= {"init": c.init, "init_heads": c.init_heads, "half": c.half, "workers": c.workers}
+    settings |= run_settings(options)
     record = provenance.start(
         "pretrain", settings, [dataset.root for datasets in grouped.values() for dataset in datasets]
     )
     with run_lock(out):
         trainer = fit(module, loaders, out, options)
         if trainer.is_global_zero:
-            save_model(model.cpu(), out / "model", overwrite=overwrite, half=half)
+            save_model(model.cpu(), out / "model", overwrite=overwrite, half=c.half)
             provenance.finish(record, out, out / "model", steps_reached=trainer.global_step)
             write_plots(model, loaders, out)
     return out / "model"
