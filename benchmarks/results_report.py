@@ -48,6 +48,14 @@ ARCHIVE = {
 
 
 def main() -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(report())
+    README.write_text(readme())
+    print(f"wrote {OUT} and the headline table of {README}")
+
+
+def report() -> str:
+    """`docs/results.md` as the JSON files make it."""
     parts = [
         "# Results",
         "",
@@ -62,12 +70,14 @@ def main() -> None:
     ]
     for folder, what in ARCHIVE.items():
         parts += adaptation_section(RESULTS / folder / "adaptation.json", f"Archive: {what}", archive=folder)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(parts) + "\n")
-    readme = README.read_text()
-    start, end = readme.index(MARKS[0]) + len(MARKS[0]), readme.index(MARKS[1])
-    README.write_text(readme[:start] + "\n" + headline() + "\n" + readme[end:])
-    print(f"wrote {OUT} and the headline table of {README}")
+    return "\n".join(parts) + "\n"
+
+
+def readme() -> str:
+    """README.md with its headline table as the JSON files make it."""
+    text = README.read_text()
+    start, end = text.index(MARKS[0]) + len(MARKS[0]), text.index(MARKS[1])
+    return text[:start] + "\n" + headline() + "\n" + text[end:]
 
 
 def headline() -> str:

@@ -51,3 +51,20 @@ def test_every_python_block_runs_as_written(synthetic_dataset, tmp_path, monkeyp
             ran.append(page)
     expected = {"README.md", "docs/embodiments.md", "docs/data.md", "docs/adaptation.md", "docs/policy.md"}
     assert set(ran) == expected | {"docs/serving.md"}  # the blocks were found (a changed fence would skip them)
+
+
+def test_the_results_report_and_the_readme_headline_are_what_the_benchmark_json_makes(monkeypatch):
+    """docs/results.md and the README's headline table as committed equal what `benchmarks/results_report.py`
+    writes from `benchmarks/results/*.json`. Catches a table edited by hand, or a JSON updated (a benchmark rerun)
+    without the report regenerated: a user would read figures the data no longer says."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    results_report = importlib.import_module("results_report")
+    try:
+        assert (ROOT / "docs" / "results.md").read_text() == results_report.report()
+        assert (ROOT / "README.md").read_text() == results_report.readme()
+    finally:
+        for name in ("results_report", "adaptation", "peers", "report"):
+            sys.modules.pop(name, None)
