@@ -20,11 +20,16 @@ def test_bundled_set_covers_the_robots_we_promise():
 
 @pytest.mark.parametrize("name", [n for n in BUNDLED if n.endswith("_osc")])
 def test_end_effector_variant_is_its_robot_in_the_pandas_action_space(name):
-    """`X_osc` is X driven by end-effector deltas: same joints, limits, cameras and state, the Panda's actions.
-    Catches a copy that drifted from its robot's spec (a limit fixed in one file only) or kept joint actions."""
+    """`X_osc` is X driven by end-effector deltas: same joints, limits, cameras and state, the Panda's actions
+    (a two-armed robot: the Panda's per arm, and a wrist camera per arm). Catches a copy that drifted from its
+    robot's spec (a limit fixed in one file only) or kept joint actions."""
     variant, robot = load_embodiment(name), load_embodiment(name.removesuffix("_osc"))
-    assert variant.action == load_embodiment("panda").action
-    same = {"name", "action"}
+    arms = len(variant.end_effectors)
+    panda = load_embodiment("panda").action
+    assert variant.action == panda.model_copy(update={"dim": arms * panda.dim})
+    assert variant.cameras[: len(robot.cameras)] == robot.cameras
+    assert [c.role for c in variant.cameras].count("wrist") == arms
+    same = {"name", "action", "cameras"}
     assert variant.model_dump(exclude=same) == robot.model_dump(exclude=same)
 
 

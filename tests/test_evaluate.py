@@ -33,7 +33,7 @@ def test_closed_loop_eval_writes_results_and_videos(invoke, tmp_path):
     import decord
 
     frames = decord.VideoReader(str(out / report["episodes"][0]["video"]))
-    assert len(frames) == 10 and frames[0].shape == (128, 256, 3)  # camera | predicted future
+    assert len(frames) == 10 and frames[0].shape == (128, 384, 3)  # front camera | wrist | predicted future
 
 
 def test_open_loop_eval_scores_actions_and_video(invoke, synthetic_dataset, tmp_path):
@@ -199,18 +199,18 @@ def test_tracker_counts_each_grasp_that_closes_on_nothing():
     class Sim:  # a gripper 10 cm above a resting cube, opened and closed by the test
         things = [type("Thing", (), {"bottom": 0.02})()]
         env = type("Env", (), {"_check_success": staticmethod(lambda: False)})()
-        grip = -1.0
+        grip, hands = -1.0, 1
 
         def position(self, thing):
             return np.array([0.0, 0.0, 0.82])
 
-        def eef(self):
+        def eef(self, hand=0):
             return np.array([0.0, 0.0, 0.92]), np.eye(3)
 
-        def gripper(self):
+        def gripper(self, hand=0):
             return self.grip
 
-        def holds(self, thing, floor):
+        def holds(self, thing, floor, hand=0):
             return False
 
     sim = Sim()
@@ -257,3 +257,28 @@ def test_predictions_picture_draws_a_no_motion_prediction_as_the_last_frame(synt
             decoded = lines[:, decoded_start + f * size : decoded_start + (f + 1) * size]
             assert np.abs(drawn - last[row]).max() <= 1  # uint8 rounding
             assert np.abs(decoded - last[row]).mean() > 10
+
+
+def test_two_armed_expert_lifts_the_pot_through_the_eval_harness(invoke, tmp_path):
+    """`adapt eval --task TwoArmLift` on a two-armed robot (Baxter, an end-effector servo per arm): the scripted
+    demonstrator's both hands reach their handles, grasp, lift the pot level and hold it; the video shows every
+    camera (the front view and both wrists) beside the prediction. Catches a tracker that follows one hand only
+    (reach would pass with the other hand away), a lift stage below robosuite's 10 cm, hands' commands in the
+    wrong layout (robosuite's: both arms, then both grippers), and a rollout video missing a wrist."""
+    import decord
+    import yaml
+
+    from adapt.embodiment import bundled_embodiments
+
+    raw = yaml.safe_load(bundled_embodiments()["baxter_osc"].read_text())
+    raw["cameras"] = [dict(c, height=32, width=32) for c in raw["cameras"]]
+    (tmp_path / "baxter.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "expert"
+    args = ["--robot", tmp_path / "baxter.yaml", "--task", "TwoArmLift", "--episodes", "1", "--seed", "7"]
+    result = invoke("eval", "--policy", "scripted", *args, "--max-steps", "200", "--out", out)
+    assert result.exit_code == 0, result.output
+    episode = json.loads((out / "results.json").read_text())["episodes"][0]
+    assert episode["success"] and episode["stages"] == ["reach", "grasp", "lift", "hold"]
+    assert episode["steps"] < 200 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0
+    frames = decord.VideoReader(str(out / episode["video"]))
+    assert frames[0].shape == (32, 4 * 32, 3)  # front view | right wrist | left wrist | predicted future

@@ -218,7 +218,8 @@ def test_multitask_chains_subtasks_in_parallel_workers(tmp_path):
     [
         ("ur5", {"minutes": 1.0}, "Did you mean 'ur5e'"),
         ("human", {"minutes": 1.0}, "video-only"),
-        ("baxter", {"minutes": 1.0}, "single-arm"),
+        ("baxter_osc", {"minutes": 1.0}, "has two arms: it is scripted for --kind demo --task TwoArmLift"),
+        ("ur5e", {"episodes": 1, "task": "TwoArmLift"}, "needs a robot with two arms; 'ur5e' has one"),
         ("ur5e", {"minutes": 1.0, "episodes": 2}, "either minutes or episodes"),
         ("ur5e", {}, "either minutes or episodes"),
         ("ur5e", {"minutes": -1.0}, "minutes must be > 0"),
@@ -287,23 +288,48 @@ def test_simulation_then_torch_compiler_in_one_process():
     assert "alive" in result.stdout
 
 
-@pytest.mark.parametrize("robot", ["panda", "ur5e"])
-def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path, robot):
-    """The replay proof: a scripted Lift demo's recorded actions, re-executed from the same scene through
-    the controller `adapt eval` uses for the spec's action kind (OSC for Panda, joint targets for UR5e),
-    lift the cube again. Catches wrong action semantics (relative vs absolute, gripper sign), an
-    off-by-one between frames and actions, and a controller that does not track recorded targets."""
+@pytest.mark.parametrize(
+    ("robot", "task", "key"), [("panda", "Lift", 0), ("ur5e", "Lift", 0), ("baxter_osc", "TwoArmLift", 2)]
+)
+def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path, robot, task, key):
+    """The replay proof: a scripted demo's recorded actions, re-executed from the same scene through
+    the controller `adapt eval` uses for the spec's action kind (OSC for Panda and each of Baxter's arms, joint
+    targets for UR5e), lift the cube (or, both hands together, the pot) again. Catches wrong action semantics
+    (relative vs absolute, gripper sign, one hand's values read as the other's), an off-by-one between frames
+    and actions, and a controller that does not track recorded targets."""
     from adapt.sim.env import SimEnv, controller_for
     from adapt.sim.episodes import SimPool, replay, simulate
 
     spec = load_embodiment(tiny_spec(tmp_path, robot, cameras=1))
-    seed = np.random.SeedSequence(5, spawn_key=(0,))
+    seed = np.random.SeedSequence(5, spawn_key=(key,))
     with SimPool(spec, 5) as pool:
-        demo = simulate(pool, "demo", "Lift", seed, 600)
-    assert demo is not None
-    with SimEnv(spec, "Lift", 5, controller=controller_for(spec)) as sim:
+        demo = simulate(pool, "demo", task, seed, 600)
+    assert demo is not None and demo.action.shape[1] == spec.action_dim and demo.state.shape[1] == spec.state_dim
+    with SimEnv(spec, task, 5, controller=controller_for(spec)) as sim:
         assert replay(sim, seed, demo.action)
         assert not replay(sim, seed, demo.action[:20])  # the first second alone lifts nothing
+        if sim.hands == 2:  # the hands' values swapped: each hand does the other's part, and nothing is lifted
+            swapped = np.concatenate([demo.action[:, 6:12], demo.action[:, :6], demo.action[:, [13, 12]]], axis=1)
+            assert not replay(sim, seed, swapped)
+
+
+@pytest.mark.parametrize("robot", ["sawyer", "baxter"])
+def test_joint_space_robots_with_seven_joint_arms_are_simulated(robot):
+    """A robot acting in joint positions is simulated under the joint controller (what `adapt eval` gives it),
+    its grippers calibrated while its arms hold still. Catches calibration commands sized for a six-joint arm
+    (robosuite refused the 7-joint Sawyer's and the two-armed Baxter's commands)."""
+    from adapt.sim.env import SimEnv
+
+    spec = load_embodiment(robot)
+    scene = "TwoArmLift" if len(spec.end_effectors) == 2 else "Lift"
+    with SimEnv(spec, scene, 0, controller="joint") as sim:
+        sim.reset(np.random.default_rng(0), randomize=False)
+        assert sim.hands == len(spec.end_effectors)
+        assert all(lo != hi for lo, hi in sim._gripper_ranges)
+        assert sim.state().shape == (spec.state_dim,)
+        before = sim.joint_positions()
+        sim.step_spec_action(np.r_[before, np.full(sim.hands, -1.0)])  # hold: the arms stay where they are
+        assert np.abs(sim.joint_positions() - before).max() < 0.02
 
 
 def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):

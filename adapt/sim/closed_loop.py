@@ -1,6 +1,6 @@
 """Closed-loop evaluation in robosuite: a policy drives a simulated robot through a task's episodes;
 each is scored by robosuite's success check and by staged task progress, and recorded as a video with
-the model's predicted future beside the camera. The scenes, task wording and controller are the ones
+the model's predicted future beside every camera of the spec. The scenes, task wording and controller are the ones
 the simulated demonstrations use (`adapt.sim.episodes`, `adapt.sim.env.controller_for`)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from adapt.evaluate import EpisodeResult, EvalReport
 from adapt.progress import progress_bar
 from adapt.sim.env import SimEnv, controller_for
 from adapt.sim.episodes import task_text
+from adapt.sim.scenes import handles
 
 if TYPE_CHECKING:
     from adapt.policy import Controller
@@ -25,8 +26,10 @@ STAGES = {
     "Lift": ("reach", "grasp", "lift", "hold"),
     "Stack": ("reach", "grasp", "stack"),
     "PickPlaceCan": ("reach", "grasp", "place"),
+    "TwoArmLift": ("reach", "grasp", "lift", "hold"),
 }
-"""Task progress: the fraction of these stages reached (each needs the ones before it)."""
+"""Task progress: the fraction of these stages reached (each needs the ones before it). TwoArmLift's reach and
+grasp need both hands, each at its handle of the pot."""
 REACH_DISTANCE = 0.03
 """Gripper-to-object distance (m) that counts as reached."""
 LIFT_HEIGHT = 0.04
@@ -88,12 +91,13 @@ def _rollout(
             action = policy.step(frames | {"state": sim.state(), "task": text})
             if policy.plans != plans or prediction is None:
                 prediction = _predicted_frame(policy, frames[policy.spec.cameras[0].name].shape[:2])
-            video.write(np.concatenate([frames[policy.spec.cameras[0].name], prediction], axis=1)[None])
+            video.write(np.concatenate([*(frames[c.name] for c in policy.spec.cameras), prediction], axis=1)[None])
             sim.step_spec_action(action)
             stepped()
-            if tracker.update() and task != "Lift":
+            held = task in ("Lift", "TwoArmLift")  # done once held, not at the first lifted step
+            if tracker.update() and not held:
                 break
-            if task == "Lift" and tracker.reached == len(STAGES[task]):
+            if held and tracker.reached == len(STAGES[task]):
                 break
     finally:
         video.close()
@@ -125,7 +129,8 @@ class _StageTracker:
 
     def __init__(self, task: str, sim):
         self.task, self.sim, self.reached, self.held, self.success = task, sim, 0, 0, False
-        self.closest, self.empty_grasps, self._empty = float("inf"), 0, sim.gripper() >= CLOSED_EMPTY
+        self.closest, self.empty_grasps = float("inf"), 0
+        self._empty = [sim.gripper(hand) >= CLOSED_EMPTY for hand in range(sim.hands)]
         thing = sim.things[0]
         self.rest = sim.position(thing)[2]
         self.floor = self.rest - thing.bottom
@@ -141,16 +146,22 @@ class _StageTracker:
     def update(self) -> bool:
         """Advance the stages; returns robosuite's own success flag."""
         sim, thing = self.sim, self.sim.things[0]
-        gripper = sim.eef()[0]
-        distance = float(np.linalg.norm(gripper - sim.position(thing)))
+        targets = [at for at, _ in handles(sim.env)] if self.task == "TwoArmLift" else [sim.position(thing)]
+        distances = [float(np.linalg.norm(sim.eef(hand)[0] - at)) for hand, at in enumerate(targets)]
+        distance = max(distances)  # the hand farthest from its target
         self.closest = min(self.closest, distance)
-        empty = sim.gripper() >= CLOSED_EMPTY
-        self.empty_grasps += empty and not self._empty
+        empty = [sim.gripper(hand) >= CLOSED_EMPTY for hand in range(sim.hands)]
+        self.empty_grasps += sum(now and not before for now, before in zip(empty, self._empty, strict=True))
         self._empty = empty
-        stages = [distance < REACH_DISTANCE, sim.holds(thing, self.floor)]
+        if self.task == "TwoArmLift":  # both hands closed on their handle: the fingers stopped before closing
+            held = all(d < REACH_DISTANCE and -0.5 < sim.gripper(h) < CLOSED_EMPTY for h, d in enumerate(distances))
+        else:
+            held = sim.holds(thing, self.floor)
         success = bool(sim.env._check_success())
-        if self.task == "Lift":
-            lifted = sim.position(thing)[2] > self.rest + LIFT_HEIGHT
+        stages = [distance < REACH_DISTANCE, held]
+        if self.task in ("Lift", "TwoArmLift"):
+            # Lift's cube 4 cm up; TwoArmLift's pot as robosuite wants it: 10 cm up and level
+            lifted = success if self.task == "TwoArmLift" else sim.position(thing)[2] > self.rest + LIFT_HEIGHT
             self.held = self.held + 1 if lifted else 0
             stages += [lifted, self.held >= HOLD_STEPS]
         else:

@@ -27,7 +27,7 @@ from robosuite.utils.binding_utils import MjRenderContextOffscreen
 from adapt.data.codec import ActionCodec
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError, did_you_mean
-from adapt.sim.scenes import Thing, default_things, randomize_things
+from adapt.sim.scenes import TWO_ARM_SCENES, Thing, default_things, randomize_things
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ CALIBRATION_STEPS = 15
 def robosuite_robot(spec: EmbodimentSpec) -> str:
     """robosuite's name for the spec's robot, read from `package://robosuite/models/assets/robots/<robot>/...`.
 
-    Raises AdaptError for video-only specs, robots robosuite does not ship, and bimanual robots.
+    Raises AdaptError for video-only specs, robots robosuite does not ship, and robots without a gripper.
     """
     if spec.video_only or spec.description is None:
         raise AdaptError(f"'{spec.name}' is video-only: there is no robot to simulate; pick a robot spec")
@@ -59,8 +59,12 @@ def robosuite_robot(spec: EmbodimentSpec) -> str:
     names = {name.lower(): name for name in ROBOT_CLASS_MAPPING}
     if folder not in names:
         raise AdaptError(f"'{spec.name}': robosuite has no robot '{folder}'.{did_you_mean(folder, names)}")
-    if len(spec.end_effectors) != 1 or spec.gripper is None or spec.action is None:
-        raise AdaptError(f"'{spec.name}': only single-arm robots with a gripper are scripted (Baxter and GR1 are not)")
+    if len(spec.end_effectors) > 2 or spec.gripper is None or spec.action is None:
+        raise AdaptError(f"'{spec.name}': only robots with one or two arms, each with a gripper, are simulated")
+    if spec.gripper.dim != len(spec.end_effectors):
+        raise AdaptError(
+            f"'{spec.name}': gripper.dim {spec.gripper.dim} must be one per end effector ({len(spec.end_effectors)})"
+        )
     return names[folder]
 
 
@@ -79,7 +83,12 @@ def check_spec(spec: EmbodimentSpec) -> None:
 
 
 class SimEnv:
-    """One robosuite task (`scene`: Lift, Stack, PickPlaceCan) with the spec's robot and cameras.
+    """One robosuite task (`scene`: Lift, Stack, PickPlaceCan; TwoArmLift for a two-armed robot) with the spec's
+    robot and cameras.
+
+    A robot has one hand per end effector of its spec (robosuite's arms, in its order: Baxter's right, then
+    left). Commands and spec actions hold every hand's six end-effector values, then every hand's gripper
+    (robosuite's layout); `eef`, `gripper` and `homes` are per hand, hand 0 by default.
 
     Made once and reset per episode (soft resets: remaking the scene costs seconds). Use as a context
     manager, or call `close()`: the offscreen renderer must be released explicitly (robosuite frees it
@@ -95,9 +104,16 @@ class SimEnv:
         self.spec, self.scene, self.controller = spec, scene, controller
         self.codec = ActionCodec(spec)
         robot = robosuite_robot(spec)
+        two_arms = scene in TWO_ARM_SCENES
+        if two_arms != (len(spec.end_effectors) == 2):
+            raise AdaptError(
+                f"'{spec.name}' has {len(spec.end_effectors)} end effector(s): "
+                + ("two-arm scenes need two" if two_arms else f"pick a two-arm scene ({', '.join(TWO_ARM_SCENES)})")
+            )
         self.env = robosuite.make(
             scene,
             robots=robot,
+            **({"env_configuration": "single-robot"} if two_arms else {}),
             controller_configs=_controller_config(robot, controller),
             has_renderer=False,
             has_offscreen_renderer=False,  # made below, with our settings
@@ -141,10 +157,12 @@ class SimEnv:
         self._qpos = np.array([sim.model.get_joint_qpos_addr(n) for n in names])
         self._qvel = np.array([sim.model.get_joint_qvel_addr(n) for n in names])
         self._free_robot_base()
-        self._eef_site = robot.eef_site_id["right"]
+        arms = robot.arms[: len(self.spec.end_effectors)]
+        self.hands = len(arms)
+        self._eef_sites = [robot.eef_site_id[arm] for arm in arms]
         self.base = sim.data.body_xpos[sim.model.body_name2id(robot.robot_model.root_body)][:2].copy()
-        self._finger = robot._ref_gripper_joint_pos_indexes["right"][0]
-        self._gripper_range = self._calibrate_gripper()
+        self._fingers = [robot._ref_gripper_joint_pos_indexes[arm][0] for arm in arms]
+        self._gripper_ranges = self._calibrate_grippers()
 
     def _free_robot_base(self) -> None:
         """Stop the robot's fixed base from touching its own first link at rest.
@@ -164,16 +182,18 @@ class SimEnv:
                     model.geom_contype[geom] = model.geom_conaffinity[geom] = 0
                     log.debug("disabled collisions of %s (touches the robot at rest)", model.geom_id2name(geom))
 
-    def _calibrate_gripper(self) -> tuple[float, float]:
-        """Finger joint position when fully open and fully closed on nothing, so gripper state maps to [-1, 1]."""
+    def _calibrate_grippers(self) -> list[tuple[float, float]]:
+        """Each hand's finger joint position when fully open and fully closed on nothing, so gripper state maps
+        to [-1, 1]."""
         ends = []
         for command in (-1.0, 1.0):
-            for _ in range(CALIBRATION_STEPS):
-                self.step(np.r_[np.zeros(6), command])
-            ends.append(float(self.env.sim.data.qpos[self._finger]))
-        if abs(ends[1] - ends[0]) < 1e-6:
-            raise AdaptError(f"'{self.spec.name}': the gripper does not move when commanded")
-        return ends[0], ends[1]
+            for _ in range(CALIBRATION_STEPS):  # the arms hold still: no motion, or their joints' own positions
+                arms = np.zeros(6 * self.hands) if self.controller == "osc" else self.joint_positions()
+                self.step(np.r_[arms, np.full(self.hands, command)])
+            ends.append(self.env.sim.data.qpos[self._fingers].astype(float))
+        if np.any(np.abs(ends[1] - ends[0]) < 1e-6):
+            raise AdaptError(f"'{self.spec.name}': a gripper does not move when commanded")
+        return [(float(lo), float(hi)) for lo, hi in zip(ends[0], ends[1], strict=True)]
 
     def reset(self, rng: np.random.Generator, randomize: bool) -> None:
         """New episode: robosuite's own placement, then (with `randomize`) our colors and wider scatter.
@@ -185,7 +205,10 @@ class SimEnv:
         self.env.reset()
         self._open_gripper_command()
         self.things = randomize_things(self.env, self.scene, rng) if randomize else default_things(self.env, self.scene)
-        self.home = self.eef()[1]
+        self.homes = [self.eef(hand)[1] for hand in range(self.hands)]
+        if self.hands > 1:  # a two-armed robot starts with its hands turned in: home points each straight down
+            self.homes = [pointing_down(rotation) for rotation in self.homes]
+        self.home = self.homes[0]
 
     def _open_gripper_command(self) -> None:
         """robosuite's grippers rate-limit their command and keep it (`current_action`) across soft resets,
@@ -200,8 +223,8 @@ class SimEnv:
                     break
 
     def step(self, command: np.ndarray) -> None:
-        """Execute one controller command for one control period: OSC_POSE (7 values in [-1, 1]), or with
-        the joint controller absolute joint targets (rad) then the gripper."""
+        """Execute one controller command for one control period: OSC_POSE (6 values in [-1, 1] per hand, then
+        each hand's gripper), or with the joint controller absolute joint targets (rad) then the grippers."""
         if self.controller == "osc":
             command = np.clip(command, -1.0, 1.0)
         self.env.step(command)
@@ -212,14 +235,14 @@ class SimEnv:
         if (kind == "ee_delta") != (self.controller == "osc"):
             raise AdaptError(f"'{self.spec.name}' acts in {kind}: make the scene with controller='{_CONTROLLER[kind]}'")
         arm, gripper = self.codec.split(action)
-        gripper = np.clip(gripper[:1], -1.0, 1.0)
+        gripper = np.clip(gripper[: self.hands], -1.0, 1.0)
         if kind == "joint_delta":
             arm = self.joint_positions() + arm
         self.step(np.concatenate([arm, gripper]))
 
-    def holds(self, thing: Thing, floor: float) -> bool:
-        """The object hangs near the gripper, above where it could rest on a surface at height `floor`."""
-        position, near = self.position(thing), self.eef()[0]
+    def holds(self, thing: Thing, floor: float, hand: int = 0) -> bool:
+        """The object hangs near the hand's gripper, above where it could rest on a surface at height `floor`."""
+        position, near = self.position(thing), self.eef(hand)[0]
         return np.linalg.norm(position - near) < thing.radius + 0.03 and position[2] > floor + thing.bottom + 0.03
 
     def render(self) -> dict[str, np.ndarray]:
@@ -235,27 +258,29 @@ class SimEnv:
 
     @property
     def gripper_range(self) -> tuple[float, float]:
-        """First finger joint position fully open and closed on nothing (what `gripper` maps to -1 and 1)."""
-        return self._gripper_range
+        """Hand 0's first finger joint position fully open and closed on nothing (what `gripper` maps to -1
+        and 1)."""
+        return self._gripper_ranges[0]
 
-    def gripper(self) -> float:
+    def gripper(self, hand: int = 0) -> float:
         """Finger opening mapped to [-1 fully open, 1 closed on nothing]; a held object stops it in between."""
-        lo, hi = self._gripper_range
-        return float(np.clip(2.0 * (self.env.sim.data.qpos[self._finger] - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+        lo, hi = self._gripper_ranges[hand]
+        opening = self.env.sim.data.qpos[self._fingers[hand]]
+        return float(np.clip(2.0 * (opening - lo) / (hi - lo) - 1.0, -1.0, 1.0))
 
     def state(self) -> np.ndarray:
         """The spec's proprio vector: its fields concatenated in the spec's order (float32)."""
         parts = {
             "joint_position": self.joint_positions,
             "joint_velocity": lambda: self.env.sim.data.qvel[self._qvel],
-            "gripper": lambda: np.full(self.spec.gripper.dim, self.gripper()),
+            "gripper": lambda: np.array([self.gripper(hand) for hand in range(self.hands)]),
         }
         return np.concatenate([parts[p.name]() for p in self.spec.proprio]).astype(np.float32)
 
-    def eef(self) -> tuple[np.ndarray, np.ndarray]:
-        """End-effector (grip site) position in the world (m) and its rotation matrix."""
-        data = self.env.sim.data
-        return data.site_xpos[self._eef_site].copy(), data.site_xmat[self._eef_site].reshape(3, 3).copy()
+    def eef(self, hand: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """A hand's end-effector (grip site) position in the world (m) and its rotation matrix."""
+        data, site = self.env.sim.data, self._eef_sites[hand]
+        return data.site_xpos[site].copy(), data.site_xmat[site].reshape(3, 3).copy()
 
     def position(self, thing: Thing) -> np.ndarray:
         """Centre of an object's body in the world (m)."""
@@ -276,6 +301,14 @@ class SimEnv:
         self.close()
 
 
+def pointing_down(rotation: np.ndarray) -> np.ndarray:
+    """The rotation nearest `rotation` whose approach (z) axis points straight down: the same yaw of the fingers."""
+    x = rotation[:, 0] * [1.0, 1.0, 0.0]
+    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
 _CONTROLLER = {"ee_delta": "osc", "joint_position": "joint", "joint_delta": "joint"}
 
 
@@ -289,11 +322,13 @@ JOINT_GAIN = 300
 
 
 def _controller_config(robot: str, controller: str) -> dict:
-    """robosuite's default composite config for `robot`, its arm switched to absolute joint targets for 'joint'."""
+    """robosuite's default composite config for `robot`, its arms switched to absolute joint targets for 'joint'."""
     config = load_composite_controller_config(robot=robot)
-    if controller == "joint":
-        arm = config["body_parts"]["right"]
-        config["body_parts"]["right"] = {
+    for side in ("right", "left") if controller == "joint" else ():
+        if side not in config["body_parts"]:
+            continue
+        arm = config["body_parts"][side]
+        config["body_parts"][side] = {
             "type": "JOINT_POSITION",
             "input_type": "absolute",
             "input_max": 2 * np.pi,
@@ -322,10 +357,11 @@ def spec_action(spec: EmbodimentSpec, command: np.ndarray, q_before: np.ndarray,
       should be given to reproduce it), clipped to the spec's limits.
     - `joint_delta`: those positions minus the positions before the step (rad per control period).
     """
-    kind = spec.action.kind
-    gripper = np.full(spec.gripper.dim, np.sign(command[6]) or -1.0)
+    kind, hands = spec.action.kind, spec.gripper.dim
+    arm_dims = len(command) - hands
+    gripper = np.array([np.sign(c) or -1.0 for c in command[arm_dims:]])
     if kind == "ee_delta":
-        arm = np.clip(command[:6], -1.0, 1.0)
+        arm = np.clip(command[:arm_dims], -1.0, 1.0)
     elif kind == "joint_position":
         limits = np.array([j.position for j in spec.joints])
         arm = np.clip(q_after, limits[:, 0], limits[:, 1])

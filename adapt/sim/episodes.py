@@ -15,7 +15,8 @@
   labels show a policy told to lift how to recover from closing on nothing, and the off-aim try stays play.
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
-- `demo`: one robosuite task, kept only if robosuite's success check passes. Its scene is dressed the
+- `demo`: one robosuite task, kept only if robosuite's success check passes (a two-armed robot: TwoArmLift,
+  both hands together, `adapt.sim.bimanual`). Its scene is dressed the
   way `adapt eval` dresses it (recoloured, scattered objects), so a policy learned from demos is
   evaluated on the distribution it was trained on.
 - `corrections`: a learned policy drives the robot for a random while (unrecorded), then the scripted
@@ -38,7 +39,7 @@ import numpy as np
 
 from adapt.data.episode import Episode
 from adapt.embodiment import EmbodimentSpec
-from adapt.sim import scripted
+from adapt.sim import bimanual, scripted
 from adapt.sim.env import SimEnv, spec_action
 from adapt.sim.scenes import SCENES
 from adapt.sim.scripted import Arm, Script, Style
@@ -121,15 +122,13 @@ def simulate(
     sim.reset(rng, randomize=True)
     play = kind == "play"
     manner = {"calm": calm and play, "tidy": tidy and play, "retries": retries and play}
-    arm = Arm(sim, rng, Style.sample(rng, kind in ("demo", "corrections"), **manner))
+    style = Style.sample(rng, kind in ("demo", "corrections"), **manner)
+    arms = [Arm(sim, rng, style, hand) for hand in range(sim.hands)]
+    arm = arms[0]
     if kind == "corrections":
         lead(pool.policy(), sim, task, int(rng.integers(*LEAD_STEPS, endpoint=True)), int(rng.integers(2**31)))
     log: list[list] = []
-    script = (
-        _play(arm, log, tidy)
-        if play
-        else {"multitask": _multitask, "demo": _demo, "corrections": _demo}[kind](arm, log)
-    )
+    script = _play(arm, log, tidy) if play else _multitask(arm, log) if kind == "multitask" else _demo(arms, log)
     frames, state, action, segments = record(sim, script, max_frames, log)
     done = [description for description, ok in log if ok]
     if kind == "play":
@@ -283,7 +282,12 @@ def _to_goal(arm: Arm, thing) -> Script:
     return bool(arm.sim.env._check_success())
 
 
-TASK_TEXT = {"Lift": "lift the {0}", "Stack": "stack the {0} on the {1}", "PickPlaceCan": "put the {0} in the bin"}
+TASK_TEXT = {
+    "Lift": "lift the {0}",
+    "Stack": "stack the {0} on the {1}",
+    "PickPlaceCan": "put the {0} in the bin",
+    "TwoArmLift": "lift the {0} with both arms",
+}
 """How the demonstrations word each task, by robosuite task name; evaluation prompts a policy with the same."""
 
 
@@ -296,21 +300,24 @@ def _names(arm: Arm) -> list[str]:
     return [t.name for t in arm.sim.things]
 
 
-DEMOS: dict[str, Callable[[Arm], tuple[str, Script]]] = {
-    "Lift": lambda arm: (task_text("Lift", _names(arm)), scripted.lift(arm, arm.sim.things[0], put_back=False)),
-    "Stack": lambda arm: (task_text("Stack", _names(arm)), scripted.stack(arm, *arm.sim.things)),
-    "PickPlaceCan": lambda arm: (task_text("PickPlaceCan", _names(arm)), _to_goal(arm, arm.sim.things[0])),
+DEMOS: dict[str, Callable[[list[Arm]], tuple[str, Script]]] = {
+    "Lift": lambda arms: (task_text("Lift", _names(arms[0])), scripted.lift(arms[0], arms[0].sim.things[0], False)),
+    "Stack": lambda arms: (task_text("Stack", _names(arms[0])), scripted.stack(arms[0], *arms[0].sim.things)),
+    "PickPlaceCan": lambda arms: (task_text("PickPlaceCan", _names(arms[0])), _to_goal(arms[0], arms[0].sim.things[0])),
+    "TwoArmLift": lambda arms: (task_text("TwoArmLift", _names(arms[0])), bimanual.lift_together(arms)),
 }
-"""Demo tasks: robosuite task name -> (task text, behaviour). Each scene is the robosuite task of that name."""
+"""Demo tasks: robosuite task name -> (task text, behaviour of the robot's hands, one `Arm` each). Each scene is
+the robosuite task of that name."""
 
 
-def _demo(arm: Arm, log: list[list]) -> Script:
+def _demo(arms: list[Arm], log: list[list]) -> Script:
     """The named task, tried again from where things stand if robosuite does not call it a success."""
+    sim = arms[0].sim
     for _ in range(2):
-        description, behaviour = DEMOS[arm.sim.scene](arm)
+        description, behaviour = DEMOS[sim.scene](arms)
         yield from behaviour
-        log.append([description, bool(arm.sim.env._check_success())])
+        log.append([description, bool(sim.env._check_success())])
         if log[-1][1]:
             break
-    yield from arm.hold(SETTLE)
+    yield from bimanual.together(arms, [arm.hold(SETTLE) for arm in arms])
     return log[-1][1]

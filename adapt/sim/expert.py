@@ -47,10 +47,12 @@ class ScriptedExpert:
         if self.script is None:
             rng = np.random.default_rng([self.seed, self.episodes])
             self.episodes += 1
-            self.script = DEMOS[self.task](Arm(self.sim, rng, Style.sample(rng, proficient=True)))[1]
+            style = Style.sample(rng, proficient=True)
+            self.script = DEMOS[self.task]([Arm(self.sim, rng, style, hand) for hand in range(self.sim.hands)])[1]
             self.plans += 1
         command = next(self.script, None)
-        if command is None:  # done: stay put with the gripper as it is
-            command = np.r_[np.zeros(6), 1.0 if self.sim.gripper() > -0.5 else -1.0]
+        if command is None:  # done: stay put with the grippers as they are
+            hands = range(self.sim.hands)
+            command = np.r_[np.zeros(6 * len(hands)), [1.0 if self.sim.gripper(h) > -0.5 else -1.0 for h in hands]]
             self.script = iter(())
         return np.asarray(command, dtype=np.float32)

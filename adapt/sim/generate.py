@@ -28,6 +28,7 @@ from adapt.processes import check_spawnable
 from adapt.progress import progress_bar
 from adapt.sim.env import check_spec
 from adapt.sim.episodes import DEMOS, PLAY_SCENES, SimPool, simulate
+from adapt.sim.scenes import TWO_ARM_SCENES
 from adapt.sim.scripted import check_drivable
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,13 @@ def _request(
             raise AdaptError(f"--policy {policy}: no such model or adapter folder")
     if kind in ("demo", "corrections"):
         task = _named(task, DEMOS, "no scripted demo for task", "Tasks")
+    two_arms = len(spec.end_effectors) == 2
+    if two_arms and not (kind == "demo" and task in TWO_ARM_SCENES):
+        raise AdaptError(
+            f"'{spec.name}' has two arms: it is scripted for --kind demo --task {' or '.join(TWO_ARM_SCENES)} so far"
+        )
+    if not two_arms and kind in ("demo", "corrections") and task in TWO_ARM_SCENES:
+        raise AdaptError(f"--task {task} needs a robot with two arms; '{spec.name}' has one")
     fps = spec.action.control_hz
     target = round(minutes * 60 * fps) if minutes is not None else None
     if target == 0:

@@ -14,6 +14,8 @@ import numpy as np
 
 SCENES = ("Lift", "Stack", "PickPlaceCan")
 """robosuite tasks with single-arm scripts here; PickPlaceCan has bins instead of an open table."""
+TWO_ARM_SCENES = ("TwoArmLift",)
+"""robosuite tasks for a two-armed robot (one hand per handle of TwoArmLift's pot)."""
 COLORS = {
     "red": (0.85, 0.12, 0.1),
     "green": (0.15, 0.65, 0.2),
@@ -52,13 +54,16 @@ def default_things(env, scene: str) -> list[Thing]:
         return [_thing(env, env.cube, "red cube")]
     if scene == "Stack":
         return [_thing(env, env.cubeA, "red cube"), _thing(env, env.cubeB, "green cube")]
+    if scene == "TwoArmLift":
+        return [_thing(env, env.pot, "pot")]
     can = env.objects[env.object_id]
     return [_thing(env, can, "can", goal=tuple(env.target_bin_placements[env.object_id]))]
 
 
 def randomize_things(env, scene: str, rng: np.random.Generator) -> list[Thing]:
-    """Recolor and scatter the cubes of Lift and Stack (call after `env.reset()`); the can keeps robosuite's."""
-    if scene == "PickPlaceCan":
+    """Recolor and scatter the cubes of Lift and Stack (call after `env.reset()`); the can and the pot keep
+    robosuite's placement (robosuite turns the pot at random)."""
+    if scene in ("PickPlaceCan", "TwoArmLift"):
         return default_things(env, scene)
     objects = [env.cube] if scene == "Lift" else [env.cubeA, env.cubeB]
     colors = rng.choice(list(COLORS), size=len(objects), replace=False)
@@ -78,6 +83,17 @@ def randomize_things(env, scene: str, rng: np.random.Generator) -> list[Thing]:
         things.append(_thing(env, obj, f"{color} cube"))
     env.sim.forward()
     return things
+
+
+def handles(env) -> list[tuple[np.ndarray, np.ndarray]]:
+    """TwoArmLift's pot handles, one per hand, the one on the robot's right (lower world y) first: the world
+    position of each grip bar's centre and the bar's horizontal direction. robosuite turns the pot by up to 60
+    degrees, so its handle0 is sometimes on the left: a right hand sent there reaches across the other arm."""
+    sim, out = env.sim, []
+    for site, geoms in ((env.handle0_site_id, env.pot.handle0_geoms), (env.handle1_site_id, env.pot.handle1_geoms)):
+        bar = sim.data.geom_xmat[sim.model.geom_name2id(geoms[0])].reshape(3, 3)[:, 0] * [1.0, 1.0, 0.0]
+        out.append((sim.data.site_xpos[site].copy(), bar / np.linalg.norm(bar)))
+    return sorted(out, key=lambda handle: handle[0][1])
 
 
 def table_centre(env) -> np.ndarray:

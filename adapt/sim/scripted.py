@@ -88,10 +88,12 @@ class Style:
 
 
 class Arm:
-    """Drives the gripper to positions and yaws (about the pointing-down home orientation) by P-control."""
+    """Drives one hand's gripper (`hand`: 0, or 1 on a two-armed robot) to positions and yaws (about its
+    pointing-down home orientation) by P-control; its commands are that hand's 7 values."""
 
-    def __init__(self, sim: SimEnv, rng: np.random.Generator, style: Style):
-        self.sim, self.rng, self.style = sim, rng, style
+    def __init__(self, sim: SimEnv, rng: np.random.Generator, style: Style, hand: int = 0):
+        self.sim, self.rng, self.style, self.hand = sim, rng, style, hand
+        self.gain = GAIN
         self.yaw, self.grip = 0.0, -1.0
         self.floor = min(sim.position(t)[2] - t.bottom for t in sim.things)
         """Height (m) of the surface the objects stand on; targets stay above it."""
@@ -104,7 +106,7 @@ class Arm:
         target = np.asarray(target, dtype=float).copy()
         target[2] = max(target[2], self.floor + 0.012)  # fingertips reach about a centimetre below the grip site
         for _ in range(steps):
-            position, rotation = self.sim.eef()
+            position, rotation = self.sim.eef(self.hand)
             if np.linalg.norm(target - position) < tol:
                 return True
             yield self._command(target - position, rotation)
@@ -112,15 +114,19 @@ class Arm:
 
     def hold(self, steps: int, grip: float | None = None) -> Script:
         """Stay where the gripper is (e.g. while it closes) for `steps` control steps."""
-        here = self.sim.eef()[0]
+        here = self.sim.eef(self.hand)[0]
         yield from self.move(here, grip=grip, tol=0.0, steps=steps)
         return True
 
+    def hold_command(self) -> np.ndarray:
+        """One command that keeps the hand where it is, fingers as they are."""
+        return self._command(np.zeros(3), self.sim.eef(self.hand)[1])
+
     def _command(self, error: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-        translation = np.clip(error / POS_SCALE * GAIN, -1.0, 1.0)
+        translation = np.clip(error / POS_SCALE * self.gain, -1.0, 1.0)
         translation *= min(1.0, self.style.speed / max(np.abs(translation).max(), 1e-9))
-        goal = Rotation.from_euler("z", self.yaw).as_matrix() @ self.sim.home
-        turn = np.clip(Rotation.from_matrix(goal @ rotation.T).as_rotvec() / ROT_SCALE * GAIN, -1.0, 1.0)
+        goal = Rotation.from_euler("z", self.yaw).as_matrix() @ self.sim.homes[self.hand]
+        turn = np.clip(Rotation.from_matrix(goal @ rotation.T).as_rotvec() / ROT_SCALE * self.gain, -1.0, 1.0)
         noisy = np.r_[translation, turn] + self.rng.normal(0.0, self.style.noise, 6)
         return np.r_[np.clip(noisy, -1.0, 1.0), self.grip]
 
@@ -131,7 +137,7 @@ class Arm:
 
     def holds(self, thing: Thing) -> bool:
         """The object hangs between the fingers above where it could rest."""
-        return self.sim.holds(thing, self.floor)
+        return self.sim.holds(thing, self.floor, self.hand)
 
     def spot(self, radius: float, avoid: list[Thing]) -> np.ndarray | None:
         """A free table spot (world xy) within reach, clear of the `avoid` objects; None if none is found."""
