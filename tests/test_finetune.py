@@ -488,3 +488,28 @@ def test_a_run_stopped_by_a_signal_says_where_and_how_to_resume(sig, panda_only_
     text = " ".join(output.split())
     assert f"training stopped by {sig.name} at step" in text and "rerun the same command to resume from" in text, text
     assert "Traceback" not in output and "unexpected" not in output
+
+
+def test_a_one_armed_base_seeds_each_arm_of_a_two_armed_robot(invoke, panda_only_base, synthetic_dataset, tmp_path):
+    """`adapt finetune` of the single-arm Panda base onto the two-armed `baxter_osc` with donor heads: both arms'
+    six end-effector rows and both grippers' rows of the new action decoder start as the Panda's (the second
+    arm's from the same Panda rows as the first's), and the adapted policy commands both arms within the spec.
+    Catches a second arm left fresh (names matched only verbatim) or seeded from the wrong rows."""
+    from adapt.policy import InferenceConfig, Policy
+    from adapt.predictor import ChunkPredictor
+
+    run = tmp_path / "run"
+    data = synthetic_dataset("baxter_osc", episodes=2, length=40)
+    args = ["--base", panda_only_base, "--embodiment", "baxter_osc", "--data", data, "--out", run, *FAST]
+    result = invoke("finetune", *args, "--init-heads", "donor", "--allow-outside-limits")  # synthetic joints
+    assert result.exit_code == 0, result.output
+    adapter = load_adapter(run / "adapter")
+    new, donor = (adapter.heads[name].action_decoder.net[2] for name in ("baxter_osc", "panda"))
+    rows = [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 6]  # right arm, left arm, right gripper, left gripper
+    assert torch.allclose(new.weight, donor.weight[rows], atol=1e-2)
+    assert torch.allclose(new.bias, donor.bias[rows], atol=1e-2)
+    spec = load_embodiment("baxter_osc")
+    observation = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in spec.cameras}
+    observation |= {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the pot with both arms"}
+    chunk = Policy(ChunkPredictor(adapter, "baxter_osc", InferenceConfig(steps=1))).act(observation)
+    assert chunk.shape == (spec.action.chunk, 14) and np.all(np.abs(chunk) <= 1.0)

@@ -16,11 +16,13 @@ within the spec's position, velocity and gripper limits; a non-finite chunk beco
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 
 from adapt.data.stats import FieldStats, NormStats
 from adapt.embodiment import EmbodimentSpec
+from adapt.embodiment.spec import EE_DELTA_DIM
 from adapt.errors import AdaptError
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,16 @@ class ActionCodec:
 
     def names(self) -> list[str]:
         """What each action dimension means, comparable across robots: joints are robot-specific (named
-        with the robot), grippers and end-effector deltas are not."""
+        with the robot), grippers and end-effector deltas are not. On a robot with several arms each one
+        gripper, the second arm's are named `hand1:...` (`shared_dims` lets a one-armed donor seed both)."""
         arm, own = self.arm.stop, f"{self.spec.name}:{self.kind}"
-        body = [f"ee_delta[{i}]" if self.kind == "ee_delta" else f"{own}[{i}]" for i in range(arm)]
-        return body + [f"gripper[{i}]" for i in range(self.spec.action_dim - arm)]
+        hands = _hands(self.spec)
+        if self.kind == "ee_delta":
+            body = [_on_hand(i // EE_DELTA_DIM, f"ee_delta[{i % EE_DELTA_DIM}]") for i in range(arm)]
+        else:
+            body = [f"{own}[{i}]" for i in range(arm)]
+        grippers = self.spec.action_dim - arm
+        return body + [_on_hand(i, "gripper[0]") if hands else f"gripper[{i}]" for i in range(grippers)]
 
     # -- relative <-> absolute (unnormalised) -----------------------------------------------------------
 
@@ -172,18 +180,39 @@ class ActionCodec:
 
 def state_names(spec: EmbodimentSpec) -> list[str]:
     """What each state dimension means, comparable across robots as `ActionCodec.names` is."""
-    names = []
+    names, hands = [], _hands(spec)
     for block in spec.proprio:
-        own = block.name.startswith("joint")
-        names += [f"{spec.name}:{block.name}[{i}]" if own else f"{block.name}[{i}]" for i in range(block.dim)]
+        if block.name.startswith("joint"):
+            names += [f"{spec.name}:{block.name}[{i}]" for i in range(block.dim)]
+        elif block.name == "gripper" and hands == block.dim:
+            names += [_on_hand(i, "gripper[0]") for i in range(block.dim)]
+        else:
+            names += [f"{block.name}[{i}]" for i in range(block.dim)]
     return names
 
 
 def shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int]]:
     """(i, j) pairs where dimension i of one embodiment is named as dimension j of a donor (by `state_names`
-    or `ActionCodec.names`): the dimensions a donor's head can seed."""
+    or `ActionCodec.names`): the dimensions a donor's head can seed. A dimension of another arm than the first
+    (`hand1:ee_delta[0]`) that the donor lacks is seeded from the donor's first arm (`ee_delta[0]`): a
+    one-armed donor's head seeds each arm of a two-armed robot."""
     index = {n: j for j, n in enumerate(donor_names)}
-    return [(i, index[n]) for i, n in enumerate(names) if n in index]
+    pairs = []
+    for i, name in enumerate(names):
+        meaning = name if name in index else re.sub(r"^hand\d+:", "", name)
+        if meaning in index:
+            pairs.append((i, index[meaning]))
+    return pairs
+
+
+def _hands(spec: EmbodimentSpec) -> int:
+    """Arms of a robot with several, each with one gripper dimension (0: one arm, or grippers of other sizes)."""
+    arms = len(spec.end_effectors)
+    return arms if arms > 1 and spec.gripper is not None and spec.gripper.dim == arms else 0
+
+
+def _on_hand(hand: int, name: str) -> str:
+    return name if hand == 0 else f"hand{hand}:{name}"
 
 
 def _float32_inwards(values: np.ndarray, up: bool) -> np.ndarray:
