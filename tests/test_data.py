@@ -576,3 +576,29 @@ def test_select_cuts_each_run_of_a_task_out_of_labelled_play(invoke, tmp_path, u
     )
     assert result.exit_code == 2 and "no run of 20+ frames is labelled with 'stack'" in " ".join(result.output.split())
     assert not (tmp_path / "none").exists()
+
+
+def test_gear_export_names_each_arm_of_a_two_armed_robot_and_reads_back(invoke, synthetic_dataset, tmp_path):
+    """A two-armed robot (`baxter_osc`) in GEAR: each arm's end-effector part and gripper, and each gripper's
+    state, are sub-keys of their own named after the end effector (as DreamZero's bimanual datasets name
+    left and right); the export reads back to the same state and actions. Catches both arms packed under one
+    key (a DreamZero config could not tell the arms apart) and per-arm ranges that do not tile the columns."""
+    spec = load_embodiment("baxter_osc")
+    data = synthetic_dataset("baxter_osc", episodes=2, length=30)
+    out = tmp_path / "gear"
+    result = invoke("data", "export", data, "--out", out, "--embodiment", "baxter_osc", "--tag", "baxter")
+    assert result.exit_code == 0, result.output
+    modality = json.loads((out / "meta" / "modality.json").read_text())
+    ranges = {g: {k: (v["start"], v["end"]) for k, v in modality[g].items()} for g in ("state", "action")}
+    assert ranges["state"] == {"joint_position": (0, 14), "right_hand_gripper": (14, 15), "left_hand_gripper": (15, 16)}
+    assert ranges["action"] == {
+        "right_hand_ee_delta": (0, 6),
+        "left_hand_ee_delta": (6, 12),
+        "right_hand_gripper": (12, 13),
+        "left_hand_gripper": (13, 14),
+    }
+    assert set(modality["video"]) == {"agentview", "robot0_right_eye_in_hand", "robot0_left_eye_in_hand"}
+    original, back = LeRobotDataset(data, spec), LeRobotDataset(out, spec)
+    for mine, theirs in zip(original.episodes, back.episodes, strict=True):
+        np.testing.assert_allclose(theirs.state, mine.state, atol=1e-6)
+        np.testing.assert_allclose(theirs.action, mine.action, atol=1e-6)
