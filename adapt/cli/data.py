@@ -240,7 +240,13 @@ def data_generate(
     out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to create.", callback=output_path)],
     minutes: Annotated[float | None, typer.Option(help="Amount of data to generate.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Number of episodes (instead of --minutes).")] = None,
-    task: Annotated[str, typer.Option(help="robosuite task for --kind demo and corrections.")] = "Lift",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="robosuite task for --kind demo and corrections: Lift, Stack, PickPlaceCan; TwoArmLift for a "
+            "two-armed robot (baxter_osc)."
+        ),
+    ] = "Lift",
     video_only: Annotated[bool, typer.Option(help="Write cameras only (no state, no actions).")] = False,
     seed: int = 0,
     policy: Annotated[

@@ -28,7 +28,9 @@ def eval_command(
             " (privileged simulator state, end-effector robots: a reference and a check of the harness).",
         ),
     ] = None,
-    task: Annotated[str, typer.Option(help="robosuite task: Lift, Stack or PickPlaceCan.")] = "Lift",
+    task: Annotated[
+        str, typer.Option(help="robosuite task: Lift, Stack or PickPlaceCan; TwoArmLift for a two-armed robot.")
+    ] = "Lift",
     robot: Annotated[str | None, typer.Option(help="Embodiment to control (default: the adapter's).")] = None,
     episodes: Annotated[int, typer.Option(min=1)] = 5,
     max_steps: Annotated[int, typer.Option(min=1, help="Control steps per episode.")] = 200,
