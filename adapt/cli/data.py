@@ -141,7 +141,7 @@ def data_export(
         raise AdaptError(f"{path}: the dataset names no robot (robot_type); pass --embodiment")
     dataset = LeRobotDataset(path, load_embodiment(robot), _feature_map(camera))
     if layout == "robomimic":
-        from adapt.data.robomimic import export_robomimic
+        from adapt.sim.robomimic import export_robomimic
 
         export_robomimic(dataset, out_dir)
         out.print(f"wrote {out_dir} (robomimic HDF5): {len(dataset.episodes)} demos", highlight=False)
@@ -189,8 +189,8 @@ def data_import(
 ) -> None:
     """Import demonstrations recorded elsewhere as a LeRobot dataset of a spec: robomimic's HDF5 (robosuite,
     robomimic and MimicGen datasets), with the state and actions adapt's own simulated data would have."""
-    from adapt.data.robomimic import import_robomimic
     from adapt.embodiment import load_embodiment
+    from adapt.sim.robomimic import import_robomimic
 
     if layout != "robomimic":
         raise AdaptError(
