@@ -98,3 +98,29 @@ def test_no_import_cycles_inside_adapt():
 
     for module in sorted(graph):
         visit(module)
+
+
+def test_no_import_cycles_between_adapts_packages():
+    """The same at the level of adapt's packages and top modules (`adapt.data`, `adapt.sim`, `adapt.policy`):
+    each uses only those below it. Catches a module of a lower package reaching up into a higher one without a
+    module cycle (robomimic conversion in `adapt.data` calling `adapt.sim`'s simulator, which reads `adapt.data`)."""
+    graph: dict[str, set[str]] = {}
+    for module, imports in _adapt_imports().items():
+        unit = ".".join(module.split(".")[:2])
+        graph.setdefault(unit, set()).update(".".join(m.split(".")[:2]) for m in imports)
+    graph = {unit: used - {unit} for unit, used in graph.items()}
+    done, path = set(), []
+
+    def visit(unit: str) -> None:
+        if unit in path:
+            raise AssertionError("packages in a circle: " + " -> ".join([*path[path.index(unit) :], unit]))
+        if unit in done:
+            return
+        path.append(unit)
+        for dependency in sorted(graph.get(unit, ())):
+            visit(dependency)
+        path.pop()
+        done.add(unit)
+
+    for unit in sorted(graph):
+        visit(unit)
