@@ -88,12 +88,12 @@ class SimEnv:
 
     A robot has one hand per end effector of its spec (robosuite's arms, in its order: Baxter's right, then
     left). Commands and spec actions hold every hand's six end-effector values, then every hand's gripper
-    (robosuite's layout); `eef`, `gripper` and `homes` are per hand, hand 0 by default.
+    (robosuite's layout); `eef` and `gripper` take a hand, hand 0 by default.
 
     Made once and reset per episode (soft resets: remaking the scene costs seconds). Use as a context
     manager, or call `close()`: the offscreen renderer must be released explicitly (robosuite frees it
     with the simulation). After `reset`,
-    `things` are the objects scripts may act on and `home` the gripper's orientation (pointing down);
+    `things` are the objects scripts may act on and `homes` each hand's gripper orientation (pointing down);
     `base` is the world xy of the robot's base.
     """
 
@@ -208,7 +208,6 @@ class SimEnv:
         self.homes = [self.eef(hand)[1] for hand in range(self.hands)]
         if self.hands > 1:  # a two-armed robot starts with its hands turned in: home points each straight down
             self.homes = [pointing_down(rotation) for rotation in self.homes]
-        self.home = self.homes[0]
 
     def _open_gripper_command(self) -> None:
         """robosuite's grippers rate-limit their command and keep it (`current_action`) across soft resets,

@@ -132,7 +132,8 @@ class Arm:
 
     def grasp_yaw(self, thing: Thing) -> float:
         """Yaw that lines the fingers up with a cube's faces (cubes look the same every 90 degrees)."""
-        home = np.arctan2(self.sim.home[1, 0], self.sim.home[0, 0])
+        home = self.sim.homes[self.hand]
+        home = np.arctan2(home[1, 0], home[0, 0])
         return float((self.sim.yaw(thing) - home + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
     def holds(self, thing: Thing) -> bool:
