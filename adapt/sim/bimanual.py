@@ -22,7 +22,7 @@ LIFT = (0.15, 0.22)
 def together(arms: list[Arm], scripts: list[Script]) -> Generator[np.ndarray, None, list[bool]]:
     """Run one script per hand in lockstep until all have finished; returns each script's result."""
     results: list[bool | None] = [None] * len(arms)
-    while any(r is None for r in results):
+    while True:
         commands = []
         for i, (arm, script) in enumerate(zip(arms, scripts, strict=True)):
             if results[i] is None:
