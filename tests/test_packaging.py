@@ -80,24 +80,32 @@ def _adapt_imports() -> dict[str, set[str]]:
     return graph
 
 
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A path that comes back to where it started in `graph` (node -> the nodes it uses), or None."""
+    done, path = set(), []
+
+    def visit(node: str) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        path.append(node)
+        for dependency in sorted(graph.get(node, ())):
+            found = visit(dependency)
+            if found:
+                return found
+        path.pop()
+        done.add(node)
+        return None
+
+    return next((found for node in sorted(graph) if (found := visit(node))), None)
+
+
 def test_no_import_cycles_inside_adapt():
     """Catches two modules that need each other (e.g. statistics <-> windows, spec <-> kinematics): a sign
     that knowledge lives in the wrong place, and a trap for whoever imports one of them first."""
-    graph, done, path = _adapt_imports(), set(), []
-
-    def visit(module: str) -> None:
-        if module in path:
-            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(module) :], module]))
-        if module in done:
-            return
-        path.append(module)
-        for dependency in sorted(graph[module]):
-            visit(dependency)
-        path.pop()
-        done.add(module)
-
-    for module in sorted(graph):
-        visit(module)
+    cycle = _cycle(_adapt_imports())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_no_import_cycles_between_adapts_packages():
@@ -108,19 +116,5 @@ def test_no_import_cycles_between_adapts_packages():
     for module, imports in _adapt_imports().items():
         unit = ".".join(module.split(".")[:2])
         graph.setdefault(unit, set()).update(".".join(m.split(".")[:2]) for m in imports)
-    graph = {unit: used - {unit} for unit, used in graph.items()}
-    done, path = set(), []
-
-    def visit(unit: str) -> None:
-        if unit in path:
-            raise AssertionError("packages in a circle: " + " -> ".join([*path[path.index(unit) :], unit]))
-        if unit in done:
-            return
-        path.append(unit)
-        for dependency in sorted(graph.get(unit, ())):
-            visit(dependency)
-        path.pop()
-        done.add(unit)
-
-    for unit in sorted(graph):
-        visit(unit)
+    cycle = _cycle({unit: used - {unit} for unit, used in graph.items()})
+    assert cycle is None, "packages in a circle: " + " -> ".join(cycle)
