@@ -60,13 +60,13 @@ class ActionCodec:
         with the robot), grippers and end-effector deltas are not. On a robot with several arms each one
         gripper, the second arm's are named `hand1:...` (`shared_dims` lets a one-armed donor seed both)."""
         arm, own = self.arm.stop, f"{self.spec.name}:{self.kind}"
-        hands = _hands(self.spec)
+        per_hand = bool(hands(self.spec))
         if self.kind == "ee_delta":
             body = [_on_hand(i // EE_DELTA_DIM, f"ee_delta[{i % EE_DELTA_DIM}]") for i in range(arm)]
         else:
             body = [f"{own}[{i}]" for i in range(arm)]
         grippers = self.spec.action_dim - arm
-        return body + [_on_hand(i, "gripper[0]") if hands else f"gripper[{i}]" for i in range(grippers)]
+        return body + [_on_hand(i, "gripper[0]") if per_hand else f"gripper[{i}]" for i in range(grippers)]
 
     # -- relative <-> absolute (unnormalised) -----------------------------------------------------------
 
@@ -180,11 +180,11 @@ class ActionCodec:
 
 def state_names(spec: EmbodimentSpec) -> list[str]:
     """What each state dimension means, comparable across robots as `ActionCodec.names` is."""
-    names, hands = [], _hands(spec)
+    names, arms = [], len(hands(spec))
     for block in spec.proprio:
         if block.name.startswith("joint"):
             names += [f"{spec.name}:{block.name}[{i}]" for i in range(block.dim)]
-        elif block.name == "gripper" and hands == block.dim:
+        elif block.name == "gripper" and arms == block.dim:
             names += [_on_hand(i, "gripper[0]") for i in range(block.dim)]
         else:
             names += [f"{block.name}[{i}]" for i in range(block.dim)]
@@ -205,10 +205,11 @@ def shared_dims(names: list[str], donor_names: list[str]) -> list[tuple[int, int
     return pairs
 
 
-def _hands(spec: EmbodimentSpec) -> int:
-    """Arms of a robot with several, each with one gripper dimension (0: one arm, or grippers of other sizes)."""
-    arms = len(spec.end_effectors)
-    return arms if arms > 1 and spec.gripper is not None and spec.gripper.dim == arms else 0
+def hands(spec: EmbodimentSpec) -> list[str]:
+    """The end effectors of a robot with several arms and one gripper dimension each, in the spec's order; none
+    for one arm, or grippers of other sizes. Their dimensions are named (and exported to GEAR) arm by arm."""
+    arms = spec.end_effectors
+    return arms if len(arms) > 1 and spec.gripper is not None and spec.gripper.dim == len(arms) else []
 
 
 def _on_hand(hand: int, name: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adapt.data.codec import hands
 from adapt.data.writer import ACTION_KEY, STATE_KEY, camera_key
 from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
@@ -25,10 +26,10 @@ TASK_KEY = "annotation.task"
 def state_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
     """State sub-key -> [start, end) in the state vector: the spec's proprio blocks; on a robot with a gripper
     per arm, the gripper block one sub-key per arm, named after its end effector (`right_hand_gripper`)."""
-    layout, start, hands = {}, 0, _hands(spec)
+    layout, start, arms = {}, 0, hands(spec)
     for block in spec.proprio:
-        if block.name == "gripper" and len(hands) == block.dim:
-            layout |= {f"{hand}_gripper": (start + i, start + i + 1) for i, hand in enumerate(hands)}
+        if block.name == "gripper" and len(arms) == block.dim:
+            layout |= {f"{hand}_gripper": (start + i, start + i + 1) for i, hand in enumerate(arms)}
         else:
             layout[block.name] = (start, start + block.dim)
         start += block.dim
@@ -40,21 +41,15 @@ def action_layout(spec: EmbodimentSpec) -> dict[str, tuple[int, int]]:
     several arms each acting in end-effector deltas with a gripper, each arm's part and gripper named after its
     end effector (`right_hand_ee_delta`, ..., `right_hand_gripper`, ...)."""
     arm = spec.action_dim - (spec.gripper.dim if spec.gripper else 0)
-    hands = _hands(spec)
-    if hands and spec.action.kind == "ee_delta":
-        width = arm // len(hands)
-        layout = {f"{hand}_ee_delta": (i * width, (i + 1) * width) for i, hand in enumerate(hands)}
-        return layout | {f"{hand}_gripper": (arm + i, arm + i + 1) for i, hand in enumerate(hands)}
+    arms = hands(spec)
+    if arms and spec.action.kind == "ee_delta":
+        width = arm // len(arms)
+        layout = {f"{hand}_ee_delta": (i * width, (i + 1) * width) for i, hand in enumerate(arms)}
+        return layout | {f"{hand}_gripper": (arm + i, arm + i + 1) for i, hand in enumerate(arms)}
     layout = {spec.action.kind: (0, arm)}
     if spec.gripper:
         layout["gripper"] = (arm, spec.action_dim)
     return layout
-
-
-def _hands(spec: EmbodimentSpec) -> list[str]:
-    """The end effectors of a robot with several arms and one gripper dimension each, else none."""
-    hands = spec.end_effectors
-    return hands if len(hands) > 1 and spec.gripper is not None and spec.gripper.dim == len(hands) else []
 
 
 def modality(spec: EmbodimentSpec) -> dict:
