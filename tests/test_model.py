@@ -76,6 +76,24 @@ def test_loss_and_sample_shapes_in_every_mode(model, specs, mode):
         assert out["future_estimate"].shape == out["future"].shape
 
 
+def test_action_only_loss_never_reads_the_future_frames(model, specs):
+    """A policy acts before its future is filmed: an action-only step given garbage future frames scores as
+    with the real ones, while a joint step's video loss does see them, and only the joint step tokenizes them.
+    Catches future frames leaking into the action pathway, and an action-only step paying to tokenize frames
+    it never uses (a third of its time on a CPU)."""
+    batch = make_batch(specs["ur5e"])
+    scrambled = dict(batch, frames=batch["frames"].clone())
+    scrambled["frames"][:, :, TINY.context :] = 255 - scrambled["frames"][:, :, TINY.context :]
+    encode, tokenized = model.tokenizer.encode, []
+    model.tokenizer.encode = lambda frames: tokenized.append(frames.shape[2]) or encode(frames)
+    draws = [
+        model.loss(b, m, torch.Generator().manual_seed(3)) for m in ("action_only", "joint") for b in (batch, scrambled)
+    ]
+    assert draws[0]["action"] == draws[1]["action"]
+    assert draws[2]["video"] != draws[3]["video"]
+    assert tokenized == [TINY.context] * 2 + [TINY.context + TINY.future] * 2
+
+
 def test_future_estimate_is_the_sample_only_when_the_video_is_fully_denoised(model, specs):
     torch.nn.init.normal_(model.video_out.weight, std=0.05)  # a velocity that is not zero
     batch = make_batch(specs["ur5e"])
