@@ -71,16 +71,21 @@ class ProgressLog:
     ) -> None:
         """As rich's; a task hidden as it completes (`visible=False`) is not reported."""
         state = self._tasks[task]
-        finished_before = state["done"] >= state["total"]
+        total = state["total"]  # None: not known in advance (a count of episodes of unknown length)
+        finished_before = total is not None and state["done"] >= total
         state["done"] = completed if completed is not None else state["done"] + advance
         state["description"] = description or state["description"]
         now = time.monotonic()
-        finished = state["done"] >= state["total"] and not finished_before
+        finished = total is not None and state["done"] >= total and not finished_before
         if (finished and visible) or now - state["shown"] >= self.every_s:
             state["shown"] = now
             rate = state["done"] / max(now - state["start"], 1e-9)
-            left = max(state["total"] - state["done"], 0) / rate / 60 if rate > 0 else float("nan")
+            if total is None:
+                description, done = state["description"], state["done"]
+                progress_log.info("%s: %d %s, %.1f %s/s", description, done, self.unit, rate, self.unit)
+                return
+            left = max(total - state["done"], 0) / rate / 60 if rate > 0 else float("nan")
             progress_log.info(
                 "%s: %d/%d %s, %.1f %s/s, %.1f min left",
-                state["description"], state["done"], state["total"], self.unit, rate, self.unit, left,
+                state["description"], state["done"], total, self.unit, rate, self.unit, left,
             )  # fmt: skip

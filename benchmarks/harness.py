@@ -2,15 +2,15 @@
 
 - Replay: per robot and task, `--episodes` scripted demos are simulated exactly as `adapt data generate
   --kind demo` makes them (randomized scenes, OSC scripts), then their recorded spec actions are
-  re-executed from the same scene through the controller `adapt eval` uses for that action kind
-  (Panda and each of Baxter's arms: OSC end-effector deltas; UR5e: absolute joint targets). A success means
-  the recorded actions, their timing and their absolute/relative meaning reproduce the demo under
+  re-executed from the same scene through the controller `adapt eval` uses for that action kind (Panda,
+  each of Baxter's arms and each of the two Pandas: OSC end-effector deltas; UR5e: absolute joint targets). A
+  success means the recorded actions, their timing and their absolute/relative meaning reproduce the demo under
   evaluation's controller. `demos_succeeded / demos_tried` is the scripted demonstrator's own rate.
 - Expert through the harness: the scripted demonstrator (`adapt eval --policy scripted`) run by
   `evaluate_closed_loop` on fresh evaluation seeds: the harness lets a competent controller succeed.
 
 Run: `.venv/bin/python benchmarks/harness.py [--only ROBOT...]` (about 10 minutes on 2 cores for the single-arm
-rows, as long again for the two-armed one), `--quick` for a smoke run. Results: `benchmarks/results/harness.json`
+rows, as long again for each two-armed one), `--quick` for a smoke run. Results: `benchmarks/results/harness.json`
 (rows of robots not run are kept). Targets: every replay rate >= 0.95.
 """
 
@@ -35,8 +35,8 @@ from adapt.sim.expert import ScriptedExpert
 MAX_FRAMES, SEED = 600, 1000
 MAX_STEPS = {"Lift": 200, "TwoArmLift": 400}
 """Control steps per expert episode (`adapt eval --max-steps`): two arms move slower."""
-REPLAY = {"panda": "Lift", "ur5e": "Lift", "baxter_osc": "TwoArmLift"}
-EXPERT = {"panda": "Lift", "baxter_osc": "TwoArmLift"}
+REPLAY = {"panda": "Lift", "ur5e": "Lift", "baxter_osc": "TwoArmLift", "bimanual_panda": "TwoArmLift"}
+EXPERT = {"panda": "Lift", "baxter_osc": "TwoArmLift", "bimanual_panda": "TwoArmLift"}
 """Robot -> the task its rows run."""
 
 

@@ -40,11 +40,31 @@ def test_bundled_spec_is_valid_and_limits_agree_with_description(name):
         assert spec.state_dim == 0 and spec.action_dim == 0 and spec.cameras
         return
     assert spec.action_dim == spec.expected_action_dim()
-    joints = description_joints(load_description(spec.description_path()))
+    joints = description_joints(load_description(spec.description_path(), spec.mounts))
     for joint in spec.joints:
         described = joints[joint.name]
         if described.limited:
             assert joint.position == pytest.approx(described.range, abs=1e-6), joint.name
+
+
+def test_a_robot_of_mounted_copies_is_each_copy_the_arm_it_copies():
+    """`bimanual_panda` is two Pandas: each copy's joints, limits and end-effector pose are the single Panda's, and
+    moving one copy leaves the other's hand where it was. Catches copies sharing names (one arm described
+    twice), a copy left unprefixed, or the second copy's joints driving the first's frame."""
+    import numpy as np
+
+    from adapt.embodiment.kinematics import Kinematics
+
+    pair, panda = load_embodiment("bimanual_panda"), load_embodiment("panda")
+    assert [j.model_copy(update={"name": j.name.removeprefix("left_")}) for j in pair.joints[7:]] == panda.joints
+    assert pair.action_dim == 2 * 6 + 2 and pair.gripper.dim == 2
+    q = np.linspace(-0.5, 0.5, 7)
+    one, two = Kinematics(panda), Kinematics(pair)
+    still = two.fk(np.r_[q, q], "left_right_hand")
+    for i, frame in enumerate(pair.end_effectors):
+        moved = np.r_[q, q] + np.r_[np.full(7, 0.3 * (i == 0)), np.full(7, 0.3 * (i == 1))]
+        np.testing.assert_allclose(two.fk(moved, frame)[0], one.fk(q + 0.3)[0], atol=1e-9)
+    np.testing.assert_allclose(two.fk(np.r_[q + 0.3, q], "left_right_hand")[0], still[0], atol=1e-12)
 
 
 def test_baxter_is_bimanual():
@@ -100,6 +120,25 @@ def test_bad_spec_gets_one_clear_error(case, panda_raw, write_spec, invoke, tmp_
     result = invoke("embodiment", "validate", path)
     assert result.exit_code == 2
     assert field in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (_set(["mounts"], ["right_"]), "mounts", "give one per end effector (2)"),
+        (_set(["joints", 8, "name"], "joint2"), "joints[8]", "'joint2' carries no mount prefix"),
+        (_set(["mounts"], ["right_", "right_"]), "mounts[1]", "duplicate"),
+    ],
+)
+def test_bad_mounts_get_one_clear_error(edit, field, words, write_spec):
+    """A robot of copies with a copy too few, a joint of no copy, or one copy named twice: the file and the field
+    in the error, never MuJoCo's own message about a body it could not attach."""
+    import yaml
+
+    raw = _broken(yaml.safe_load(bundled_embodiments()["bimanual_panda"].read_text()), edit)
+    with pytest.raises(InvalidFileError) as caught:
+        load_embodiment(write_spec(raw, "pair"))
+    assert field in {p.field for p in caught.value.problems} and words in str(caught.value), str(caught.value)
 
 
 def test_all_problems_reported_in_one_pass(panda_raw, write_spec):

@@ -289,14 +289,16 @@ def test_simulation_then_torch_compiler_in_one_process():
 
 
 @pytest.mark.parametrize(
-    ("robot", "task", "key"), [("panda", "Lift", 0), ("ur5e", "Lift", 0), ("baxter_osc", "TwoArmLift", 2)]
+    ("robot", "task", "key"),
+    [("panda", "Lift", 0), ("ur5e", "Lift", 0), ("baxter_osc", "TwoArmLift", 2), ("bimanual_panda", "TwoArmLift", 0)],
 )
 def test_recorded_demo_actions_replay_to_success_under_evals_controller(tmp_path, robot, task, key):
     """The replay proof: a scripted demo's recorded actions, re-executed from the same scene through
     the controller `adapt eval` uses for the spec's action kind (OSC for Panda and each of Baxter's arms, joint
     targets for UR5e), lift the cube (or, both hands together, the pot) again. Catches wrong action semantics
     (relative vs absolute, gripper sign, one hand's values read as the other's), an off-by-one between frames
-    and actions, and a controller that does not track recorded targets."""
+    and actions, a controller that does not track recorded targets, and (two Pandas as one robot: one robosuite
+    robot per arm) the spec's layout of arms then grippers handed to robosuite unsorted."""
     from adapt.sim.env import SimEnv, controller_for
     from adapt.sim.episodes import SimPool, replay, simulate
 
@@ -335,7 +337,8 @@ def test_joint_space_robots_with_seven_joint_arms_are_simulated(robot):
 def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):
     """Simulation and evaluation under nohup print periodic lines instead of a live bar (which shows nothing in a
     file until it ends). Bugs caught: a long run silent in its log; a line for every update (a wall of text);
-    the completion line missing; the closed loop's per-episode line failing on the plain writer."""
+    the completion line missing; the closed loop's per-episode line failing on the plain writer; a task of
+    unknown total (`--episodes N` under nohup) failing the run."""
     from adapt.progress import ProgressLog, progress_bar
 
     assert isinstance(progress_bar("frames", True), ProgressLog)  # pytest's stderr is not a terminal
@@ -346,8 +349,15 @@ def test_progress_is_written_as_lines_when_the_output_is_a_file(caplog):
         episode = bar.add_task("Lift episode 1/1", total=200)  # as the closed loop does: hidden once done
         bar.update(episode, completed=200, visible=False)
         bar.print("episode 1 (seed 0): progress 1.00")
+    with caplog.at_level(logging.INFO, logger="adapt.progress"), progress_bar("frames", True, every_s=0) as bar:
+        job = bar.add_task("panda demo", total=None)  # `--episodes N`: frames not known in advance
+        bar.update(job, advance=40, description="panda demo: 1 episodes")
     lines = [r.getMessage().split(",")[0] for r in caplog.records]
-    assert lines == ["panda demo: 2 episodes: 100/100 frames", "episode 1 (seed 0): progress 1.00"]
+    assert lines == [
+        "panda demo: 2 episodes: 100/100 frames",
+        "episode 1 (seed 0): progress 1.00",
+        "panda demo: 1 episodes: 40 frames",
+    ]
 
 
 def test_robomimic_hdf5_round_trip_keeps_frames_state_and_actions(invoke, tmp_path):

@@ -34,8 +34,11 @@ class DescriptionJoint:
     range: tuple[float, float]
 
 
-def load_description(path: Path) -> mujoco.MjModel:
+def load_description(path: Path, mounts: list[str] = ()) -> mujoco.MjModel:
     """Compile the kinematic tree of an MJCF or URDF file. Raises AdaptError when it does not load.
+
+    With `mounts` the file is one arm of a robot made of copies of it: each copy is attached at the origin
+    with its prefix on every name (where the copies stand is the simulator's business, not the spec's).
 
     Only kinematics is needed, so meshes, materials and the bodies' inertias are dropped before compiling:
     descriptions whose inertias MuJoCo rejects ("inertia must have positive eigenvalues": Tiago, PR2) load too."""
@@ -56,11 +59,24 @@ def load_description(path: Path) -> mujoco.MjModel:
         for element in [*spec.meshes, *spec.materials, *spec.textures, *spec.hfields]:
             spec.delete(element)
         spec.compiler.fusestatic = False
+        if mounts:
+            spec = _copies(spec, mounts)
         spec.compiler.boundmass = 1e-6  # bodies whose only geoms were meshes keep a valid mass
         spec.compiler.boundinertia = 1e-9
         return spec.compile()
     except Exception as err:  # MuJoCo raises ValueError for parse and compile errors alike
         raise AdaptError(f"MuJoCo could not load robot description {path}: {err}") from None
+
+
+def _copies(arm: mujoco.MjSpec, prefixes: list[str]) -> mujoco.MjSpec:
+    """A robot of one copy of `arm` per prefix, each copy's names prefixed."""
+    robot = mujoco.MjSpec()
+    robot.compiler.fusestatic = False
+    robot.compiler.boundmass, robot.compiler.boundinertia = arm.compiler.boundmass, arm.compiler.boundinertia
+    robot.compiler.degree = arm.compiler.degree
+    for prefix in prefixes:  # one copy of the arm each: MuJoCo attaches a body once
+        robot.worldbody.add_frame().attach_body(arm.copy().worldbody.first_body(), prefix, "")
+    return robot
 
 
 def description_joints(model: mujoco.MjModel) -> dict[str, DescriptionJoint]:
@@ -85,7 +101,7 @@ def frame_names(model: mujoco.MjModel) -> list[str]:
 def check_against_description(spec: EmbodimentSpec) -> list[Problem]:
     """Problems between a spec and its robot description: missing joints or frames, limits too wide."""
     try:
-        model = load_description(spec.description_path())
+        model = load_description(spec.description_path(), spec.mounts)
     except AdaptError as err:
         return [Problem("description", f"{err}; fix the path (relative to the spec file) or the file")]
     available = description_joints(model)
@@ -132,7 +148,7 @@ class Kinematics:
         if spec.video_only:
             raise AdaptError(f"embodiment '{spec.name}' is video-only and has no kinematics")
         self.spec = spec
-        self.model = load_description(spec.description_path())
+        self.model = load_description(spec.description_path(), spec.mounts)
         self.data = mujoco.MjData(self.model)
         self._qpos_index = np.array([self.model.joint(name).qposadr[0] for name in spec.joint_names])
         self._frames = {}

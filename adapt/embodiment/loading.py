@@ -41,7 +41,8 @@ def spec_from_dict(
         raise InvalidFileError(source, [_pydantic_problem(e) for e in err.errors()]) from None
     spec._source = source.resolve() if source is not None else None
     problems = _check_rules(spec)
-    if check_description and not spec.video_only and spec.description is not None:
+    composable = not any(p.field.startswith("mounts") for p in problems)  # copies that cannot be told apart
+    if check_description and not spec.video_only and spec.description is not None and composable:
         from adapt.embodiment.kinematics import check_against_description  # MuJoCo: load it only when needed
 
         problems += check_against_description(spec)
@@ -123,6 +124,7 @@ def _check_rules(spec: EmbodimentSpec) -> list[Problem]:
             problems.append(Problem(field, "required unless video_only: true; add it"))
     if not spec.joints:
         problems.append(Problem("joints", "required unless video_only: true; list the actuated joints in order"))
+    problems += _check_mounts(spec)
     if not spec.proprio:
         problems.append(Problem("proprio", "required unless video_only: true; list the state fields"))
     if spec.action is not None and spec.end_effector is not None and spec.joints:
@@ -146,6 +148,27 @@ def _action_dim_hint(spec: EmbodimentSpec, expected: int) -> str:
         arm = f"{len(spec.joints)} joints"
     needs = f"{spec.action.kind} needs {arm} + {gripper} gripper = {expected}"
     return f"is {spec.action.dim} but {needs}; set it to {expected}"
+
+
+def _check_mounts(spec: EmbodimentSpec) -> list[Problem]:
+    """A robot of copies of one arm: one copy per end effector, and every joint and frame in one copy."""
+    if not spec.mounts:
+        return []
+    problems = [
+        Problem(f"mounts[{i}]", f"duplicate prefix '{prefix}'; each copy needs its own")
+        for i, prefix in enumerate(spec.mounts)
+        if prefix in spec.mounts[:i]
+    ]
+    if len(spec.mounts) != len(spec.end_effectors):
+        problems.append(
+            Problem("mounts", f"has {len(spec.mounts)} copies; give one per end effector ({len(spec.end_effectors)})")
+        )
+    for field, names in (("joints", spec.joint_names), ("end_effector", spec.end_effectors)):
+        for i, name in enumerate(names):
+            if not any(name.startswith(prefix) for prefix in spec.mounts):
+                where = f"{field}[{i}]" if field == "joints" or len(names) > 1 else field
+                problems.append(Problem(where, f"'{name}' carries no mount prefix ({', '.join(spec.mounts)})"))
+    return problems
 
 
 def _duplicates(field: str, names: list[str]) -> list[Problem]:

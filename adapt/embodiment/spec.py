@@ -116,6 +116,10 @@ class EmbodimentSpec(_Strict):
     joints: list[Joint] = []
     end_effector: str | list[str] | None = None
     """Body or site name of the end-effector frame; one per arm for bimanual robots."""
+    mounts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]] = []
+    """A robot made of copies of one arm (two Pandas as one bimanual robot): the prefix each copy's joints and
+    frames carry, one per copy, in the order of `end_effector`. `description` is then the one arm, and
+    `joints` and `end_effector` name each copy's parts with its prefix (`arm0_joint1`, `arm1_right_hand`)."""
     gripper: Gripper | None = None
     cameras: Annotated[list[Camera], Field(min_length=1)]
     proprio: list[ProprioField] = []

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 ROBOSUITE_ROBOTS = "package://robosuite/models/assets/robots/"
 PREFIX = "robot0_"
-"""robosuite prefixes the joint, body and camera names of the first robot with this."""
+"""robosuite prefixes the joint, body and camera names of the first robot with this (`robot1_` the second)."""
 STATE_FIELDS = ("joint_position", "joint_velocity", "gripper")
 OFFSCREEN_SAMPLES = 0
 """Multisample anti-aliasing of rendered frames (MuJoCo's default 4 doubles the cost of a frame on a CPU)."""
@@ -66,6 +66,15 @@ def robosuite_robot(spec: EmbodimentSpec) -> str:
             f"'{spec.name}': gripper.dim {spec.gripper.dim} must be one per end effector ({len(spec.end_effectors)})"
         )
     return names[folder]
+
+
+def scene_joint(spec: EmbodimentSpec, name: str) -> str:
+    """The scene's name of a spec joint: robosuite prefixes the i-th robot's parts `robot<i>_`; a spec made of
+    mounted copies names each copy's by its mount prefix instead."""
+    for i, mount in enumerate(spec.mounts):
+        if name.startswith(mount):
+            return f"robot{i}_{name.removeprefix(mount)}"
+    return PREFIX + name
 
 
 def check_spec(spec: EmbodimentSpec) -> None:
@@ -110,10 +119,14 @@ class SimEnv:
                 f"'{spec.name}' has {len(spec.end_effectors)} end effector(s): "
                 + ("two-arm scenes need two" if two_arms else f"pick a two-arm scene ({', '.join(TWO_ARM_SCENES)})")
             )
+        if spec.mounts:  # copies of one arm: one robosuite robot each, side by side
+            robots, layout = [robot] * len(spec.mounts), {"env_configuration": "parallel"}
+        else:
+            robots, layout = robot, {"env_configuration": "single-robot"} if two_arms else {}
         self.env = robosuite.make(
             scene,
-            robots=robot,
-            **({"env_configuration": "single-robot"} if two_arms else {}),
+            robots=robots,
+            **layout,
             controller_configs=_controller_config(robot, controller),
             has_renderer=False,
             has_offscreen_renderer=False,  # made below, with our settings
@@ -150,18 +163,21 @@ class SimEnv:
                 f"'{self.spec.name}': cameras {missing} are not in robosuite's {self.scene} scene;"
                 f" available: {', '.join(sim.model.camera_names)}"
             )
-        names = [PREFIX + name for name in self.spec.joint_names]
+        names = [scene_joint(self.spec, name) for name in self.spec.joint_names]
         absent = [n for n in names if n not in sim.model.joint_names]
         if absent:
             raise AdaptError(f"'{self.spec.name}': joints {absent} are not in robosuite's {robot.name} model")
         self._qpos = np.array([sim.model.get_joint_qpos_addr(n) for n in names])
         self._qvel = np.array([sim.model.get_joint_qvel_addr(n) for n in names])
         self._free_robot_base()
-        arms = robot.arms[: len(self.spec.end_effectors)]
-        self.hands = len(arms)
-        self._eef_sites = [robot.eef_site_id[arm] for arm in arms]
+        if self.spec.mounts and len(robot.arms) > 1:
+            raise AdaptError(f"'{self.spec.name}': mounts copy a one-armed robot; robosuite's {robot.name} has two")
+        hands = [(r, r.arms[0]) for r in self.env.robots] if self.spec.mounts else [(robot, a) for a in robot.arms]
+        hands = hands[: len(self.spec.end_effectors)]
+        self.hands = len(hands)
+        self._eef_sites = [r.eef_site_id[arm] for r, arm in hands]
         self.base = sim.data.body_xpos[sim.model.body_name2id(robot.robot_model.root_body)][:2].copy()
-        self._fingers = [robot._ref_gripper_joint_pos_indexes[arm][0] for arm in arms]
+        self._fingers = [r._ref_gripper_joint_pos_indexes[arm][0] for r, arm in hands]
         self._gripper_ranges = self._calibrate_grippers()
 
     def _free_robot_base(self) -> None:
@@ -172,10 +188,11 @@ class SimEnv:
         collisions of those in contact with the robot are switched off.
         """
         model, data = self.env.sim.model, self.env.sim.data
+        robots = tuple(f"robot{i}_" for i in range(len(self.env.robots)))
         for contact in data.contact[: data.ncon]:
             geoms = (contact.geom1, contact.geom2)
             bodies = [model.geom_bodyid[g] for g in geoms]
-            if not all(model.body_id2name(b).startswith(PREFIX) for b in bodies):
+            if not all(model.body_id2name(b).startswith(robots) for b in bodies):
                 continue
             for geom, body in zip(geoms, bodies, strict=True):
                 if model.body_weldid[body] == 0:  # welded to the world: the base
@@ -214,7 +231,7 @@ class SimEnv:
         so an episode would start from whatever the previous one left (closed, after a lift): its outcome,
         and a dataset simulated by several workers, would depend on the episodes run before it. Every
         episode starts from the fully open command instead."""
-        for gripper in self.env.robots[0].gripper.values():
+        for gripper in (g for robot in self.env.robots for g in robot.gripper.values()):
             for _ in range(GRIPPER_SETTLE_LIMIT):
                 before = np.array(getattr(gripper, "current_action", 0.0), copy=True)
                 gripper.format_action(np.array([-1.0]))
@@ -226,6 +243,9 @@ class SimEnv:
         each hand's gripper), or with the joint controller absolute joint targets (rad) then the grippers."""
         if self.controller == "osc":
             command = np.clip(command, -1.0, 1.0)
+        if len(self.env.robots) > 1:  # one robosuite robot per hand: each takes its arm's values, then its gripper
+            arms = np.split(command[: -self.hands], self.hands)
+            command = np.concatenate([np.r_[arm, grip] for arm, grip in zip(arms, command[-self.hands :], strict=True)])
         self.env.step(command)
 
     def step_spec_action(self, action: np.ndarray) -> None:
