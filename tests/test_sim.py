@@ -120,6 +120,23 @@ def test_hindsight_play_labels_the_try_that_lifts_a_cube_and_changes_nothing_els
         generate(spec, "demo", tmp_path / "demo", episodes=1, hindsight=True)
 
 
+def test_two_armed_hindsight_play_labels_the_lifts_of_the_pot(tmp_path):
+    """Two Pandas as one robot play in TwoArmLift's scene: runs of "lift the pot with both arms" in which both
+    hands open on the way and end closed on their handles, play elsewhere, every command within the
+    controller's range. Bugs caught: a try that lifted nothing labelled as lifting (a hand open at its end),
+    labels shifted by a part, the one-armed play (one hand's commands only) run on a two-armed robot."""
+    spec = tiny_spec(tmp_path, "bimanual_panda", cameras=1)
+    data = generate(spec, "play", tmp_path / "play", minutes=0.3, seed=4, workers=1, hindsight=True)
+    episode = LeRobotDataset(data, load_embodiment(spec)).episodes[0]
+    labels, grippers = episode.frame_tasks.tolist(), episode.state[:, -2:]
+    assert episode.task == "play with the pot" and set(labels) == {episode.task, "lift the pot with both arms"}
+    grouped = itertools.groupby(range(len(labels)), lambda t: labels[t])
+    runs = [list(frames) for label, frames in grouped if label.startswith("lift the ")]
+    for run in runs:
+        assert grippers[run].min(axis=0).max() < -0.5 and grippers[run[-5:]].min() > 0  # both open, then closed
+    assert np.abs(episode.action).max() <= 1.0 and np.abs(episode.action[:, 6:12]).max() > 0.1  # the left arm moves
+
+
 def test_play_in_the_lift_scene_plays_with_its_one_cube_and_bad_scenes_are_named(tmp_path):
     """`--scene Lift`: play with the Lift scene's single cube (the default is the Stack scene's two), with
     hindsight labels naming that cube. Bugs caught: the scene option ignored (two cubes named), a scene
@@ -218,7 +235,7 @@ def test_multitask_chains_subtasks_in_parallel_workers(tmp_path):
     [
         ("ur5", {"minutes": 1.0}, "Did you mean 'ur5e'"),
         ("human", {"minutes": 1.0}, "video-only"),
-        ("baxter_osc", {"minutes": 1.0}, "has two arms: it is scripted for --kind demo --task TwoArmLift"),
+        ("baxter_osc", {"minutes": 1.0, "scene": "Stack"}, "has two arms; it plays in TwoArmLift"),
         ("ur5e", {"episodes": 1, "task": "TwoArmLift"}, "needs a robot with two arms; 'ur5e' has one"),
         ("ur5e", {"minutes": 1.0, "episodes": 2}, "either minutes or episodes"),
         ("ur5e", {}, "either minutes or episodes"),

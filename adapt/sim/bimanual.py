@@ -3,7 +3,8 @@
 `together` steps both hands' scripts at once and joins their commands in the robot's layout (both hands' six
 end-effector values, then both grippers); a hand whose script has finished holds where it is until the other's
 has. A two-armed lift reaches both pot handles from above with the fingers across the grip bars, closes both
-grippers, and raises the pot level, both hands at the same pace.
+grippers, and raises the pot level, both hands at the same pace. Two-armed play (`play_together`) strings lifts,
+put-downs, one-handed tries at a handle, reaches of each hand about its own side of the table, and pauses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Generator
 import numpy as np
 
 from adapt.sim.scenes import handles
-from adapt.sim.scripted import HOVER, Arm, Script
+from adapt.sim.scripted import HOVER, REACH, Arm, Script
 
 LIFT = (0.15, 0.22)
 """How far (m) a two-armed lift raises the pot: robosuite's TwoArmLift succeeds above 10 cm."""
@@ -61,3 +62,77 @@ def lift_together(arms: list[Arm]) -> Script:
     yield from together(arms, [arm.move(arm.sim.eef(arm.hand)[0] + [0, 0, height], steps=80) for arm in arms])
     yield from together(arms, [arm.hold(int(arms[0].rng.integers(5, 15))) for arm in arms])
     return bool(arms[0].sim.env._check_success())
+
+
+def put_down(arms: list[Arm], heights: list[float]) -> Script:
+    """Lower the held pot until each hand is back at the height it grasped at, let go, and rise clear of it."""
+    yield from together(
+        arms,
+        [
+            arm.move(arm.sim.eef(arm.hand)[0] * [1, 1, 0] + [0, 0, z], steps=80)
+            for arm, z in zip(arms, heights, strict=True)
+        ],
+    )
+    yield from let_go(arms)
+    return True
+
+
+def let_go(arms: list[Arm]) -> Script:
+    """Open both hands where they are and rise clear of the handles."""
+    yield from together(arms, [arm.hold(8, grip=-1.0) for arm in arms])
+    yield from together(arms, [arm.move(arm.sim.eef(arm.hand)[0] + [0, 0, HOVER], steps=40) for arm in arms])
+    return True
+
+
+def reach_own_side(arm: Arm) -> Script:
+    """Play: one hand goes somewhere above its own half of the table (the right hand right of the pot, the left
+    hand left of it), with a new wrist yaw, so the two arms never cross."""
+    side = -1.0 if arm.hand == 0 else 1.0
+    xy = arm.centre + [arm.rng.uniform(*REACH[0]), side * arm.rng.uniform(0.1, REACH[1][1] + 0.08)]
+    yield from arm.move(np.r_[xy, arm.floor + arm.rng.uniform(0.12, 0.32)], yaw=arm.rng.uniform(-0.8, 0.8), steps=60)
+    yield from arm.hold(int(arm.rng.integers(0, 12)))
+    return True
+
+
+def touch_handle(arm: Arm, tidy: bool = False) -> Script:
+    """Play: one hand goes down onto its handle, maybe closes on it (never when `tidy`), lets go and rises again;
+    the pot stays put."""
+    at, bar = handles(arm.sim.env)[arm.hand]
+    yield from arm.move(at + [0, 0, HOVER], yaw=bar_yaw(arm, bar), grip=-1.0, steps=100)
+    yield from arm.move(at, tol=0.008, steps=60)
+    yield from arm.hold(int(arm.rng.integers(6, 14)), grip=-1.0 if tidy else float(arm.rng.choice([-1.0, 1.0])))
+    yield from arm.hold(6, grip=-1.0)
+    yield from arm.move(arm.sim.eef(arm.hand)[0] + [0, 0, HOVER], steps=40)
+    return True
+
+
+def play_together(arms: list[Arm], log: list[list], lift_text: str, tidy: bool = False) -> Script:
+    """Endless two-armed play in TwoArmLift's scene: the recorder stops it at the episode's length.
+
+    `log` gets [description, succeeded] as each part starts, as one-armed play's does: a lift is named
+    `lift_text` from the start of its try until it ends; a try that lifts is held a while, put down and let go
+    (unnamed), and one that does not lift is let go. Reaches, one-handed touches of a handle and pauses go
+    unnamed; `tidy` play closes the fingers only to lift."""
+    rng = arms[0].rng
+    while True:
+        roll = rng.random()
+        if roll < 0.3:
+            log.append([None, True])
+            yield from together(arms, [reach_own_side(arm) for arm in arms])
+        elif roll < 0.45:
+            log.append([None, True])
+            hand = int(rng.integers(len(arms)))
+            yield from together(arms, [touch_handle(a, tidy) if a.hand == hand else a.hold(1) for a in arms])
+        elif roll < 0.9:
+            grasped_at = [at[2] for at, _ in handles(arms[0].sim.env)]
+            log.append([lift_text, False])
+            lifted = log[-1][1] = yield from lift_together(arms)
+            log.append([None, True])
+            if lifted:
+                yield from together(arms, [arm.hold(int(rng.integers(0, 20))) for arm in arms])
+                yield from put_down(arms, grasped_at)
+            else:
+                yield from let_go(arms)
+        else:
+            log.append([None, True])
+            yield from together(arms, [arm.hold(int(rng.integers(10, 30))) for arm in arms])

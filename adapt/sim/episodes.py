@@ -128,7 +128,10 @@ def simulate(
     if kind == "corrections":
         lead(pool.policy(), sim, task, int(rng.integers(*LEAD_STEPS, endpoint=True)), int(rng.integers(2**31)))
     log: list[list] = []
-    script = _play(arm, log, tidy) if play else _multitask(arm, log) if kind == "multitask" else _demo(arms, log)
+    if play and len(arms) > 1:
+        script = bimanual.play_together(arms, log, task_text("TwoArmLift", _names(arm)), tidy)
+    else:
+        script = _play(arm, log, tidy) if play else _multitask(arm, log) if kind == "multitask" else _demo(arms, log)
     frames, state, action, segments = record(sim, script, max_frames, log)
     done = [description for description, ok in log if ok]
     if kind == "play":

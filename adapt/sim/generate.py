@@ -191,12 +191,17 @@ def _request(
     if kind in ("demo", "corrections"):
         task = _named(task, DEMOS, "no scripted demo for task", "Tasks")
     two_arms = len(spec.end_effectors) == 2
-    if two_arms and not (kind == "demo" and task in TWO_ARM_SCENES):
+    if two_arms and not (kind == "play" or (kind == "demo" and task in TWO_ARM_SCENES)):
         raise AdaptError(
-            f"'{spec.name}' has two arms: it is scripted for --kind demo --task {' or '.join(TWO_ARM_SCENES)} so far"
+            f"'{spec.name}' has two arms: it is scripted for --kind play and --kind demo --task "
+            f"{' or '.join(TWO_ARM_SCENES)} so far"
         )
     if not two_arms and kind in ("demo", "corrections") and task in TWO_ARM_SCENES:
         raise AdaptError(f"--task {task} needs a robot with two arms; '{spec.name}' has one")
+    if two_arms and scene is not None and scene not in TWO_ARM_SCENES:
+        raise AdaptError(f"--scene {scene}: '{spec.name}' has two arms; it plays in {' or '.join(TWO_ARM_SCENES)}")
+    if two_arms and retries:
+        raise AdaptError(f"--retries: '{spec.name}' has two arms, and two-armed play has no deliberate misses")
     fps = spec.action.control_hz
     target = round(minutes * 60 * fps) if minutes is not None else None
     if target == 0:
@@ -204,7 +209,10 @@ def _request(
     lengths = _play_lengths(fps, target, episodes, seed) if kind == "play" else None
     max_frames = round(MAX_SECONDS.get(kind, 0.0) * fps)
     policy = None if policy is None else str(policy)
-    play_scene = _named(scene, PLAY_SCENES, "no play scene", "Scenes") if scene is not None else PLAY_SCENES[0]
+    if two_arms:
+        play_scene = TWO_ARM_SCENES[0]
+    else:
+        play_scene = _named(scene, PLAY_SCENES, "no play scene", "Scenes") if scene is not None else PLAY_SCENES[0]
     manner = {"calm": calm, "tidy": tidy, "retries": retries}
     request = SimulationRequest(spec, kind, task, seed, lengths, max_frames, policy, hindsight, play_scene, **manner)
     return request, target if target is not None else (sum(lengths) if lengths else None)
