@@ -230,8 +230,26 @@ def claim_conditions(minutes: list[float], steps: int) -> list[dict]:
     ]
 
 
-CONDITION_SETS = {"lift-base": conditions, "claims": claim_conditions}
-"""`--conditions`: the bundled Lift base's study, or a broad base's claims."""
+def bimanual_conditions(minutes: list[float], steps: int) -> list[dict]:
+    """A two-armed target (`--conditions bimanual --target bimanual_panda`, or `baxter_osc`): the one-armed Panda
+    base adapted with donor heads (each arm seeded from the Panda's one), against `scratch` on the same data, `steps`
+    each, evaluated on TwoArmLift: 5 minutes of TwoArmLift demos (the task shown), then the most minutes of
+    two-armed play with hindsight labels (the seed's case: a new bimanual robot from its play)."""
+    most = max(minutes)
+    demos = {"minutes": None, "demos": True, "demo_task": "TwoArmLift", "tasks": ["TwoArmLift"]}
+    play = {"minutes": most, "hindsight": True, "tasks": ["TwoArmLift"]}
+    return [
+        {"name": "play-30min-donor/twoarmlift-demos", "recipe": "play-30min-donor", **demos},
+        {"name": "scratch/twoarmlift-demos", "recipe": "scratch", **demos},
+        {"name": f"play-30min-donor/{most:g}min-hindsight", "recipe": "play-30min-donor", **play},
+        {"name": f"scratch/{most:g}min-hindsight", "recipe": "scratch", **play},
+    ]
+
+
+CONDITION_SETS = {"lift-base": conditions, "claims": claim_conditions, "bimanual": bimanual_conditions}
+"""`--conditions`: the bundled Lift base's study, a broad base's claims, or a two-armed target."""
+HELD_OUT_MINUTES = 5.0
+"""At most this much held-out target play scores the open-loop action error."""
 
 
 def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Path) -> dict:
@@ -244,7 +262,7 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
         data.append(str(dataset(work, args.target, "play", row["minutes"], seed=1, **play)))
     if row.get("demos"):
         minutes = min(row.get("demo_minutes", task_minutes), task_minutes)
-        data.append(str(dataset(work, args.target, "demo", minutes, seed=4, task="Lift")))
+        data.append(str(dataset(work, args.target, "demo", minutes, seed=4, task=row.get("demo_task", "Lift"))))
     if row.get("video") == UNSEEN_TASK:
         robot = row.get("video_robot", args.target)
         video = dataset(work, robot, "demo", args.video_minutes, seed=3, task=UNSEEN_TASK, video_only=True)
@@ -317,14 +335,15 @@ def plot(results: list[dict], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     names = [r["name"] for r in results]
     metrics = (("success_rate", "success_ci95"), ("mean_progress", "progress_ci95"))
+    task = results[0]["tasks"][0]  # every condition of a set is evaluated on its first task
     for ax, (metric, ci) in zip(axes, metrics, strict=True):
-        values = [r["Lift"][metric] for r in results]
-        low = [v - r["Lift"][ci][0] for v, r in zip(values, results, strict=True)]
-        errors = [low, [r["Lift"][ci][1] - v for v, r in zip(values, results, strict=True)]]
+        values = [r[task][metric] for r in results]
+        low = [v - r[task][ci][0] for v, r in zip(values, results, strict=True)]
+        errors = [low, [r[task][ci][1] - v for v, r in zip(values, results, strict=True)]]
         ax.bar(range(len(names)), values, yerr=errors, capsize=3, color="tab:blue")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1)
-        ax.set_title(f"UR5e Lift {metric.replace('_', ' ')} (95% CI)")
+        ax.set_title(f"{task} {metric.replace('_', ' ')} (95% CI)")
     fig.tight_layout()
     fig.savefig(out / "adaptation.png", dpi=110)
     plt.close(fig)
@@ -334,12 +353,12 @@ def plot(results: list[dict], out: Path) -> None:
         rows = sorted(curve, key=lambda r: r["minutes"])
         if rows:
             x = [r["minutes"] for r in rows]
-            y = [r["Lift"]["success_rate"] for r in rows]
-            low = [v - r["Lift"]["success_ci95"][0] for v, r in zip(y, rows, strict=True)]
-            high = [r["Lift"]["success_ci95"][1] - v for v, r in zip(y, rows, strict=True)]
+            y = [r[task]["success_rate"] for r in rows]
+            low = [v - r[task]["success_ci95"][0] for v, r in zip(y, rows, strict=True)]
+            high = [r[task]["success_ci95"][1] - v for v, r in zip(y, rows, strict=True)]
             ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=method)
-    ax.set_xlabel("minutes of UR5e play data")
-    ax.set_ylabel("UR5e Lift success (95% CI)")
+    ax.set_xlabel("minutes of target play data")
+    ax.set_ylabel(f"{task} success (95% CI)")
     ax.set_ylim(0, 1)
     if ax.lines:
         ax.legend()
@@ -385,7 +404,7 @@ def main() -> None:
     results = reusable(previous, settings, size)
     # Runs (and their checkpoints) are kept per settings, so other settings never resume a stale run.
     runs = args.work / "runs" / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    held_out = dataset(args.work, args.target, "play", min(args.minutes), seed=2)
+    held_out = dataset(args.work, args.target, "play", min(*args.minutes, HELD_OUT_MINUTES), seed=2)
     rows = CONDITION_SETS[args.conditions](args.minutes, args.steps)
     order = [row["name"] for row in rows]
     retired = [r["name"] for r in results if r["name"] not in order]
@@ -406,37 +425,49 @@ def main() -> None:
         print(f"{row['name']}: training {row.get('steps', args.steps)} steps")
         result = run_condition(row, args, held_out, runs)
         results = sorted([*results, result], key=lambda r: order.index(r["name"]))  # reused ones came first
-        lift = result["Lift"]
-        print(f"{row['name']}: Lift success {lift['success_rate']:.2f}, progress {lift['mean_progress']:.2f}")
+        task = row["tasks"][0]
+        done = result[task]
+        print(f"{row['name']}: {task} success {done['success_rate']:.2f}, progress {done['mean_progress']:.2f}")
         write_report(path, {"machine": machine(), "settings": settings, "results": results})
         plot(results, args.out)  # after each condition, so a stopped run has its pictures too
     print(table(results))
 
 
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
-    """Lift success minus that of scratch on the same target data and steps, with a 95 % interval (Newcombe's hybrid
-    score method: the two Wilson intervals combined); None for scratch itself or without a scratch result."""
-    same = ("minutes", "demos", "demo_minutes", "steps", *PLAY_OPTIONS)  # the same data and number of updates
+    """Success on the row's first task minus that of scratch on the same target data and steps, with a 95 %
+    interval (Newcombe's hybrid score method: the two Wilson intervals combined); None for scratch itself or
+    without a scratch result."""
+    same = (
+        "minutes",
+        "demos",
+        "demo_minutes",
+        "demo_task",
+        "steps",
+        *PLAY_OPTIONS,
+    )  # the same data and number of updates
     scratch = next((r for r in results if r["recipe"] == "scratch" and all(r.get(k) == row.get(k) for k in same)), None)
     if scratch is None or row["recipe"] == "scratch":
         return None
-    ours, theirs = row["Lift"], scratch["Lift"]
+    task = row["tasks"][0]
+    ours, theirs = row[task], scratch[task]
     return newcombe_difference(
         ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
     )
 
 
 def table(results: list[dict]) -> str:
-    """The report's markdown table: Lift against scratch, then each other task evaluated (success, progress)."""
+    """The report's markdown table: the first task against scratch, then each other task evaluated (success,
+    progress)."""
+    task = results[0]["tasks"][0] if results else "Lift"
     others = [t for t in ("Stack", UNSEEN_TASK) if any(t in r for r in results)]
     lines = [
-        "| condition | Lift success (95% CI) | minus scratch's (95% CI) | Lift progress (95% CI) "
+        f"| condition | {task} success (95% CI) | minus scratch's (95% CI) | {task} progress (95% CI) "
         + "".join(f"| {t} success (95% CI), progress " for t in others)
         + "| action MSE | train min |",
         "|---|---|---|---|" + "---|" * len(others) + "---|---|",
     ]
     for r in results:
-        lift, mse = r["Lift"], r["open_loop"]["action_mse"]
+        lift, mse = r[task], r["open_loop"]["action_mse"]
         margin = margin_over_scratch(r, results)
         versus = "-" if margin is None else f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})"
         cells = [
