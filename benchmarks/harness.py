@@ -9,9 +9,9 @@
 - Expert through the harness: the scripted demonstrator (`adapt eval --policy scripted`) run by
   `evaluate_closed_loop` on fresh evaluation seeds: the harness lets a competent controller succeed.
 
-Run: `.venv/bin/python benchmarks/harness.py [--only ROBOT...]` (about 10 minutes on 2 cores for the single-arm
-rows, as long again for each two-armed one), `--quick` for a smoke run. Results: `benchmarks/results/harness.json`
-(rows of robots not run are kept). Targets: every replay rate >= 0.95.
+Run: `.venv/bin/python benchmarks/harness.py [--only ROBOT...] [--task TASK...]` (about 10 minutes on 2 cores for
+the single-arm rows, as long again for each two-armed one), `--quick` for a smoke run. Results:
+`benchmarks/results/harness.json` (rows not run are kept). Targets: every replay rate >= 0.95.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from adapt.sim.episodes import SimPool, replay, simulate
 from adapt.sim.expert import ScriptedExpert
 
 MAX_FRAMES, SEED = 600, 1000
-MAX_STEPS = {"Lift": 200, "TwoArmLift": 400}
+MAX_STEPS = {"Lift": 200, "TwoArmLift": 400, "TwoArmHandover": 400}
 """Control steps per expert episode (`adapt eval --max-steps`): two arms move slower."""
-REPLAY = {"panda": "Lift", "ur5e": "Lift", "baxter_osc": "TwoArmLift", "bimanual_panda": "TwoArmLift"}
-EXPERT = {"panda": "Lift", "baxter_osc": "TwoArmLift", "bimanual_panda": "TwoArmLift"}
-"""Robot -> the task its rows run."""
+TWO_ARMED = [(robot, task) for robot in ("baxter_osc", "bimanual_panda") for task in ("TwoArmLift", "TwoArmHandover")]
+REPLAY = [("panda", "Lift"), ("ur5e", "Lift"), *TWO_ARMED]
+EXPERT = [("panda", "Lift"), *TWO_ARMED]
+"""(robot, task) of each row."""
 
 
 def replay_rate(robot: str, task: str, episodes: int) -> dict:
@@ -79,25 +80,30 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40, help="Demos replayed per robot and expert episodes.")
     parser.add_argument("--quick", action="store_true", help="3 episodes each (smoke run).")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "harness.json")
-    parser.add_argument("--only", nargs="+", choices=sorted(REPLAY), help="run these robots' rows only")
+    robots = sorted({robot for robot, _ in REPLAY})
+    parser.add_argument("--only", nargs="+", choices=robots, help="run these robots' rows only")
+    parser.add_argument("--task", nargs="+", help="run these tasks' rows only")
     args = parser.parse_args()
     episodes = 3 if args.quick else args.episodes
-    robots = args.only or list(REPLAY)
+
+    def chosen(robot: str, task: str) -> bool:
+        return (args.only is None or robot in args.only) and (args.task is None or task in args.task)
+
     old = json.loads(args.out.read_text()) if args.out.is_file() and not args.quick else {}
-    kept = {part: [r for r in old.get(part, []) if r["robot"] not in robots] for part in ("replay", "expert")}
+    kept = {part: [r for r in old.get(part, []) if not chosen(r["robot"], r["task"])] for part in ("replay", "expert")}
     report = {"machine": machine(), **kept}
-    for robot in (r for r in REPLAY if r in robots):
+    for robot, task in (row for row in REPLAY if chosen(*row)):
         start = time.perf_counter()
-        result = replay_rate(robot, REPLAY[robot], episodes) | {"wall_s": round(time.perf_counter() - start, 1)}
+        result = replay_rate(robot, task, episodes) | {"wall_s": round(time.perf_counter() - start, 1)}
         print(
-            f"replay {robot} {REPLAY[robot]}: {result['replay_successes']}/{result['demos_succeeded']} demos succeed"
+            f"replay {robot} {task}: {result['replay_successes']}/{result['demos_succeeded']} demos succeed"
             f" again (the demonstrator succeeded in {result['demos_succeeded']}/{episodes})"
         )
         report["replay"].append(result)
-    for robot in (r for r in EXPERT if r in robots):
+    for robot, task in (row for row in EXPERT if chosen(*row)):
         start = time.perf_counter()
-        result = expert_rate(robot, EXPERT[robot], episodes) | {"wall_s": round(time.perf_counter() - start, 1)}
-        print(f"expert through adapt eval ({robot} {EXPERT[robot]}): success {result['success_rate']:.2f}")
+        result = expert_rate(robot, task, episodes) | {"wall_s": round(time.perf_counter() - start, 1)}
+        print(f"expert through adapt eval ({robot} {task}): success {result['success_rate']:.2f}")
         report["expert"].append(result)
     write_report(args.out, report)
 

@@ -282,3 +282,24 @@ def test_two_armed_expert_lifts_the_pot_through_the_eval_harness(invoke, tmp_pat
     assert episode["steps"] < 200 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0
     frames = decord.VideoReader(str(out / episode["video"]))
     assert frames[0].shape == (32, 4 * 32, 3)  # front view | right wrist | left wrist | predicted future
+
+
+def test_two_pandas_hand_the_hammer_over_through_the_eval_harness(invoke, tmp_path):
+    """`adapt eval --task TwoArmHandover` on two Pandas as one robot: the scripted demonstrator's first hand
+    reaches the hammer's handle, picks it up, lifts it and hands it to the second (robosuite's success: the
+    second hand holds the handle, the first nothing). Catches stages that read the wrong hand, a lift stage below
+    robosuite's 10 cm, and the two robots' commands handed to robosuite in the wrong layout."""
+    import yaml
+
+    from adapt.embodiment import bundled_embodiments
+
+    raw = yaml.safe_load(bundled_embodiments()["bimanual_panda"].read_text())
+    raw["cameras"] = [dict(c, height=32, width=32) for c in raw["cameras"][:1]]
+    (tmp_path / "pair.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "expert"
+    args = ["--robot", tmp_path / "pair.yaml", "--task", "TwoArmHandover", "--episodes", "1", "--seed", "3"]
+    result = invoke("eval", "--policy", "scripted", *args, "--max-steps", "400", "--out", out)
+    assert result.exit_code == 0, result.output
+    episode = json.loads((out / "results.json").read_text())["episodes"][0]
+    assert episode["success"] and episode["stages"] == ["reach", "grasp", "lift", "hand over"]
+    assert episode["steps"] < 400 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0

@@ -3,7 +3,10 @@
 `together` steps both hands' scripts at once and joins their commands in the robot's layout (both hands' six
 end-effector values, then both grippers); a hand whose script has finished holds where it is until the other's
 has. A two-armed lift reaches both pot handles from above with the fingers across the grip bars, closes both
-grippers, and raises the pot level, both hands at the same pace. Two-armed play (`play_together`) strings lifts,
+grippers, and raises the pot level, both hands at the same pace. A handover (`hand_over`) has the first hand pick
+TwoArmHandover's hammer up by the head's end of its handle, carry it to a point between the arms with the head
+turned towards its own side, and hold it there while the second hand takes the other end, then let go. Two-armed
+play (`play_together`) strings lifts,
 put-downs, one-handed tries at a handle, reaches of each hand about its own side of the table, and pauses.
 """
 
@@ -13,11 +16,20 @@ from collections.abc import Generator
 
 import numpy as np
 
-from adapt.sim.scenes import handles
+from adapt.sim.scenes import hammer_handle, handles
 from adapt.sim.scripted import HOVER, REACH, Arm, Script
 
 LIFT = (0.15, 0.22)
 """How far (m) a two-armed lift raises the pot: robosuite's TwoArmLift succeeds above 10 cm."""
+HANDOVER = np.array([-0.15, 0.0, 0.03])
+"""Where the hammer changes hands, from the midpoint of the hands' starting positions (m): a little nearer the
+robot, between the arms, where both reach with room to turn the wrist."""
+GRIPS = (0.25, -0.3)
+"""Where each hand takes the handle, in handle lengths from its centre towards the head: the first near the head,
+the second near the butt."""
+HEAD_SPREAD = np.radians(50)
+"""The carrying hand turns the hammer until its head points within this of the hand's own side (no further: a
+wrist turned half a turn reaches its joint limit)."""
 
 
 def together(arms: list[Arm], scripts: list[Script]) -> Generator[np.ndarray, None, list[bool]]:
@@ -136,3 +148,34 @@ def play_together(arms: list[Arm], log: list[list], lift_text: str, tidy: bool =
         else:
             log.append([None, True])
             yield from together(arms, [arm.hold(int(rng.integers(10, 30))) for arm in arms])
+
+
+def hand_over(arms: list[Arm]) -> Script:
+    """The first hand picks TwoArmHandover's hammer up and hands it to the second; whether robosuite calls it
+    handed over (the second hand holds the handle, the first nothing, the hammer 10 cm above the table)."""
+    giver, taker = arms
+    env = giver.sim.env
+    start = (giver.sim.eef(giver.hand)[0] + taker.sim.eef(taker.hand)[0]) / 2
+    centre, towards, length = hammer_handle(env)
+    grip = centre + towards * GRIPS[0] * length
+    yield from together(arms, [giver.move(grip + [0, 0, HOVER], yaw=bar_yaw(giver, towards), grip=-1.0), taker.hold(1)])
+    yield from together(arms, [giver.move(grip, tol=0.006, steps=60), taker.hold(1)])
+    yield from together(arms, [giver.hold(12, grip=1.0), taker.hold(1)])
+    yield from together(arms, [giver.move(giver.sim.eef(giver.hand)[0] + [0, 0, 0.2], steps=60), taker.hold(1)])
+    _, towards, _ = hammer_handle(env)
+    own_side = np.array([0.0, -1.0 if giver.sim.eef(giver.hand)[0][1] < start[1] else 1.0])
+    off = (np.arctan2(towards[1], towards[0]) - np.arctan2(own_side[1], own_side[0]) + np.pi) % (2 * np.pi) - np.pi
+    turn = -np.sign(off) * max(abs(off) - HEAD_SPREAD, 0.0)
+    yield from together(arms, [giver.move(start + HANDOVER, yaw=giver.yaw + turn, steps=150), taker.hold(1)])
+    centre, towards, length = hammer_handle(env)
+    butt = centre + towards * GRIPS[1] * length
+    yield from together(
+        arms, [giver.hold(1), taker.move(butt + [0, 0, HOVER], yaw=bar_yaw(taker, towards), grip=-1.0, steps=150)]
+    )
+    centre, towards, length = hammer_handle(env)
+    yield from together(arms, [giver.hold(1), taker.move(centre + towards * GRIPS[1] * length, tol=0.006, steps=60)])
+    yield from together(arms, [giver.hold(1), taker.hold(12, grip=1.0)])
+    yield from together(arms, [giver.hold(10, grip=-1.0), taker.hold(1)])
+    away = giver.sim.eef(giver.hand)[0] + [0, 0.1 * own_side[1], 0.1]
+    yield from together(arms, [giver.move(away, steps=40), taker.hold(int(giver.rng.integers(5, 15)))])
+    return bool(env._check_success())

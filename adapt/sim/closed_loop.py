@@ -17,7 +17,7 @@ from adapt.evaluate import EpisodeResult, EvalReport
 from adapt.progress import progress_bar
 from adapt.sim.env import SimEnv, controller_for
 from adapt.sim.episodes import task_text
-from adapt.sim.scenes import handles
+from adapt.sim.scenes import hammer_handle, handles
 
 if TYPE_CHECKING:
     from adapt.policy import Controller
@@ -27,9 +27,11 @@ STAGES = {
     "Stack": ("reach", "grasp", "stack"),
     "PickPlaceCan": ("reach", "grasp", "place"),
     "TwoArmLift": ("reach", "grasp", "lift", "hold"),
+    "TwoArmHandover": ("reach", "grasp", "lift", "hand over"),
 }
 """Task progress: the fraction of these stages reached (each needs the ones before it). TwoArmLift's reach and
-grasp need both hands, each at its handle of the pot."""
+grasp need both hands, each at its handle of the pot; TwoArmHandover's are the first hand's, at the hammer's handle
+and holding the hammer (robosuite's contact check), its lift robosuite's 10 cm."""
 REACH_DISTANCE = 0.03
 """Gripper-to-object distance (m) that counts as reached."""
 LIFT_HEIGHT = 0.04
@@ -146,7 +148,14 @@ class _StageTracker:
     def update(self) -> bool:
         """Advance the stages; returns robosuite's own success flag."""
         sim, thing = self.sim, self.sim.things[0]
-        targets = [at for at, _ in handles(sim.env)] if self.task == "TwoArmLift" else [sim.position(thing)]
+        if self.task == "TwoArmLift":
+            targets = [at for at, _ in handles(sim.env)]
+        elif self.task == "TwoArmHandover":  # the first hand's nearest point of the handle
+            centre, towards, length = hammer_handle(sim.env)
+            along = np.clip((sim.eef(0)[0] - centre) @ towards, -length / 2, length / 2)
+            targets = [centre + along * towards]
+        else:
+            targets = [sim.position(thing)]
         distances = [float(np.linalg.norm(sim.eef(hand)[0] - at)) for hand, at in enumerate(targets)]
         distance = max(distances)  # the hand farthest from its target
         self.closest = min(self.closest, distance)
@@ -155,11 +164,16 @@ class _StageTracker:
         self._empty = empty
         if self.task == "TwoArmLift":  # both hands closed on their handle: the fingers stopped before closing
             held = all(d < REACH_DISTANCE and -0.5 < sim.gripper(h) < CLOSED_EMPTY for h, d in enumerate(distances))
+        elif self.task == "TwoArmHandover":
+            first_holds, _, height, table = sim.env._get_task_info()
+            held = bool(first_holds)
         else:
             held = sim.holds(thing, self.floor)
         success = bool(sim.env._check_success())
         stages = [distance < REACH_DISTANCE, held]
-        if self.task in ("Lift", "TwoArmLift"):
+        if self.task == "TwoArmHandover":
+            stages += [height - table > sim.env.height_threshold, success]
+        elif self.task in ("Lift", "TwoArmLift"):
             # Lift's cube 4 cm up; TwoArmLift's pot as robosuite wants it: 10 cm up and level
             lifted = success if self.task == "TwoArmLift" else sim.position(thing)[2] > self.rest + LIFT_HEIGHT
             self.held = self.held + 1 if lifted else 0

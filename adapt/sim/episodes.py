@@ -290,6 +290,7 @@ TASK_TEXT = {
     "Stack": "stack the {0} on the {1}",
     "PickPlaceCan": "put the {0} in the bin",
     "TwoArmLift": "lift the {0} with both arms",
+    "TwoArmHandover": "hand the {0} from one arm to the other",
 }
 """How the demonstrations word each task, by robosuite task name; evaluation prompts a policy with the same."""
 
@@ -308,6 +309,7 @@ DEMOS: dict[str, Callable[[list[Arm]], tuple[str, Script]]] = {
     "Stack": lambda arms: (task_text("Stack", _names(arms[0])), scripted.stack(arms[0], *arms[0].sim.things)),
     "PickPlaceCan": lambda arms: (task_text("PickPlaceCan", _names(arms[0])), _to_goal(arms[0], arms[0].sim.things[0])),
     "TwoArmLift": lambda arms: (task_text("TwoArmLift", _names(arms[0])), bimanual.lift_together(arms)),
+    "TwoArmHandover": lambda arms: (task_text("TwoArmHandover", _names(arms[0])), bimanual.hand_over(arms)),
 }
 """Demo tasks: robosuite task name -> (task text, behaviour of the robot's hands, one `Arm` each). Each scene is
 the robosuite task of that name."""

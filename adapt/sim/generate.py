@@ -198,8 +198,8 @@ def _request(
         )
     if not two_arms and kind in ("demo", "corrections") and task in TWO_ARM_SCENES:
         raise AdaptError(f"--task {task} needs a robot with two arms; '{spec.name}' has one")
-    if two_arms and scene is not None and scene not in TWO_ARM_SCENES:
-        raise AdaptError(f"--scene {scene}: '{spec.name}' has two arms; it plays in {' or '.join(TWO_ARM_SCENES)}")
+    if two_arms and scene is not None and scene != TWO_ARM_SCENES[0]:
+        raise AdaptError(f"--scene {scene}: '{spec.name}' has two arms; it plays in {TWO_ARM_SCENES[0]}")
     if two_arms and retries:
         raise AdaptError(f"--retries: '{spec.name}' has two arms, and two-armed play has no deliberate misses")
     fps = spec.action.control_hz

@@ -14,8 +14,9 @@ import numpy as np
 
 SCENES = ("Lift", "Stack", "PickPlaceCan")
 """robosuite tasks with single-arm scripts here; PickPlaceCan has bins instead of an open table."""
-TWO_ARM_SCENES = ("TwoArmLift",)
-"""robosuite tasks for a two-armed robot (one hand per handle of TwoArmLift's pot)."""
+TWO_ARM_SCENES = ("TwoArmLift", "TwoArmHandover")
+"""robosuite tasks for a two-armed robot: one hand per handle of TwoArmLift's pot; TwoArmHandover's hammer picked
+up by the first hand and handed to the second."""
 COLORS = {
     "red": (0.85, 0.12, 0.1),
     "green": (0.15, 0.65, 0.2),
@@ -56,14 +57,16 @@ def default_things(env, scene: str) -> list[Thing]:
         return [_thing(env, env.cubeA, "red cube"), _thing(env, env.cubeB, "green cube")]
     if scene == "TwoArmLift":
         return [_thing(env, env.pot, "pot")]
+    if scene == "TwoArmHandover":
+        return [_thing(env, env.hammer, "hammer")]
     can = env.objects[env.object_id]
     return [_thing(env, can, "can", goal=tuple(env.target_bin_placements[env.object_id]))]
 
 
 def randomize_things(env, scene: str, rng: np.random.Generator) -> list[Thing]:
-    """Recolor and scatter the cubes of Lift and Stack (call after `env.reset()`); the can and the pot keep
-    robosuite's placement (robosuite turns the pot at random)."""
-    if scene in ("PickPlaceCan", "TwoArmLift"):
+    """Recolor and scatter the cubes of Lift and Stack (call after `env.reset()`); the can, the pot and the hammer
+    keep robosuite's placement (robosuite turns the pot and the hammer at random)."""
+    if scene in ("PickPlaceCan", *TWO_ARM_SCENES):
         return default_things(env, scene)
     objects = [env.cube] if scene == "Lift" else [env.cubeA, env.cubeB]
     colors = rng.choice(list(COLORS), size=len(objects), replace=False)
@@ -94,6 +97,15 @@ def handles(env) -> list[tuple[np.ndarray, np.ndarray]]:
         bar = sim.data.geom_xmat[sim.model.geom_name2id(geoms[0])].reshape(3, 3)[:, 0] * [1.0, 1.0, 0.0]
         out.append((sim.data.site_xpos[site].copy(), bar / np.linalg.norm(bar)))
     return sorted(out, key=lambda handle: handle[0][1])
+
+
+def hammer_handle(env) -> tuple[np.ndarray, np.ndarray, float]:
+    """TwoArmHandover's hammer handle: the world position of its centre, its horizontal direction from the butt
+    towards the head, and its length (m)."""
+    data, model = env.sim.data, env.sim.model
+    centre = data.geom_xpos[env.hammer_handle_geom_id].copy()
+    towards = (data.geom_xpos[model.geom_name2id(env.hammer.head_geoms[0])] - centre) * [1.0, 1.0, 0.0]
+    return centre, towards / np.linalg.norm(towards), float(env.hammer.handle_length)
 
 
 def table_centre(env) -> np.ndarray:
