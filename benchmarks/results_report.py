@@ -19,6 +19,13 @@ OUT = ROOT / "docs" / "results.md"
 README = ROOT / "README.md"
 MARKS = ("<!-- headline results: written by benchmarks/results_report.py -->", "<!-- end of headline results -->")
 """The README's headline table sits between these lines, rewritten with the report."""
+BIMANUAL_MARKS = (
+    "<!-- bimanual results: written by benchmarks/results_report.py -->",
+    "<!-- end of bimanual results -->",
+)
+"""The README's bimanual table sits between these lines."""
+BIMANUAL = RESULTS / "bimanual" / "adaptation.json"
+"""The two-armed target's conditions (`benchmarks/adaptation.py --conditions bimanual`)."""
 HEADLINE = [
     ("Panda Lift: the base's own robot", "the bundled base `base-small`", "base-small/panda_lift_eval"),
     (
@@ -67,6 +74,7 @@ def report() -> str:
         *bundled_base(),
         *peer_section(),
         *adaptation_section(RESULTS / "adaptation.json", "Adapting the bundled base to a new robot"),
+        *adaptation_section(BIMANUAL, "Adapting the one-armed base to a bimanual robot", folder="bimanual"),
     ]
     for folder, what in ARCHIVE.items():
         parts += adaptation_section(RESULTS / folder / "adaptation.json", f"Archive: {what}", archive=folder)
@@ -74,10 +82,12 @@ def report() -> str:
 
 
 def readme() -> str:
-    """README.md with its headline table as the JSON files make it."""
+    """README.md with its headline and bimanual tables as the JSON files make them."""
     text = README.read_text()
-    start, end = text.index(MARKS[0]) + len(MARKS[0]), text.index(MARKS[1])
-    return text[:start] + "\n" + headline() + "\n" + text[end:]
+    for marks, table in ((MARKS, headline()), (BIMANUAL_MARKS, bimanual_table())):
+        start, end = text.index(marks[0]) + len(marks[0]), text.index(marks[1])
+        text = text[:start] + "\n" + table + "\n" + text[end:]
+    return text
 
 
 def headline() -> str:
@@ -91,6 +101,26 @@ def headline() -> str:
     for data, policy, name in HEADLINE:
         if name in rows:
             lines.append(f"| {data} | {policy} | {_rate(rows[name]['Lift'])} |")
+    return "\n".join(lines)
+
+
+def bimanual_table() -> str:
+    """The README's bimanual table: each two-armed condition's success and progress with their intervals."""
+    if not BIMANUAL.is_file():
+        return "Not measured yet: `benchmarks/adaptation.py --conditions bimanual --target bimanual_panda`."
+    report = json.loads(BIMANUAL.read_text())
+    target = report["settings"]["target"]
+    lines = [
+        f"| {target}: data | policy | success (95% CI) | progress (95% CI) | training min |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        method, data = r["name"].split("/", 1)
+        task = r["tasks"][0]
+        policy = "the same architecture from scratch" if method == "scratch" else "adapt, heads seeded per arm"
+        lines.append(
+            f"| {task}: {data} | {policy} | {_rate(r[task])} | {_progress(r[task])} | {r['train_wall_s'] / 60:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -130,23 +160,32 @@ def peer_section() -> list[str]:
     ]
 
 
-def adaptation_section(path: Path, title: str, archive: str | None = None) -> list[str]:
+def adaptation_section(path: Path, title: str, archive: str | None = None, folder: str | None = None) -> list[str]:
+    """One adaptation benchmark's table; `archive`: the folder of a base no longer bundled (no reproduce line),
+    `folder`: the results folder of another condition set."""
     if not path.is_file():
         return []
     report = json.loads(path.read_text())
     settings = report["settings"]
-    where = f"`benchmarks/results/{archive}/`" if archive else "`benchmarks/results/adaptation.json`"
+    where = (
+        f"`benchmarks/results/{archive or folder}/`" if archive or folder else "`benchmarks/results/adaptation.json`"
+    )
     lines = [
         f"## {title}",
         "",
         f"`benchmarks/adaptation.py`: target `{settings['target']}`, {settings['steps']:,} optimizer steps per"
-        f" condition unless its name says otherwise, {settings['episodes']} Lift episodes from seed"
+        f" condition unless its name says otherwise, {settings['episodes']} episodes per task from seed"
         f" {settings['eval_seed']}; data from {where}.",
         "",
         adaptation.table(report["results"]),
         "",
     ]
-    if not archive:
+    if folder:
+        minutes = " ".join(f"{m:g}" for m in settings["minutes"])
+        command = f"--conditions {settings['conditions']} --target {settings['target']} --minutes {minutes}"
+        command += f" --out benchmarks/results/{folder}"
+        lines += [f"Reproduce a row: `.venv/bin/python benchmarks/adaptation.py {command} --only NAME`.", ""]
+    elif not archive:
         lines += ["Reproduce a row: `.venv/bin/python benchmarks/adaptation.py --only NAME`.", ""]
     return lines
 
