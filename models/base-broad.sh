@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ADAPT=${ADAPT:-.venv/bin/adapt}
 DATA=${DATA:-data/broad}
 RUN=${RUN:-runs/base-broad}
-STEPS=${STEPS:-60000}
+STEPS=${STEPS:-20000}
 INIT=${INIT:-models/base-small}
 MINUTES=${MINUTES:-4}
 export LP_NUM_THREADS=1
