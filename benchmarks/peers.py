@@ -101,7 +101,10 @@ HELD_OUT = {"kind": "demo", "minutes": 2.0, "seed": 6, "task": "Lift"}
 data)."""
 UR5E = {"robot": TARGET, "eval_seed": 5000, "episodes": 30}
 PANDA = {"robot": "panda", "eval_seed": 1000, "episodes": 50}
-"""Where a row's peer is evaluated: the adaptation benchmark's UR5e seeds, the base's Panda seeds."""
+PAIR = {"robot": "bimanual_panda", "eval_seed": 5000, "episodes": 30, "task": "TwoArmLift"}
+"""Where a row's peer is evaluated (on Lift unless it names its `task`): the adaptation benchmark's UR5e seeds, the
+base's Panda seeds, the two-armed benchmark's seeds (`adaptation.py --conditions bimanual`: run the row with that
+benchmark's `--data-work`, `--adaptation` and `--out`)."""
 LIFT_DEMOS = {"kind": "demo", "minutes": 5.0, "seed": 4, "task": "Lift"}
 CALM_TIDY_PLAY = {"kind": "play", "minutes": 30.0, "seed": 1, "hindsight": True, "scene": "Lift"} | {
     "calm": True,
@@ -130,11 +133,14 @@ ROWS = [
         | {"data": LIFT_DEMOS | {"minutes": 15.0, "seed": 21}, "versus": "base-small"}
         for peer in ("act", "diffusion")
     ),
+    {**PAIR, "name": "act/twoarmlift-demos/walltime", "peer": "act", "budget": "walltime"}
+    | {"data": LIFT_DEMOS | {"task": "TwoArmLift"}, "versus": "play-30min-donor/twoarmlift-demos"},
 ]
 """Each row: a peer, the robot and evaluation seeds, the data (`adaptation.dataset` arguments; `select`: only the
 frames whose hindsight label contains it, cut out with `adapt data select`, what a user would train a policy
 without language on), the adapt row it faces (`versus`: a row of `adaptation.json`, or `base-small`: the bundled
-base on its own Panda, trained on those demos among others) and its training budget (`walltime`: the adaptation
+base on its own Panda, trained on those demos among others; ACT, built for the two-armed ALOHA, faces the
+two-armed benchmark's row) and its training budget (`walltime`: the adaptation
 row's training wall time; `converged`: until the validation loss flattens, see `train_peer`)."""
 
 
@@ -290,19 +296,24 @@ def evaluate_peer(checkpoint: Path, run: Path, row: dict, episodes: int) -> dict
         server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
         remote = _connect(f"ws://127.0.0.1:{port}", server, run / "serve.log")
-        seed = row["eval_seed"]
-        report = evaluate_closed_loop(remote, "Lift", episodes, run / "eval_Lift", seed=seed, progress=True)
+        seed, task = row["eval_seed"], task_of(row)
+        report = evaluate_closed_loop(remote, task, episodes, run / f"eval_{task}", seed=seed, progress=True)
         remote.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     served = json.loads(timing.read_text())
     return {
-        "Lift": lift_result(report),
+        task: lift_result(report),
         "parameters": served["parameters"],
         "median_plan_ms": served["median_plan_ms"],
         "plans": served["plans"],
     }
+
+
+def task_of(row: dict) -> str:
+    """The task a row is evaluated on (rows that name none: Lift)."""
+    return row.get("task", "Lift")
 
 
 def lift_result(report: EvalReport) -> dict:
@@ -355,8 +366,8 @@ def simulated(work: Path, robot: str, what: dict, quick: bool) -> Path:
     return cut
 
 
-def adapt_latency(versus: dict, robot: str, data: Path, run: Path, calls: int = 20) -> dict:
-    """Median time of one chunk from adapt's policy of `versus` on live Lift observations of `robot`, on this
+def adapt_latency(versus: dict, robot: str, data: Path, run: Path, task: str, calls: int = 20) -> dict:
+    """Median time of one chunk from adapt's policy of `versus` on live observations of `robot` in `task`, on this
     machine in this run, and its parameter count. For an adaptation row the weights do not change the time, so
     the adapter is the row's recipe on the row's data after one step at learning rate 0; for the base, the base."""
     from adaptation import recipe
@@ -365,6 +376,7 @@ def adapt_latency(versus: dict, robot: str, data: Path, run: Path, calls: int = 
     from adapt.predictor import ChunkPredictor
     from adapt.resources import bundled_dir
     from adapt.sim.env import SimEnv, controller_for
+    from adapt.sim.episodes import task_text
     from adapt.train.finetune import finetune
     from adapt.train.options import TrainOptions
 
@@ -376,10 +388,11 @@ def adapt_latency(versus: dict, robot: str, data: Path, run: Path, calls: int = 
     predictor = ChunkPredictor.load(base, robot)
     policy = Policy(predictor)
     times = []
-    with SimEnv(policy.spec, "Lift", 0, controller=controller_for(policy.spec)) as sim:
+    with SimEnv(policy.spec, task, 0, controller=controller_for(policy.spec)) as sim:
         sim.reset(np.random.default_rng(0), randomize=True)
+        text = task_text(task, [t.name for t in sim.things])
         for _ in range(calls + 2):
-            observation = sim.render() | {"state": sim.state(), "task": "lift the red cube"}
+            observation = sim.render() | {"state": sim.state(), "task": text}
             start = time.perf_counter()
             policy.act(observation)
             times.append(1000 * (time.perf_counter() - start))
@@ -432,14 +445,14 @@ def main() -> None:
         result["settings"] = {k: {"value": v, "why": why} for k, (v, why) in settings(row["peer"]).items()}
         result |= evaluate_peer(Path(trained["checkpoint"]), run, row, episodes)
         results = [*results, result]
-        print(f"{row['name']}: Lift success {result['Lift']['success_rate']:.2f}")
+        print(f"{row['name']}: {task_of(row)} success {result[task_of(row)]['success_rate']:.2f}")
         write_report(path, {"machine": machine(), "results": results, "adapt": measured})
     for row in ROWS:  # adapt's side of each row faced: its time per chunk, measured here like the peers'
         versus = row["versus"]
         if versus not in measured and any(r["versus"] == versus for r in results):
             data = next(r["data"] for r in results if r["versus"] == versus)
             run = args.work / "adapt-latency"
-            measured[versus] = adapt_latency(adaptation[versus], row["robot"], Path(data), run)
+            measured[versus] = adapt_latency(adaptation[versus], row["robot"], Path(data), run, task_of(row))
             write_report(path, {"machine": machine(), "results": results, "adapt": measured})
     print(table(results, adaptation, measured))
     write_markdown(args.out / "peers.md", json.loads(path.read_text()), adaptation)
@@ -461,7 +474,7 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
         "How each policy failed:",
         "",
     ]
-    lines += [f"- {r['name']}: {r['Lift']['failures']}" for r in results]
+    lines += [f"- {r['name']}: {r[task_of(r)]['failures']}" for r in results]
     lines += ["", "LeRobot settings that differ from its defaults (everything else is LeRobot 0.4.4's default):", ""]
     for peer in dict.fromkeys(r["peer"] for r in results):
         lines += [f"- {peer}: " + "; ".join(f"`--{k}={v}` ({why})" for k, (v, why) in settings(peer).items())]
@@ -493,28 +506,29 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
     CPU hours are the training processes' CPU time where it was measured, else training wall time x `cores`
     (the machine's, every core busy)."""
     lines = [
-        "| data | policy | Lift success (95% CI) | progress | closest cm | train min (CPU h) | steps | parameters "
+        "| data | policy | success (95% CI) | progress | closest cm | train min (CPU h) | steps | parameters "
         "| ms per chunk | adapt minus best peer |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for versus in dict.fromkeys(r["versus"] for r in results):
         ours, peers = adaptation[versus], [r for r in results if r["versus"] == versus]
-        best = max(peers, key=lambda r: r["Lift"]["success_rate"])
-        a, b = ours["Lift"], best["Lift"]
+        task = task_of(peers[0])
+        best = max(peers, key=lambda r: r[task]["success_rate"])
+        a, b = ours[task], best[task]
         margin = newcombe_difference(a["success_rate"], a["success_ci95"], b["success_rate"], b["success_ci95"])
         ours = ours | measured.get(versus, {})
         robot = peers[0].get("robot", TARGET)  # rows measured before rows named their robot were UR5e rows
         adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", 0))
         rows = [adapt, *((r["peer"], r, r["steps"], r["parameters"]) for r in peers)]
         for i, (name, r, steps, parameters) in enumerate(rows):
-            lift = r["Lift"]
+            lift = r[task]
             closest = f"{lift['median_closest_cm']:.1f}" if "median_closest_cm" in lift else "-"
             ms = f"{r['median_plan_ms']:.0f}" if "median_plan_ms" in r else "-"
             versus_best = f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})" if i == 0 else ""
             low, high = lift["success_ci95"]
             cpu_h = r.get("train_cpu_s", r["train_wall_s"] * cores) / 3600
             lines.append(
-                f"| {f'{robot}: {versus}' if i == 0 else ''} | {name}"
+                f"| {f'{robot} {task}: {versus}' if i == 0 else ''} | {name}"
                 f" | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
                 f" | {lift['mean_progress']:.2f} | {closest} | {r['train_wall_s'] / 60:.0f}"
                 f" ({cpu_h:.1f}) | {steps} | {parameters:,}"
