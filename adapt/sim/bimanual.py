@@ -6,8 +6,8 @@ has. A two-armed lift reaches both pot handles from above with the fingers acros
 grippers, and raises the pot level, both hands at the same pace. A handover (`hand_over`) has the first hand pick
 TwoArmHandover's hammer up by the head's end of its handle, carry it to a point between the arms with the head
 turned towards its own side, and hold it there while the second hand takes the other end, then let go. Two-armed
-play (`play_together`) strings lifts,
-put-downs, one-handed tries at a handle, reaches of each hand about its own side of the table, and pauses.
+play (`play_together`) strings lifts, put-downs, one-handed tries at a handle, reaches of each hand about its own
+side of the table, and pauses.
 """
 
 from __future__ import annotations
