@@ -119,7 +119,7 @@ class EmbodimentSpec(_Strict):
     mounts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]] = []
     """A robot made of copies of one arm (two Pandas as one bimanual robot): the prefix each copy's joints and
     frames carry, one per copy, in the order of `end_effector`. `description` is then the one arm, and
-    `joints` and `end_effector` name each copy's parts with its prefix (`arm0_joint1`, `arm1_right_hand`)."""
+    `joints` and `end_effector` name each copy's parts with its prefix (`right_joint1`, `left_right_hand`)."""
     gripper: Gripper | None = None
     cameras: Annotated[list[Camera], Field(min_length=1)]
     proprio: list[ProprioField] = []
