@@ -266,18 +266,8 @@ def test_two_armed_expert_lifts_the_pot_through_the_eval_harness(invoke, tmp_pat
     (reach would pass with the other hand away), a lift stage below robosuite's 10 cm, hands' commands in the
     wrong layout (robosuite's: both arms, then both grippers), and a rollout video missing a wrist."""
     import decord
-    import yaml
 
-    from adapt.embodiment import bundled_embodiments
-
-    raw = yaml.safe_load(bundled_embodiments()["baxter_osc"].read_text())
-    raw["cameras"] = [dict(c, height=32, width=32) for c in raw["cameras"]]
-    (tmp_path / "baxter.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    out = tmp_path / "expert"
-    args = ["--robot", tmp_path / "baxter.yaml", "--task", "TwoArmLift", "--episodes", "1", "--seed", "7"]
-    result = invoke("eval", "--policy", "scripted", *args, "--max-steps", "200", "--out", out)
-    assert result.exit_code == 0, result.output
-    episode = json.loads((out / "results.json").read_text())["episodes"][0]
+    out, episode = _scripted_episode(invoke, tmp_path, "baxter_osc", "TwoArmLift", cameras=3, seed=7, max_steps=200)
     assert episode["success"] and episode["stages"] == ["reach", "grasp", "lift", "hold"]
     assert episode["steps"] < 200 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0
     frames = decord.VideoReader(str(out / episode["video"]))
@@ -289,17 +279,25 @@ def test_two_pandas_hand_the_hammer_over_through_the_eval_harness(invoke, tmp_pa
     reaches the hammer's handle, picks it up, lifts it and hands it to the second (robosuite's success: the
     second hand holds the handle, the first nothing). Catches stages that read the wrong hand, a lift stage below
     robosuite's 10 cm, and the two robots' commands handed to robosuite in the wrong layout."""
+    _, episode = _scripted_episode(
+        invoke, tmp_path, "bimanual_panda", "TwoArmHandover", cameras=1, seed=3, max_steps=400
+    )
+    assert episode["success"] and episode["stages"] == ["reach", "grasp", "lift", "hand over"]
+    assert episode["steps"] < 400 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0
+
+
+def _scripted_episode(invoke, tmp_path, robot: str, task: str, cameras: int, seed: int, max_steps: int):
+    """One episode of the scripted expert through `adapt eval` on a bundled robot with its first `cameras` cameras
+    at 32 x 32 pixels; returns the evaluation folder and the episode's results."""
     import yaml
 
     from adapt.embodiment import bundled_embodiments
 
-    raw = yaml.safe_load(bundled_embodiments()["bimanual_panda"].read_text())
-    raw["cameras"] = [dict(c, height=32, width=32) for c in raw["cameras"][:1]]
-    (tmp_path / "pair.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    raw = yaml.safe_load(bundled_embodiments()[robot].read_text())
+    raw["cameras"] = [dict(c, height=32, width=32) for c in raw["cameras"][:cameras]]
+    (tmp_path / f"{robot}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = tmp_path / "expert"
-    args = ["--robot", tmp_path / "pair.yaml", "--task", "TwoArmHandover", "--episodes", "1", "--seed", "3"]
-    result = invoke("eval", "--policy", "scripted", *args, "--max-steps", "400", "--out", out)
+    args = ["--robot", tmp_path / f"{robot}.yaml", "--task", task, "--episodes", "1", "--seed", str(seed)]
+    result = invoke("eval", "--policy", "scripted", *args, "--max-steps", str(max_steps), "--out", out)
     assert result.exit_code == 0, result.output
-    episode = json.loads((out / "results.json").read_text())["episodes"][0]
-    assert episode["success"] and episode["stages"] == ["reach", "grasp", "lift", "hand over"]
-    assert episode["steps"] < 400 and episode["closest_m"] < 0.03 and episode["empty_grasps"] == 0
+    return out, json.loads((out / "results.json").read_text())["episodes"][0]
