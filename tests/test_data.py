@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from torch.utils.data import Dataset
 
 from adapt.data import DatasetWriter, Episode, FeatureMap, LeRobotDataset
 from adapt.data.codec import ActionCodec, compute_stats
@@ -349,6 +353,32 @@ def test_dataloader_with_workers_yields_batches(dataset_v3, ur5e):
     batches = list(window_loader(windows, batch_size=32, workers=2))
     assert sum(len(b["task"]) for b in batches) == len(windows)
     assert batches[0]["frames"].shape[1:] == (2, 6, 3, 16, 16) and batches[0]["action"].shape[1:] == (16, 7)
+
+
+class _WorkerProbe(Dataset):
+    """Items that report, from inside a loader worker, its signal handlers and one NumPy draw."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
+        return {"ignored": torch.tensor(ignored), "draw": torch.tensor(np.random.rand())}
+
+
+def test_loader_workers_leave_signals_to_the_training_process_and_draw_from_the_run_seed():
+    """Catches workers that die of a Ctrl-C or a group SIGTERM before the training process stops (a run then
+    ended in "DataLoader worker exited unexpectedly" instead of the resume message), and a worker start that
+    loses the run seed (two runs of one seed drawing different NumPy numbers)."""
+
+    def draws():
+        seed_everything(3, workers=True, verbose=False)
+        return list(window_loader(_WorkerProbe(), batch_size=1, workers=2, shuffle=False))
+
+    first, second = draws(), draws()
+    assert all(bool(batch["ignored"].all()) for batch in first)
+    assert [float(b["draw"]) for b in first] == [float(b["draw"]) for b in second]
+    assert float(first[0]["draw"]) != float(first[1]["draw"])  # workers 0 and 1 draw their own numbers
 
 
 def test_frame_cache_equals_decoding_and_follows_the_file(dataset_v3, ur5e, episodes):

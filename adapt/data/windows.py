@@ -10,10 +10,13 @@ recorded frame.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from adapt.data.batch import Window, make_window
@@ -137,6 +140,7 @@ def window_loader(
     With `weights` (one per window) an epoch draws as many windows as there are, each with probability in
     proportion to its weight, with replacement; otherwise every window once, shuffled or in order.
     Workers are spawned, not forked: decord (FFmpeg) state inherited through fork deadlocks the decoder.
+    They ignore Ctrl-C and SIGTERM (see `_start_worker`).
     """
     check_spawnable(workers)
     generator = torch.Generator().manual_seed(seed)
@@ -155,4 +159,16 @@ def window_loader(
         pin_memory=torch.cuda.is_available(),
         generator=generator,
         prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=_start_worker if workers > 0 else None,
     )
+
+
+def _start_worker(worker_id: int) -> None:
+    """Leave Ctrl-C and SIGTERM to the training process, which stops at a step boundary and then shuts its
+    workers down; seed the worker as Lightning would (a loader with its own `worker_init_fn` gets none of
+    Lightning's). A terminal's Ctrl-C or a `kill` of the process group reached the workers too, and a worker
+    that died first ended the run in "DataLoader worker exited unexpectedly" instead of the resume message."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("PL_SEED_WORKERS") == "1":
+        pl_worker_init_function(worker_id)

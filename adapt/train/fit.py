@@ -270,10 +270,6 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
         except SystemExit as stop:  # how Lightning ends a run stopped by Ctrl-C (exit 1) or SIGTERM
             raise _interrupted(trainer, checkpoints, isinstance(stop, SIGTERMException)) from None
-        except RuntimeError as error:  # Ctrl-C in a terminal reaches the data loader's workers first
-            if "DataLoader worker" not in str(error) or "killed by signal" not in str(error):
-                raise
-            raise _interrupted(trainer, checkpoints, "Terminated" in str(error)) from None
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
         trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint
     return trainer
