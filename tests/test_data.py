@@ -362,21 +362,22 @@ class _WorkerProbe(Dataset):
         return 4
 
     def __getitem__(self, index):
-        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
-        return {"ignored": torch.tensor(ignored), "draw": torch.tensor(np.random.rand())}
+        ctrl_c_ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        sigterm_deadly = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        return {"handlers": torch.tensor([ctrl_c_ignored, sigterm_deadly]), "draw": torch.tensor(np.random.rand())}
 
 
-def test_loader_workers_leave_signals_to_the_training_process_and_draw_from_the_run_seed():
-    """Catches workers that die of a Ctrl-C or a group SIGTERM before the training process stops (a run then
-    ended in "DataLoader worker exited unexpectedly" instead of the resume message), and a worker start that
-    loses the run seed (two runs of one seed drawing different NumPy numbers)."""
+def test_loader_workers_leave_ctrl_c_to_the_training_process_and_draw_from_the_run_seed():
+    """Catches workers that die of a terminal's Ctrl-C before the training process stops (a run then ended in
+    "DataLoader worker exited unexpectedly" instead of the resume message), workers deaf to SIGTERM (Python's
+    exit terminates and joins them: a finished script hung), and a worker start that loses the run seed."""
 
     def draws():
         seed_everything(3, workers=True, verbose=False)
         return list(window_loader(_WorkerProbe(), batch_size=1, workers=2, shuffle=False))
 
     first, second = draws(), draws()
-    assert all(bool(batch["ignored"].all()) for batch in first)
+    assert all(bool(batch["handlers"].all()) for batch in first)  # Ctrl-C ignored, SIGTERM deadly
     assert [float(b["draw"]) for b in first] == [float(b["draw"]) for b in second]
     assert float(first[0]["draw"]) != float(first[1]["draw"])  # workers 0 and 1 draw their own numbers
 

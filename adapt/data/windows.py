@@ -140,7 +140,7 @@ def window_loader(
     With `weights` (one per window) an epoch draws as many windows as there are, each with probability in
     proportion to its weight, with replacement; otherwise every window once, shuffled or in order.
     Workers are spawned, not forked: decord (FFmpeg) state inherited through fork deadlocks the decoder.
-    They ignore Ctrl-C and SIGTERM (see `_start_worker`).
+    They ignore Ctrl-C (see `_start_worker`).
     """
     check_spawnable(workers)
     generator = torch.Generator().manual_seed(seed)
@@ -164,11 +164,11 @@ def window_loader(
 
 
 def _start_worker(worker_id: int) -> None:
-    """Leave Ctrl-C and SIGTERM to the training process, which stops at a step boundary and then shuts its
-    workers down; seed the worker as Lightning would (a loader with its own `worker_init_fn` gets none of
-    Lightning's). A terminal's Ctrl-C or a `kill` of the process group reached the workers too, and a worker
-    that died first ended the run in "DataLoader worker exited unexpectedly" instead of the resume message."""
+    """Leave Ctrl-C to the training process, which stops at a step boundary and then shuts its workers down;
+    seed the worker as Lightning would (a loader with its own `worker_init_fn` gets none of Lightning's).
+    A terminal's Ctrl-C reaches the whole process group, and a worker that died of it first ended the run in
+    "DataLoader worker exited unexpectedly" instead of the resume message. SIGTERM stays deadly: it is how
+    the loader and Python's exit end workers that do not stop by themselves (ignored, a script hung on exit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.environ.get("PL_SEED_WORKERS") == "1":
         pl_worker_init_function(worker_id)

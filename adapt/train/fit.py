@@ -270,6 +270,10 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"), ckpt_path=resume, weights_only=True)
         except SystemExit as stop:  # how Lightning ends a run stopped by Ctrl-C (exit 1) or SIGTERM
             raise _interrupted(trainer, checkpoints, isinstance(stop, SIGTERMException)) from None
+        except RuntimeError as error:  # a SIGTERM to the process group ends the loader's workers too
+            if "DataLoader worker" not in str(error) or not trainer._signal_connector.received_sigterm:
+                raise
+            raise _interrupted(trainer, checkpoints, terminated=True) from None
     if not trainer.interrupted:  # the final state, so a longer rerun continues from the end
         trainer.save_checkpoint(last, weights_only=False)  # a full, resumable checkpoint
     return trainer
