@@ -15,6 +15,9 @@ class InferenceConfig:
     error was the same from 2 to 16 steps, within the spread between seeds (README, Policy)."""
     video_final_t: float = 0.6
     """Noise level the video branch stops at (0: fully denoised; actions are always fully denoised)."""
+    guidance: float = 1.0
+    """Classifier-free guidance of the video, dreamzero family (1: none; DreamZero serves at 5, which runs the
+    DiT twice per step)."""
     merge_lora: bool = True
     """Fold LoRA into the backbone (no adapter overhead per step)."""
     cache_context: bool = True

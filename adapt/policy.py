@@ -77,7 +77,11 @@ class Policy:
     def reset(self) -> None:
         """Forget the frame history and planned actions (a new episode)."""
         model_config = self.predictor.model.config
+        self.rollout = self.predictor.start_rollout()
+        """The model's own state across the episode's chunks, where it keeps one (the dreamzero family)."""
         span = (model_config.context - 1) * model_config.stride + 1
+        if self.rollout is not None:  # every frame since the last plan
+            span = max(span, self.config.execute + 1)
         self.history: dict[str, deque] = {c.name: deque(maxlen=span) for c in self.spec.cameras}
         self.queue: list[np.ndarray] = []
         self.since_plan = 0
@@ -105,13 +109,28 @@ class Policy:
         return checked.state, checked.task or self.task
 
     def _context(self) -> tuple[np.ndarray, list[bool]]:
-        """Context frames (cams, context, S, S, 3) every `stride` steps back from now, and which exist."""
+        """Context frames (cams, context, S, S, 3) every `stride` steps back from now, and which exist; within a
+        rollout, the frames observed since the last plan (`_observed`)."""
+        if self.rollout is not None:
+            return self._observed()
         cfg, frames = self.predictor.model.config, []
         for camera in self.spec.cameras:
             history = list(self.history[camera.name])
             picks = [len(history) - 1 - cfg.stride * k for k in range(cfg.context - 1, -1, -1)]
             frames.append(np.stack([history[max(i, 0)] for i in picks]))
         return np.stack(frames), [i >= 0 for i in picks]
+
+    def _observed(self) -> tuple[np.ndarray, list[bool]]:
+        """What a rollout takes: the current frame on an episode's first plan, then the frames observed since the
+        last plan as one block of video (`4 * frames_per_block` frames ending now, each of them the latest
+        frame at or before its time: fewer frames are repeated, as DreamZero repeats a short call's)."""
+        if self.rollout.start == 0:
+            picks = [-1]
+        else:
+            seen, block = max(self.since_plan, 1), 4 * self.predictor.model.config.frames_per_block
+            picks = [-1 - (block - 1 - i) * seen // block for i in range(block)]
+        frames = np.stack([np.stack([self.history[c.name][i] for i in picks]) for c in self.spec.cameras])
+        return frames, [True] * len(picks)
 
     @torch.no_grad()
     def predicted_frame(self) -> np.ndarray | None:
@@ -125,7 +144,7 @@ class Policy:
         return to_uint8(frames[:, :1, :1])[0, 0, 0].cpu().numpy()
 
     def _plan(self, context: tuple[np.ndarray, list[bool]], state: np.ndarray, task: str) -> np.ndarray:
-        chunk = self.predictor.predict(*context, state, task, self.generator)
+        chunk = self.predictor.predict(*context, state, task, self.generator, self.rollout)
         self.plans += 1
         self.last_future = chunk.future
         return chunk.actions

@@ -23,6 +23,7 @@ from adapt.embodiment import EmbodimentSpec
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 from adapt.model import WorldModel, load_model
+from adapt.model.dreamzero.rollout import Sampling
 
 
 @dataclass
@@ -77,6 +78,16 @@ class ChunkPredictor:
         window = self.model.config.window()
         return window.height, window.width
 
+    def start_rollout(self):
+        """One robot session's sampling state where the model keeps one across chunks, else None. The dreamzero
+        family keeps DreamZero's key/value cache of observed frames (`adapt.model.dreamzero.rollout`); `predict`
+        then takes, instead of context frames, the frames observed since its last chunk."""
+        if not hasattr(self.model, "rollout"):
+            return None
+        config = self.config
+        sampling = Sampling(steps=config.steps, guidance=config.guidance, video_final_noise=config.video_final_t)
+        return self.model.rollout(self.spec.name, sampling)
+
     @torch.no_grad()
     def predict(
         self,
@@ -85,15 +96,20 @@ class ChunkPredictor:
         state: np.ndarray,
         task: str,
         generator: torch.Generator | None = None,
+        rollout=None,
     ) -> Chunk:
         """The chunk for context frames (cams, context, H, W, 3) uint8 at `frame_size` (`context_mask`: which
-        exist) and the raw state (state_dim,)."""
+        exist) and the raw state (state_dim,); within a `rollout` (`start_rollout`), the frames observed since
+        its last chunk."""
         config = self.config
         batch = observation_batch(
             frames, context_mask, self.codec.encode_state(state), task, self.spec.name, config.device
         )
-        out = self.model.sample(
-            batch, config.steps, config.video_final_t, generator=generator, cache=config.cache_context
-        )
+        if rollout is not None:
+            out = rollout.step(batch, generator)
+        else:
+            out = self.model.sample(
+                batch, config.steps, config.video_final_t, generator=generator, cache=config.cache_context
+            )
         actions = self.codec.decode_actions(out["actions"][0].float().cpu().numpy(), state)
         return Chunk(actions, out["future_estimate"])  # a viewable future even when the video stays noisy

@@ -3,6 +3,7 @@ code, and loading checkpoints in DreamZero's folder layout."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,9 +26,13 @@ from adapt.model import load_model
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
+from adapt.model.dreamzero.encoders import to_unit_range
 from adapt.model.dreamzero.export import LORA_TARGETS
 from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
+from adapt.model.dreamzero.model import DreamZeroWAM
 from adapt.model.dreamzero.registers import DreamZeroHeads
+from adapt.model.dreamzero.rollout import NEGATIVE_PROMPT, DreamZeroRollout, Sampling
+from adapt.policy import Policy
 from adapt.predictor import ChunkPredictor
 
 
@@ -177,6 +182,107 @@ def test_forward_matches_dreamzero():
     velocity, actions = denoise(cache, "_b1", 500.0, 500.0, 3, 1)
     torch.testing.assert_close(velocity, expected["infer.b1_video_pred"], atol=1e-4, rtol=0)
     torch.testing.assert_close(actions, expected["infer.b1_action_pred"], atol=1e-4, rtol=0)
+
+
+class _StandInEncoders(torch.nn.Module):
+    """The generator's stand-in VAE, CLIP and text encoder behind adapt's tokenizer interface; records what
+    the VAE is given, as the generator records DreamZero's calls."""
+
+    def __init__(self, reference):
+        super().__init__()
+        self.reference, self.vae_inputs = reference, []
+
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        video = to_unit_range(frames).movedim(2, 1)
+        self.vae_inputs.append(video)
+        return self.reference.vae_encode(video)
+
+    def encode_image(self, first: torch.Tensor) -> torch.Tensor:
+        return self.reference.clip_encode(to_unit_range(first))
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        return torch.cat([self.reference.text_encode({"a": 0, "b": 1, NEGATIVE_PROMPT: 2}[p]) for p in prompts])
+
+
+@torch.no_grad()
+def test_closed_loop_matches_dreamzero():
+    """Six chunks of one session through `DreamZeroRollout` give DreamZero's own actions, video latents, what
+    its VAE was given and both key/value caches (task and negative prompt) within 1e-4: catches a cache that
+    keeps predicted frames instead of observed ones, a reset missed or made at the wrong chunk (new task, one
+    frame, full window), the wrong first frame, observed frames put together otherwise (first frame in front,
+    short calls repeated), a schedule, guidance, decoupled video noise or skipped DiT step unlike DreamZero's."""
+    spec = importlib.util.spec_from_file_location("make_closed_loop", FIXTURE / "make_closed_loop.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    expected = load_file(FIXTURE / "closed_loop.safetensors")
+    dit, registers = reference_model()
+    model = DreamZeroWAM(DREAMZERO_PRESETS["dreamzero-tiny"])
+    model.backbone.load_state_dict(dit.state_dict())
+    model.tokenizer = encoders = _StandInEncoders(reference)
+    sampling = Sampling(
+        steps=reference.STEPS,
+        guidance=reference.GUIDANCE,
+        shift=reference.SHIFT,
+        video_final_noise=reference.VIDEO_FINAL_NOISE,
+        dit_steps=reference.DIT_STEPS,
+    )
+    rollout = DreamZeroRollout(model.eval(), registers, sampling)
+    noise = torch.Generator().manual_seed(reference.NOISE_SEED)
+    inputs = reference.session_inputs()
+    assert torch.equal(inputs["frames.0"], expected["frames.0"])  # the generator still draws the reference inputs
+    for i, task in enumerate(reference.TASKS):
+        calls = len(encoders.vae_inputs)
+        video = inputs[f"frames.{i}"].permute(0, 3, 1, 2)[None]  # (1, T, 3, H, W) uint8
+        actions, latents = rollout.next_chunk(video, inputs[f"state.{i}"][:, 0], task, noise)
+        assert rollout.start == int(expected[f"chunk.{i}.start_frame"]), i
+        for j, given in enumerate(encoders.vae_inputs[calls:]):
+            torch.testing.assert_close(given, expected[f"chunk.{i}.vae_input.{j}"], atol=1e-6, rtol=0)
+        assert f"chunk.{i}.vae_input.{len(encoders.vae_inputs) - calls}" not in expected, i
+        torch.testing.assert_close(actions, expected[f"chunk.{i}.actions"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(latents, expected[f"chunk.{i}.video"], atol=1e-4, rtol=0)
+        for k, name in enumerate(("cache", "negative_cache")):
+            for layer, kv in enumerate(rollout.caches[k]):
+                theirs = expected[f"chunk.{i}.{name}.{layer}"].transpose(2, 3)
+                torch.testing.assert_close(torch.stack(kv), theirs, atol=1e-4, rtol=0)
+
+
+def test_a_dreamzero_policy_keeps_one_session_and_feeds_it_what_the_robot_saw(dreamzero_base):
+    """Through `Policy.step`: an episode's first plan sends the current frame alone (a new session), each later
+    plan the frames of the steps executed since (4 executed, repeated to the block's 8 as DreamZero repeats a
+    short call's), the session's window fills and starts again, and a new episode starts a new session. Catches
+    a policy that replans from a fresh context (DreamZero's cache never sees the robot's frames), sends stale or
+    future frames, or carries a session over into the next episode."""
+    model = load_model(dreamzero_base)
+    spec = load_embodiment("ur5e")
+    model.add_embodiment(spec)
+    policy = Policy(ChunkPredictor(model, "ur5e", InferenceConfig(steps=2, execute=4, blend=0)))
+    sent = []
+
+    def record(rollout):
+        step = rollout.step
+
+        def recorded(batch, generator=None):
+            out = step(batch, generator)
+            sent.append((batch["frames"][0, 0, :, 0, 0, 0].tolist(), rollout.start))
+            return out
+
+        rollout.step = recorded
+
+    record(policy.rollout)
+    for k in range(13):
+        observation = {c.name: np.full((c.height, c.width, 3), 10 * k, np.uint8) for c in spec.cameras}
+        action = policy.step(observation | {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the cube"})
+        assert np.isfinite(action).all()
+    assert sent == [
+        ([0], 3),  # a new session: the current frame is latent frame 0, the block after it is predicted
+        ([10, 10, 20, 20, 30, 30, 40, 40], 5),  # steps 1-4 observed, each repeated: the block enters the cache
+        ([50, 50, 60, 60, 70, 70, 80, 80], 3),  # the window (2 blocks) was full: a new one starts from step 5
+        ([90, 90, 100, 100, 110, 110, 120, 120], 5),
+    ]
+    policy.reset()
+    record(policy.rollout)
+    policy.step(observation | {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the cube"})
+    assert sent[-1] == ([120], 3)
 
 
 def pad(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -113,6 +113,12 @@ _VAE_LAYOUTS = {
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
+def to_unit_range(frames: Tensor) -> Tensor:
+    """uint8 frames -> float in [-1, 1]; float frames are taken as already there (DreamZero's image condition
+    is the first frame followed by exact zeros, which no uint8 value maps to)."""
+    return frames.float() * (2 / 255) - 1 if frames.dtype == torch.uint8 else frames.float()
+
+
 def _vae(config: DreamZeroConfig, sizes: EncoderSizes) -> AutoencoderKLWan:
     layout = _VAE_LAYOUTS.get(tuple(config.vae_stride))
     if layout is None:
@@ -200,15 +206,16 @@ class DreamZeroEncoders(nn.Module):
 
     @torch.no_grad()
     def encode_video(self, frames: Tensor) -> Tensor:
-        """uint8 frames (B, T, 3, H, W), T = 1 + 4k -> float32 latents (B, z, 1 + k, H / s, W / s):
-        `(mu - mean) / std` of the VAE's posterior mean, as DreamZero's `VideoVAE_.encode` (untiled)."""
+        """uint8 frames (B, T, 3, H, W), T = 1 + 4k, or float frames already in [-1, 1] -> float32 latents
+        (B, z, 1 + k, H / s, W / s): `(mu - mean) / std` of the VAE's posterior mean, as DreamZero's
+        `VideoVAE_.encode` (untiled)."""
         st, ss = self.config.vae_stride
         t, c, h, w = frames.shape[1:] if frames.ndim == 5 else (0, 0, 0, 0)
         if c != 3 or (t - 1) % st or h % ss or w % ss:
             raise AdaptError(
                 f"video of shape {tuple(frames.shape)}: expected (B, 1 + {st}k, 3, H, W) with H and W multiples of {ss}"
             )
-        x = (frames.float() * (2 / 255) - 1).movedim(2, 1).to(self._dtype(self.vae))
+        x = to_unit_range(frames).movedim(2, 1).to(self._dtype(self.vae))
         mu = self.vae.encode(x).latent_dist.mode()
         return (mu.float() - self.latents_mean) / self.latents_std
 

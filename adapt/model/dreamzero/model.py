@@ -32,8 +32,9 @@ from adapt.errors import AdaptError
 from adapt.model.dreamzero.config import DreamZeroConfig
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
-from adapt.model.dreamzero.encoders import DreamZeroEncoders
+from adapt.model.dreamzero.encoders import DreamZeroEncoders, to_unit_range
 from adapt.model.dreamzero.registers import DreamZeroHeads
+from adapt.model.dreamzero.rollout import DreamZeroRollout, Sampling
 from adapt.model.noise import rand, randn
 from adapt.model.protocol import Mode, batch_embodiment
 
@@ -145,6 +146,15 @@ class DreamZeroWAM(nn.Module):
         self.specs[spec.name] = spec
         return heads
 
+    @staticmethod
+    def prompt(task: str, spec: EmbodimentSpec) -> str:
+        """DreamZero's prompt for `task` on `spec` (the module's `prompt`, for code that holds only the model)."""
+        return prompt(task, spec)
+
+    def rollout(self, embodiment: str, sampling: Sampling | None = None) -> DreamZeroRollout:
+        """A robot session's closed-loop state (DreamZero's KV cache of observed frames) for `embodiment`."""
+        return DreamZeroRollout(self, self.heads[embodiment], sampling or Sampling(), self.specs[embodiment])
+
     # -- video ---------------------------------------------------------------------------------------
 
     def _mosaic(self, frames: Tensor, spec: EmbodimentSpec) -> Tensor:
@@ -193,14 +203,16 @@ class DreamZeroWAM(nn.Module):
     def _condition(self, first: Tensor, latents: Tensor, cached: bool = False) -> Tensor:
         """The image condition concatenated to `latents` (B, z, F, h, w) for a mosaic first frame (B, 3, H', W')
         uint8. Wan2.1-I2V: a 4-channel mask of latent frame 0 and the VAE latents of the first frame followed
-        by frames of zeros in [-1, 1] (mid-grey) (B, 4 + z, F, h, w); Wan2.2-TI2V has none (0 channels)."""
+        by frames of zeros in [-1, 1] (B, 4 + z, F, h, w); Wan2.2-TI2V has none (0 channels)."""
         b, _, frames, h, w = latents.shape
         if self.config.model_type != "i2v":
             return latents.new_zeros(b, 0, frames, h, w)
 
         def encode(indices: list[int]) -> Tensor:
-            video = first.new_full((len(indices), 1 + (frames - 1) * self.config.vae_stride[0], *first.shape[1:]), 128)
-            video[:, 0] = first[indices]
+            video = torch.zeros(
+                len(indices), 1 + (frames - 1) * self.config.vae_stride[0], *first.shape[1:], device=first.device
+            )
+            video[:, 0] = to_unit_range(first[indices])
             return self.tokenizer.encode_video(video)
 
         with torch.no_grad():

@@ -73,6 +73,7 @@ class DreamZeroHeads(nn.Module):
     def __init__(self, state_dim: int, action_dim: int, config: DreamZeroConfig):
         super().__init__()
         d, hidden = config.dim, config.register_hidden
+        self.action_dim = action_dim
         self.state_encoder = CategorySpecificMLP(state_dim, hidden, d)
         self.action_encoder = ActionEncoder(action_dim, d)
         self.action_decoder = CategorySpecificMLP(d, hidden, action_dim)
