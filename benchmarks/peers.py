@@ -519,7 +519,7 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
         ours = ours | measured.get(versus, {})
         robot = peers[0].get("robot", TARGET)  # rows measured before rows named their robot were UR5e rows
         adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", 0))
-        rows = [adapt, *((r["peer"], r, r["steps"], r["parameters"]) for r in peers)]
+        rows = [adapt, *((f"{r['peer']} ({r['name'].split('/')[-1]})", r, r["steps"], r["parameters"]) for r in peers)]
         for i, (name, r, steps, parameters) in enumerate(rows):
             lift = r[task]
             closest = f"{lift['median_closest_cm']:.1f}" if "median_closest_cm" in lift else "-"

@@ -36,6 +36,7 @@ HEADLINE = [
     ("", "the same, another training seed", "play-30min-donor/lift-demos-seed1"),
     ("", "the same architecture from scratch", "scratch/lift-demos"),
     ("", "LeRobot ACT, same data and training time", "act/lift-demos/walltime"),
+    ("", "LeRobot ACT, same data, trained to convergence (3.3 CPU h)", "act/lift-demos/converged"),
     ("", "LeRobot Diffusion Policy, same data and training time", "diffusion/lift-demos/walltime"),
     (
         "UR5e Lift, 30 min of Lift-scene play",
@@ -149,7 +150,8 @@ def peer_section() -> list[str]:
         "",
         "The same UR5e data and closed loop for every policy (`benchmarks/peers.py`; the full report with each peer's"
         " settings, failures and what LeRobot read of the data: `benchmarks/results/peers.md`). `walltime`: the peer"
-        " trained for the adaptation row's training wall time.",
+        " trained for the adaptation row's training wall time; `converged`: until its own validation loss on held-out"
+        " episodes stopped improving (2 % over 3 validations), its last checkpoint evaluated.",
         "",
         peers.table(report["results"], rows, report.get("adapt", {}), report["machine"]["cpu_count"]),
         "",
