@@ -326,6 +326,8 @@ def test_dreamzero_checkpoint_adapts_through_the_cli(invoke, dreamzero_base, syn
         "joint_position": {"absolute": True, "rotation_type": None, "shape": [6], "continuous": True},
         "gripper": {"absolute": True, "rotation_type": None, "shape": [1], "continuous": True},
     }
+    settings = json.loads((exported / "dreamzero_adapter.json").read_text())["dreamzero_config"]
+    assert settings["action_horizon"] == settings["num_action_per_block"] == 16  # the UR5e's chunk, not the base's 3
     padded = DreamZeroHeads.shared(model.config)
     padded.load_state_dict(
         {k.removeprefix("action_head.model."): v for k, v in load_file(exported / "registers.safetensors").items()}

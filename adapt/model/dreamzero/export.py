@@ -10,7 +10,9 @@
                                                      make exact
     experiment_cfg/metadata.json                     the robot's statistics and modalities under its name as the
                                                      embodiment tag, in DreamZero's `DatasetMetadata` form
-    dreamzero_adapter.json                           base folder and fingerprint, embodiment, LoRA settings
+    dreamzero_adapter.json                           base folder and fingerprint, embodiment, LoRA settings, and
+                                                     `dreamzero_config`: the values DreamZero's config must hold
+                                                     for this robot (`dreamzero_settings`)
 
 `peft.PeftModel.from_pretrained(dreamzero_dit, folder)` applies the LoRA to DreamZero's `CausalWanModel`.
 """
@@ -72,9 +74,19 @@ def export_adapter(model: DreamZeroWAM, embodiment: str, folder: Path, base: Pat
             "base_fingerprint": fingerprint(base),
             "embodiment": embodiment,
             "lora": {"r": settings.r, "alpha": settings.lora_alpha, "targets": LORA_TARGETS},
+            "dreamzero_config": dreamzero_settings(model, embodiment),
         }
         (tmp / "dreamzero_adapter.json").write_text(json.dumps(provenance, indent=2))
     return Path(folder)
+
+
+def dreamzero_settings(model: DreamZeroWAM, embodiment: str) -> dict:
+    """What DreamZero's config must say for the exported robot: one block of the robot's action chunk (adapt
+    trains `spec.action.chunk` action tokens per block: DreamZero's `action_horizon` and the DiT's
+    `num_action_per_block`), one state token, and projector 0 (DreamZero's registers hold one embodiment;
+    the exported ones replace the checkpoint's)."""
+    chunk = model.specs[embodiment].action.chunk
+    return {"action_horizon": chunk, "num_action_per_block": chunk, "num_state_per_block": 1, "projector_index": 0}
 
 
 def _padded(name: str, tensor: torch.Tensor, state_dim: int, action_dim: int) -> torch.Tensor:
