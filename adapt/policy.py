@@ -85,6 +85,8 @@ class Policy:
         self.history: dict[str, deque] = {c.name: deque(maxlen=span) for c in self.spec.cameras}
         self.queue: list[np.ndarray] = []
         self.since_plan = 0
+        self.unsent = 0
+        """Observations recorded since a rollout last took frames (`_observed`)."""
         self._pending: Future | None = None
 
     # -- one chunk -------------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class Policy:
         checked = check_observation(observation, self.spec)
         for name, frame in checked.frames.items():
             self.history[name].append(resize_frames(frame[None], self.predictor.frame_size)[0])
+        self.unsent += 1
         return checked.state, checked.task or self.task
 
     def _context(self) -> tuple[np.ndarray, list[bool]]:
@@ -121,14 +124,17 @@ class Policy:
         return np.stack(frames), [i >= 0 for i in picks]
 
     def _observed(self) -> tuple[np.ndarray, list[bool]]:
-        """What a rollout takes: the current frame on an episode's first plan, then the frames observed since the
-        last plan as one block of video (`4 * frames_per_block` frames ending now, each of them the latest
+        """What a rollout takes: the current frame on an episode's first plan, then the frames observed since it
+        last took frames (with `step`, those of the executed actions; with `act`, those of the calls since) as one
+        block of video (`4 * frames_per_block` frames ending now, each of them the latest
         frame at or before its time: fewer frames are repeated, as DreamZero repeats a short call's)."""
         if self.rollout.start == 0:
             picks = [-1]
         else:
-            seen, block = max(self.since_plan, 1), 4 * self.predictor.model.config.frames_per_block
+            seen = min(max(self.unsent, 1), len(next(iter(self.history.values()))))
+            block = 4 * self.predictor.model.config.frames_per_block
             picks = [-1 - (block - 1 - i) * seen // block for i in range(block)]
+        self.unsent = 0
         frames = np.stack([np.stack([self.history[c.name][i] for i in picks]) for c in self.spec.cameras])
         return frames, [True] * len(picks)
 

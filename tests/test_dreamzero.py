@@ -249,7 +249,8 @@ def test_closed_loop_matches_dreamzero():
 def test_a_dreamzero_policy_keeps_one_session_and_feeds_it_what_the_robot_saw(dreamzero_base):
     """Through `Policy.step`: an episode's first plan sends the current frame alone (a new session), each later
     plan the frames of the steps executed since (4 executed, repeated to the block's 8 as DreamZero repeats a
-    short call's), the session's window fills and starts again, and a new episode starts a new session. Catches
+    short call's), the session's window fills and starts again, a new episode starts a new session, and `act`
+    sends what arrived since the last chunk. Catches
     a policy that replans from a fresh context (DreamZero's cache never sees the robot's frames), sends stale or
     future frames, or carries a session over into the next episode."""
     model = load_model(dreamzero_base)
@@ -283,6 +284,9 @@ def test_a_dreamzero_policy_keeps_one_session_and_feeds_it_what_the_robot_saw(dr
     record(policy.rollout)
     policy.step(observation | {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the cube"})
     assert sent[-1] == ([120], 3)
+    later = {c.name: np.full((c.height, c.width, 3), 200, np.uint8) for c in spec.cameras}
+    policy.act(later | {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the cube"})
+    assert sent[-1] == ([200] * 8, 5)  # `act` (a server's call): what arrived since the last chunk, as a block
 
 
 def pad(x: torch.Tensor, size: int) -> torch.Tensor:
