@@ -520,6 +520,17 @@ def test_bf16_weights_train_and_the_adapter_loads(invoke, dreamzero_base, synthe
     assert chunk.actions.shape == (16, 7) and not np.allclose(chunk.actions, predictor.codec.hold(state)[None])
 
 
+def test_a_released_checkpoint_loads_in_the_dtype_asked(dreamzero_base):
+    """`--precision bf16-true` reads a DreamZero base into bfloat16 weights instead of widening every weight to
+    float32 first (a 14B base then needs 33 GB at load, not 66): catches a load that widens, and one that changes
+    a weight beyond bfloat16's rounding."""
+    wide, narrow = load_model(dreamzero_base), load_model(dreamzero_base, dtype=torch.bfloat16)
+    assert {p.dtype for p in narrow.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in wide.parameters()} == {torch.float32}
+    for (name, a), (_, b) in zip(wide.state_dict().items(), narrow.state_dict().items(), strict=True):
+        assert torch.equal(a.to(b.dtype), b), name
+
+
 def test_activation_checkpointing_reaches_a_lora_wrapped_backbone():
     """`--activation-checkpointing` switches recomputation on in the backbone itself, also when LoRA wrapped it
     in a PeftModel (setting the switch on the wrapper would leave it off, silently)."""

@@ -91,13 +91,15 @@ def bundled_bases() -> list[str]:
     return sorted(p.name for p in bundled_dir("models").iterdir() if (p / "config.json").is_file())
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
+def load_model(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> WorldModel:
     """Load a checkpoint folder written by `save_model`, or one in the layout a family's project releases them
-    in (DreamZero's: `adapt.model.dreamzero.checkpoint`); weights through safetensors only."""
+    in (DreamZero's: `adapt.model.dreamzero.checkpoint`); weights through safetensors only. `dtype`: the
+    weights' (bfloat16 for `--precision bf16-true`: a released bf16 checkpoint is then never widened to
+    float32 on the way in, half the memory); None: float32."""
     path = base_path(path)
     released = released_checkpoint(path)
     if released is not None:
-        return released.load(path, device)
+        return released.load(path, device, dtype)
     config_file, weights = path / "config.json", path / "model.safetensors"
     if not config_file.is_file() or not weights.is_file():
         raise AdaptError(
@@ -119,7 +121,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> WorldModel:
     except Exception as error:  # safetensors raises its own error types for damaged files
         raise AdaptError(f"{weights}: cannot load weights (corrupt or from another model?): {error}") from None
     model.stats = stats
-    return model.to(device).eval()
+    return model.to(device, dtype).eval() if dtype else model.to(device).eval()
 
 
 def fingerprint(path: Path) -> str:

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from adapt import provenance
 from adapt.adapter import save_adapter
@@ -66,7 +67,7 @@ def finetune(
     check_options(options)
     sources = [s if isinstance(s, DataSource) else DataSource.parse(s, default=spec) for s in data]
     check_apart(out, {"base": base_path(base), **{f"dataset {s.path}": s.path for s in sources}})
-    model = load_model(base)
+    model = load_model(base, dtype=torch.bfloat16 if options.precision == "bf16-true" else None)
     grouped = open_sources(sources)
     _check_data(recipe, spec, grouped, model)
     if not allow_outside_limits:

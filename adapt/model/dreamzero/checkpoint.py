@@ -115,9 +115,9 @@ def donor_names(folder: Path) -> tuple[str | None, dict[str, list[str]]]:
     return tag, names
 
 
-def load(folder: Path, device: str | torch.device = "cpu"):
+def load(folder: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """A `DreamZeroWAM` with the checkpoint's DiT, shared registers and frozen encoders (no embodiment heads:
-    add them with `add_embodiment(spec, donor="dreamzero")`)."""
+    add them with `add_embodiment(spec, donor="dreamzero")`), its weights in `dtype` (default float32)."""
     from adapt.model.dreamzero.encoders import encoder_state_dict
     from adapt.model.dreamzero.model import DreamZeroWAM
 
@@ -150,7 +150,7 @@ def load(folder: Path, device: str | torch.device = "cpu"):
     _, model.donor_names = donor_names(folder)
     model.encoder_cache = EncoderCache(fingerprint(folder))
     model.tokenizer.load_tokenizer(folder)
-    return model.float().to(device).eval()
+    return model.to(device, dtype or torch.float32).eval()
 
 
 def _read(wanted: dict[Path, dict[str, str]]) -> dict[str, torch.Tensor]:
