@@ -124,7 +124,7 @@ def adapted_model(base: Path):
 def ours(model, spec, sampling: Sampling) -> tuple[dict, dict]:
     """adapt's chunks and the inputs DreamZero's side is given (its widths: state and actions zero-padded)."""
     c = model.config
-    model.tokenizer = StandInEncoders()
+    model.tokenizer = reference.StandInEncoders()
     rollout = DreamZeroRollout(model, model.heads[ROBOT], sampling, spec)
     session = reference.session_inputs()
     generator = torch.Generator().manual_seed(reference.NOISE_SEED)
@@ -145,36 +145,13 @@ def ours(model, spec, sampling: Sampling) -> tuple[dict, dict]:
     return inputs, actions
 
 
-class StandInEncoders(torch.nn.Module):
-    """`make_closed_loop`'s stand-ins behind adapt's tokenizer interface."""
-
-    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        from adapt.model.dreamzero.encoders import to_unit_range
-
-        return reference.vae_encode(to_unit_range(frames).movedim(2, 1))
-
-    def encode_image(self, first: torch.Tensor) -> torch.Tensor:
-        from adapt.model.dreamzero.encoders import to_unit_range
-
-        return reference.clip_encode(to_unit_range(first))
-
-    def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        return torch.cat([reference.text_encode({"a": 0}.get(p, 2)) for p in prompts])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dreamzero", type=Path, required=True, help="a checkout of dreamzero0/dreamzero")
     parser.add_argument("--python", type=Path, required=True, help="the scratch interpreter (see make_closed_loop.py)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dreamzero_export.json")
     args = parser.parse_args()
-    sampling = Sampling(
-        steps=reference.STEPS,
-        guidance=reference.GUIDANCE,
-        shift=reference.SHIFT,
-        video_final_noise=reference.VIDEO_FINAL_NOISE,
-        dit_steps=reference.DIT_STEPS,
-    )
+    sampling = Sampling(**reference.SAMPLING)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         base = write_dreamzero_checkpoint(scratch / "DreamZero-tiny")

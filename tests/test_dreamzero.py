@@ -26,12 +26,11 @@ from adapt.model import load_model
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
-from adapt.model.dreamzero.encoders import to_unit_range
 from adapt.model.dreamzero.export import LORA_TARGETS
 from adapt.model.dreamzero.keys import to_adapt, to_dreamzero
 from adapt.model.dreamzero.model import DreamZeroWAM
 from adapt.model.dreamzero.registers import DreamZeroHeads
-from adapt.model.dreamzero.rollout import NEGATIVE_PROMPT, DreamZeroRollout, Sampling
+from adapt.model.dreamzero.rollout import DreamZeroRollout, Sampling
 from adapt.policy import Policy
 from adapt.predictor import ChunkPredictor
 
@@ -184,26 +183,6 @@ def test_forward_matches_dreamzero():
     torch.testing.assert_close(actions, expected["infer.b1_action_pred"], atol=1e-4, rtol=0)
 
 
-class _StandInEncoders(torch.nn.Module):
-    """The generator's stand-in VAE, CLIP and text encoder behind adapt's tokenizer interface; records what
-    the VAE is given, as the generator records DreamZero's calls."""
-
-    def __init__(self, reference):
-        super().__init__()
-        self.reference, self.vae_inputs = reference, []
-
-    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        video = to_unit_range(frames).movedim(2, 1)
-        self.vae_inputs.append(video)
-        return self.reference.vae_encode(video)
-
-    def encode_image(self, first: torch.Tensor) -> torch.Tensor:
-        return self.reference.clip_encode(to_unit_range(first))
-
-    def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        return torch.cat([self.reference.text_encode({"a": 0, "b": 1, NEGATIVE_PROMPT: 2}[p]) for p in prompts])
-
-
 @torch.no_grad()
 def test_closed_loop_matches_dreamzero():
     """Six chunks of one session through `DreamZeroRollout` give DreamZero's own actions, video latents, what
@@ -218,15 +197,8 @@ def test_closed_loop_matches_dreamzero():
     dit, registers = reference_model()
     model = DreamZeroWAM(DREAMZERO_PRESETS["dreamzero-tiny"])
     model.backbone.load_state_dict(dit.state_dict())
-    model.tokenizer = encoders = _StandInEncoders(reference)
-    sampling = Sampling(
-        steps=reference.STEPS,
-        guidance=reference.GUIDANCE,
-        shift=reference.SHIFT,
-        video_final_noise=reference.VIDEO_FINAL_NOISE,
-        dit_steps=reference.DIT_STEPS,
-    )
-    rollout = DreamZeroRollout(model.eval(), registers, sampling)
+    model.tokenizer = encoders = reference.StandInEncoders()
+    rollout = DreamZeroRollout(model.eval(), registers, Sampling(**reference.SAMPLING))
     noise = torch.Generator().manual_seed(reference.NOISE_SEED)
     inputs = reference.session_inputs()
     assert torch.equal(inputs["frames.0"], expected["frames.0"])  # the generator still draws the reference inputs
