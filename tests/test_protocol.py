@@ -40,8 +40,9 @@ def read_config(folder):
     return DOUBLED_PRESETS["doubled-tiny"]
 
 
-def load(folder, device="cpu"):
-    return build_model(read_config(folder), [load_embodiment("panda")])
+def load(folder, device="cpu", dtype=None):
+    model = build_model(read_config(folder), [load_embodiment("panda")])
+    return model.to(device, dtype) if dtype else model.to(device)
 
 
 def fingerprint(folder):

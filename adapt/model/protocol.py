@@ -48,7 +48,7 @@ class Family:
     """A family of models, by where its parts live (`module:NAME`, imported when first used): the class
     implementing `WorldModel`, its pydantic config, its presets (`{name: config}`) and, for checkpoints
     released in another project's layout, a module with `recognises(folder)`, `read_config(folder)`,
-    `load(folder, device)` and `fingerprint(folder)`, and the module that counts what a training sample costs
+    `load(folder, device, dtype)` and `fingerprint(folder)`, and the module that counts what a training sample costs
     its transformer for `adapt plan` (`adapt.model.footprint`)."""
 
     model: str
