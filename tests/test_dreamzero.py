@@ -222,9 +222,9 @@ def test_a_dreamzero_policy_keeps_one_session_and_feeds_it_what_the_robot_saw(dr
     """Through `Policy.step`: an episode's first plan sends the current frame alone (a new session), each later
     plan the frames of the steps executed since (4 executed, repeated to the block's 8 as DreamZero repeats a
     short call's), the session's window fills and starts again, a new episode starts a new session, and `act`
-    sends what arrived since the last chunk. Catches
-    a policy that replans from a fresh context (DreamZero's cache never sees the robot's frames), sends stale or
-    future frames, or carries a session over into the next episode."""
+    sends what arrived since the last chunk. Catches a policy that replans from a fresh context (DreamZero's
+    cache never sees the robot's frames), sends stale or future frames, or carries a session over into the next
+    episode."""
     model = load_model(dreamzero_base)
     spec = load_embodiment("ur5e")
     model.add_embodiment(spec)

@@ -121,7 +121,7 @@ def load_model(path: Path, device: str | torch.device = "cpu", dtype: torch.dtyp
     except Exception as error:  # safetensors raises its own error types for damaged files
         raise AdaptError(f"{weights}: cannot load weights (corrupt or from another model?): {error}") from None
     model.stats = stats
-    return model.to(device, dtype).eval() if dtype else model.to(device).eval()
+    return model.to(device, dtype).eval()
 
 
 def fingerprint(path: Path) -> str:

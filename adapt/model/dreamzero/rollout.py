@@ -195,17 +195,15 @@ class DreamZeroRollout:
             tv = video_scheduler.timesteps[k].float().expand(b, fpb)
             ta = action_scheduler.timesteps[k].float().expand(b, actions.shape[1])
             if sampling.dit_steps is None or sampling.dit_steps[k] or previous is None:
-                outputs = []
-                for i, context in enumerate(self.contexts):
-                    velocity, hidden = model.backbone.denoise(
-                        torch.cat([latents, y], 1), tv, heads.action_encoder(actions, ta), ta, states, context,
-                        self.caches[i], self.start, block,
-                    )  # fmt: skip
-                    outputs.append((velocity, heads.action_decoder(hidden)))
-                video_velocity, action_velocity = outputs[0]
-                if len(outputs) > 1:
-                    video_velocity = outputs[1][0] + sampling.guidance * (outputs[0][0] - outputs[1][0])
-                previous = video_velocity, action_velocity
+                noisy, tokens = torch.cat([latents, y], 1), heads.action_encoder(actions, ta)
+                outputs = [
+                    model.backbone.denoise(noisy, tv, tokens, ta, states, context, cache, self.start, block)
+                    for context, cache in zip(self.contexts, self.caches, strict=True)
+                ]
+                video_velocity, hidden = outputs[0]  # actions follow the task's prompt only
+                if len(outputs) > 1:  # guidance: away from the negative prompt's video prediction
+                    video_velocity = outputs[1][0] + sampling.guidance * (video_velocity - outputs[1][0])
+                previous = video_velocity, heads.action_decoder(hidden)
             video_velocity, action_velocity = previous
             latents = video_scheduler.step(video_velocity, tv[0, 0], latents, return_dict=False)[0]
             actions = action_scheduler.step(action_velocity, ta[0, 0], actions, return_dict=False)[0]
