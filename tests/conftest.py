@@ -163,11 +163,15 @@ DREAMZERO_WORDS = (
 """Words of the prompts the tests send, so the tiny tokenizer has them (anything else is <unk>)."""
 
 
-def write_dreamzero_checkpoint(folder: Path, shards: int = 1, seed: int = 0) -> Path:
-    """A tiny DreamZero checkpoint as DreamZero releases them: `config.json` (VLAConfig), `model.safetensors`
+def write_dreamzero_checkpoint(
+    folder: Path, shards: int = 1, seed: int = 0, preset: str = "dreamzero-tiny", dtype: str = "float32"
+) -> Path:
+    """A DreamZero checkpoint as DreamZero releases them: `config.json` (VLAConfig), `model.safetensors`
     (or an index and `shards` shards) with DreamZero's key names (DiT and registers under `action_head.model.`,
     encoders under theirs), `experiment_cfg/metadata.json` (one embodiment tag: joint_position 7, gripper 1)
-    and a `tokenizer/` folder (a real word-level tokenizer built with `tokenizers`, as umT5's is not here)."""
+    and a `tokenizer/` folder (a real word-level tokenizer built with `tokenizers`, as umT5's is not here).
+    The tiny preset holds a freshly initialised model; a real-size one (benchmarks/dreamzero_real_size.py) is
+    written a shard at a time from random weights (normal, std 0.02; norms' weights 1), never whole in memory."""
     import json
 
     import torch
@@ -181,25 +185,36 @@ def write_dreamzero_checkpoint(folder: Path, shards: int = 1, seed: int = 0) -> 
     from adapt.model.dreamzero.model import DreamZeroWAM
 
     torch.manual_seed(seed)
-    config = DREAMZERO_PRESETS["dreamzero-tiny"]
-    state = DreamZeroWAM(config).state_dict()
+    config, dtype = DREAMZERO_PRESETS[preset], getattr(torch, dtype)
+    with torch.device("cpu" if preset == "dreamzero-tiny" else "meta"):
+        state = DreamZeroWAM(config).state_dict()
     tensors = {to_dreamzero(k): v for k, v in state.items() if k.startswith(("backbone.", "shared_registers."))}
     tensors |= dreamzero_encoder_state_dict({k: v for k, v in state.items() if k.startswith("tokenizer.")})
+    generator = torch.Generator().manual_seed(seed)
+
+    def value(key: str) -> torch.Tensor:
+        t = tensors[key]
+        if not t.is_meta:
+            return t.to(dtype).contiguous()
+        if t.ndim == 1 and "norm" in key and key.endswith(("weight", "gamma")):
+            return torch.ones(t.shape, dtype=dtype)
+        return (torch.randn(t.shape, generator=generator) * 0.02).to(dtype)
+
     folder.mkdir(parents=True)
     keys = sorted(tensors)
     if shards == 1:
-        save_file({k: tensors[k].contiguous() for k in keys}, folder / "model.safetensors")
+        save_file({k: value(k) for k in keys}, folder / "model.safetensors")
     else:
         weight_map = {}
         for i in range(shards):
             name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
             part = keys[i::shards]
-            save_file({k: tensors[k].contiguous() for k in part}, folder / name)
+            save_file({k: value(k) for k in part}, folder / name)
             weight_map |= dict.fromkeys(part, name)
         (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     dit = {
         "_target_": "groot.vla.model.dreamzero.modules.wan_video_dit_action_casual_chunk.CausalWanModel",
-        "model_type": "i2v", "frame_seqlen": config.frame_tokens, "dim": config.dim, "in_dim": config.in_dim,
+        "model_type": config.model_type, "frame_seqlen": config.frame_tokens, "dim": config.dim, "in_dim": config.in_dim,
         "ffn_dim": config.ffn_dim, "out_dim": config.out_dim, "text_dim": config.text_dim, "text_len": config.text_len,
         "freq_dim": 256, "eps": 1e-6, "num_heads": config.num_heads, "num_layers": config.num_layers,
         "max_chunk_size": config.max_blocks, "num_frame_per_block": config.frames_per_block,

@@ -205,6 +205,22 @@ def test_checkpointing_lowers_activations_to_block_inputs_and_one_block(base, ur
         assert memory(p, Run(precision=precision, checkpointing=True)).weights == memory(p, run).weights
 
 
+def test_a_dreamzero_base_counts_its_encoders_as_read_a_piece_at_a_time(ur5e):
+    """A released DreamZero checkpoint's encoders stay in its files (`adapt.model.dreamzero.streamed`): the plan's
+    weights are the DiT's and the registers', its encoder line the largest piece read at once, umT5-XXL's token
+    embedding (256,384 x 4,096). Catches a plan that counts umT5 as resident (10 GiB too many for dreamzero-5b in
+    bf16: "does not fit" on a 24 GiB machine it fits) and one that forgets the piece a cache miss reads; the small
+    family's tokenizer stays resident and counted."""
+    run = Run(precision="bf16-true", checkpointing=True)
+    p = plan("dreamzero-5b", "play-30min", ur5e, accelerator="cpu")
+    m = memory(p, run)
+    assert p.streamed_parameters == p.parameters["tokenizer"] > 6e9
+    assert m.encoders == 2 * 256_384 * 4_096
+    assert m.weights == 2 * (p.parameters["total"] - p.parameters["tokenizer"])
+    small = plan("small", "play-30min", ur5e, accelerator="cpu")
+    assert memory(small, run).encoders == 0 and memory(small, run).weights == 2 * small.parameters["total"]
+
+
 def test_dreamzero_14b_on_one_80_gb_gpu_prints_the_memory_lines_and_a_verdict(invoke):
     """The 14B base with play-30min on 1 x 80 GB runs through the CLI on the meta device (no 14B of memory, no
     weights) and says it does not fit and what would; `--json` carries the same plan. Catches a plan that

@@ -13,6 +13,7 @@ from adapt.errors import AdaptError
 
 LINES = {
     "weights": "weights",
+    "encoders": "encoder piece (cache miss)",
     "gradients": "gradients",
     "optimizer": "AdamW",
     "activations": "activations",

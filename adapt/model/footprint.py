@@ -10,6 +10,8 @@ Each family (`adapt.model.protocol.Family.footprint`) names a module that knows 
 - `checkpointed_shared(shape, batch) -> (Counter, mask)`: under activation checkpointing, what every block shares
   (kept once) and the attention mask's elements;
 - `encoder_flops(model, spec) -> float`: the frozen encoders' forward FLOPs for one sample;
+- `streamed_encoders(model) -> (int, int)`: encoder parameters left in the checkpoint's files while training and
+  the most of them read at one time (a cache miss), or (0, 0) when the encoders are resident;
 - `MATMULS`: the module types whose weights autocast casts to bf16 (their weight is `weight`, or `W`).
 
 `adapt.plan` adds these up; a new family brings its own module and `plan` needs no change.

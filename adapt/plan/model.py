@@ -93,6 +93,10 @@ class Plan:
     matmul_weights: int
     """Weights autocast casts and keeps for backward (bf16-mixed)."""
     block_parameters: int
+    streamed_parameters: int = 0
+    """Frozen encoder parameters that stay in the base's files (not among the resident weights)."""
+    streamed_piece: int = 0
+    """The most of them resident at one time: while an encoder runs, on an encoder-cache miss."""
 
 
 def plan(
@@ -168,6 +172,7 @@ def plan_model(
     tokens, shape = footprint.training_shape(model, spec, mode)
     shape = replace(shape, **_linears_keeping_input(block), rank=rank)
     keys = shape.tokens + shape.text + shape.image
+    streamed = footprint.streamed_encoders(model)
     flops = {
         "linear layers": _linear_flops(block, shape) * shape.depth,
         "attention": 12 * shape.tokens * keys * shape.dim * shape.depth,
@@ -187,6 +192,8 @@ def plan_model(
         flops_per_sample=flops,
         matmul_weights=_matmul_weights(model, dit, footprint.MATMULS),
         block_parameters=sum(p.numel() for p in block.parameters()),
+        streamed_parameters=streamed[0],
+        streamed_piece=streamed[1],
     )
 
 

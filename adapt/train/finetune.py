@@ -101,6 +101,7 @@ def finetune(
         warmup_steps=recipe.warmup_steps,
         video_weight=float(recipe.video_loss),
         action_weight=float(recipe.action_loss),
+        save_frozen=False,
     )
     with run_lock(out):
         trainer = fit(module, loaders, out, options)

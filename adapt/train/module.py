@@ -29,7 +29,10 @@ class WAMModule(L.LightningModule):
         video_weight: float = 1.0,
         action_weight: float = 1.0,
         video_every: int = 1,
+        save_frozen: bool = True,
     ):
+        """`save_frozen=False` (adaptation): checkpoints hold what trains and the buffers, not the frozen base
+        weights a resumed run reads from the base again (a 5B base would write 11 GB per checkpoint)."""
         super().__init__()
         self.model, self.mode, self.video_every = model, mode, video_every
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
@@ -37,6 +40,15 @@ class WAMModule(L.LightningModule):
         self.weights = {"video": video_weight, "action": action_weight}
         if tokenizer_steps == 0:
             model.tokenizer.requires_grad_(False)
+        self.save_frozen = self.strict_loading = save_frozen
+        self._ddp_params_and_buffers_to_ignore = [  # streamed encoder weights: on the meta device, never trained
+            name for name, p in self.named_parameters(remove_duplicate=False) if p.is_meta
+        ]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not self.save_frozen:
+            frozen = {name for name, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
     def on_train_start(self) -> None:
         if self.global_step > self.tokenizer_steps:  # resumed after the tokenizer phase: keep it frozen

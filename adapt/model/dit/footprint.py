@@ -67,3 +67,8 @@ def encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
         frames = torch.zeros(1, len(spec.cameras), c.context + c.future, 3, c.image_size, c.image_size)
         encoders.encode(frames.to(torch.uint8))
     return float(counter.get_total_flops())
+
+
+def streamed_encoders(model: nn.Module) -> tuple[int, int]:
+    """The frame tokenizer is small and always resident (counted with the weights)."""
+    return 0, 0

@@ -5,10 +5,10 @@
     experiment_cfg/metadata.json         normalisation statistics and modalities per embodiment tag
     tokenizer/                           the umT5 tokenizer (copied in by the user: nothing is downloaded)
 
-The model is built on the meta device and the checkpoint's tensors are assigned into it, so a 14B base
-needs its weights' memory once, not twice. Before any tensor is read, every key is mapped
-(`adapt.model.dreamzero.keys`) and checked against the architecture the config describes: one error lists
-what is missing, unexpected or mis-shaped.
+The model is built on the meta device and the DiT's tensors are assigned into it, so a 14B base needs its
+weights' memory once, not twice; the encoders' tensors are read only while an encoder runs. Before any
+tensor is read, every key is mapped (`adapt.model.dreamzero.keys`) and checked against the architecture the
+config describes: one error lists what is missing, unexpected or mis-shaped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from adapt.errors import AdaptError
 from adapt.files import read_json_object
 from adapt.model.dreamzero.config import DreamZeroConfig
 from adapt.model.dreamzero.encoder_cache import EncoderCache
+from adapt.model.dreamzero.encoders import PREFIX, QKV, T5_TIED, encoder_key, encoder_state_dict
 from adapt.model.dreamzero.keys import ENCODERS, check_keys, to_adapt, weight_files
+from adapt.model.dreamzero.streamed import CheckpointWeights, StreamedEncoders
 
 VIEW_SIZES = {(880, 8): (176, 320), (50, 16): (80, 160)}
 """(frame_seqlen, VAE spatial stride) -> per-view size of DreamZero's released configs (14B: 352 x 640
@@ -116,37 +118,44 @@ def donor_names(folder: Path) -> tuple[str | None, dict[str, list[str]]]:
 
 
 def load(folder: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
-    """A `DreamZeroWAM` with the checkpoint's DiT, shared registers and frozen encoders (no embodiment heads:
-    add them with `add_embodiment(spec, donor="dreamzero")`), its weights in `dtype` (default float32)."""
-    from adapt.model.dreamzero.encoders import encoder_state_dict
+    """A `DreamZeroWAM` with the checkpoint's DiT and shared registers in `dtype` (default float32) and no
+    embodiment heads (add them with `add_embodiment(spec, donor="dreamzero")`). The frozen encoders stay in the
+    checkpoint's files, read for each call that needs them and dropped after (`adapt.model.dreamzero.streamed`)."""
     from adapt.model.dreamzero.model import DreamZeroWAM
 
     folder = Path(folder)
     config = read_config(folder)
-    files = weight_files(folder)
     with torch.device("meta"):
         model = DreamZeroWAM(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found: dict[str, tuple[int, ...]] = {}
     dit: dict[Path, dict[str, str]] = {}  # file -> {checkpoint key: our name}
-    encoder: dict[Path, dict[str, str]] = {}
-    for file in files:
+    encoders: dict[str, tuple[Path, str]] = {}  # our name -> (file, checkpoint key)
+    encoder_shapes: dict[str, torch.Tensor] = {}  # checkpoint key -> a meta tensor of its shape
+    for file in weight_files(folder):
         try:
             with safe_open(str(file), framework="pt") as f:
                 for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    shape = tuple(f.get_slice(key).get_shape())
                     if key.startswith(ENCODERS):
-                        encoder.setdefault(file, {})[key] = key
+                        encoder_shapes[key] = torch.empty(shape, device="meta")
+                        name = encoder_key(key)  # None: unused by DreamZero, or unknown (named below)
+                        for part in ("qkv" if QKV in name else [None]) if name else []:
+                            encoders[name.replace(QKV, part) if part else name] = (file, key)
                         continue
                     name = to_adapt(key)
-                    found[name or f"?{key}"] = tuple(f.get_slice(key).get_shape())
+                    found[name or f"?{key}"] = shape
                     if name:
                         dit.setdefault(file, {})[key] = name
         except (OSError, ValueError, RuntimeError) as error:
             raise AdaptError(f"{file}: not a readable safetensors file ({error})") from None
-    encoders = encoder_state_dict(_read(encoder))
-    found.update({name: tuple(tensor.shape) for name, tensor in encoders.items()})
+    found.update({name: tuple(t.shape) for name, t in encoder_state_dict(encoder_shapes).items()})
     check_keys(found, expected, folder)
-    model.load_state_dict({**_read(dit), **encoders}, assign=True)
+    tied, shared = (PREFIX + name for name in T5_TIED)
+    encoders[tied] = encoders[shared]
+    model.load_state_dict(_read(dit), assign=True, strict=False)
+    model.tokenizer.stream = StreamedEncoders(model.tokenizer, CheckpointWeights(encoders))
+    model.tokenizer.constants(torch.device("cpu"))
     _, model.donor_names = donor_names(folder)
     model.encoder_cache = EncoderCache(fingerprint(folder))
     model.tokenizer.load_tokenizer(folder)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -166,7 +167,9 @@ def _clean(text: str) -> str:
 
 
 class DreamZeroEncoders(nn.Module):
-    """Frozen; attributes vae, text_encoder, image_encoder; `tokenizer` (not a module) set by `load_tokenizer`."""
+    """Frozen; attributes vae, text_encoder, image_encoder; `tokenizer` (not a module) set by `load_tokenizer`;
+    `stream` set by a released checkpoint's `load`: the weights then stay in its files until a call needs
+    them (`adapt.model.dreamzero.streamed`)."""
 
     def __init__(self, config: DreamZeroConfig):
         super().__init__()
@@ -176,12 +179,13 @@ class DreamZeroEncoders(nn.Module):
         self.text_encoder = _text_encoder(config, sizes)
         self.image_encoder = _image_encoder(config, sizes)
         self.tokenizer: PreTrainedTokenizerFast | None = None
-        self._constants(device=None)
+        self.stream = None
+        self.constants(device=None)
         self.register_load_state_dict_post_hook(DreamZeroEncoders._after_load)
         self.requires_grad_(False)
         self.eval()
 
-    def _constants(self, device: torch.device | None) -> None:
+    def constants(self, device: torch.device | None) -> None:
         """Non-persistent buffers: latent and CLIP statistics, and CLIP's position ids (transformers')."""
         stats = [self.vae.config.latents_mean, self.vae.config.latents_std, CLIP_MEAN, CLIP_STD]
         for name, values in zip(["latents_mean", "latents_std", "clip_mean", "clip_std"], stats, strict=True):
@@ -195,14 +199,36 @@ class DreamZeroEncoders(nn.Module):
         checkpoint holds are still meta: build those where the weights now are."""
         device = self.vae.quant_conv.weight.device
         if device.type != "meta" and self.latents_mean.device.type == "meta":
-            self._constants(device)
+            self.constants(device)
 
     def train(self, mode: bool = True) -> DreamZeroEncoders:
         """Always in eval mode: the encoders are frozen, also when the model around them trains."""
         return super().train(False)
 
+    def _apply(self, fn, recurse: bool = True) -> DreamZeroEncoders:
+        """Streamed weights stay on the meta device through `.to()`, `.cuda()`, `.half()`: they take the dtype
+        `fn` gives an empty tensor of theirs (the device they are read to is the buffers')."""
+        if self.stream is None:
+            return super()._apply(fn, recurse)
+        for m in self.modules():
+            for leaf, p in m._parameters.items():
+                if p is not None:
+                    moved = torch.empty_like(p, dtype=fn(torch.empty(0, dtype=p.dtype)).dtype) if p.is_meta else fn(p)
+                    m._parameters[leaf] = nn.Parameter(moved, requires_grad=False)
+            for leaf, b in m._buffers.items():
+                if b is not None:
+                    m._buffers[leaf] = fn(b)
+        return self
+
     def _dtype(self, module: nn.Module) -> torch.dtype:
         return next(module.parameters()).dtype
+
+    def _weights(self, part: str) -> AbstractContextManager:
+        """`part`'s weights in place for a call: a no-op for resident encoders; read from the checkpoint (umT5 a
+        block at a time) and dropped after, for streamed ones."""
+        if self.stream is None:
+            return nullcontext()
+        return self.stream.streamed(part) if part == "text_encoder" else self.stream.resident(part)
 
     @torch.no_grad()
     def encode_video(self, frames: Tensor) -> Tensor:
@@ -216,14 +242,16 @@ class DreamZeroEncoders(nn.Module):
                 f"video of shape {tuple(frames.shape)}: expected (B, 1 + {st}k, 3, H, W) with H and W multiples of {ss}"
             )
         x = to_unit_range(frames).movedim(2, 1).to(self._dtype(self.vae))
-        mu = self.vae.encode(x).latent_dist.mode()
+        with self._weights("vae"):
+            mu = self.vae.encode(x).latent_dist.mode()
         return (mu.float() - self.latents_mean) / self.latents_std
 
     @torch.no_grad()
     def decode_video(self, latents: Tensor) -> Tensor:
         """Normalised latents (B, z, F, h, w) -> frames float in [-1, 1] (B, 1 + 4 (F - 1), 3, h s, w s)."""
         z = latents.float() * self.latents_std + self.latents_mean
-        return self.vae.decode(z.to(self._dtype(self.vae))).sample.float().movedim(1, 2)
+        with self._weights("vae"):
+            return self.vae.decode(z.to(self._dtype(self.vae))).sample.float().movedim(1, 2)
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
@@ -238,7 +266,8 @@ class DreamZeroEncoders(nn.Module):
         )  # fmt: skip
         device = self.latents_mean.device
         mask = batch["attention_mask"].to(device)
-        states = self.text_encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        with self._weights("text_encoder"):
+            states = self.text_encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask).last_hidden_state
         lengths = mask.sum(dim=1, keepdim=True)
         keep = torch.arange(mask.shape[1], device=device)[None] < lengths
         return states * keep[..., None].to(states.dtype)
@@ -250,7 +279,8 @@ class DreamZeroEncoders(nn.Module):
         side = self.image_encoder.config.image_size
         x = F.interpolate(frames.float() * (2 / 255) - 1, size=(side, side), mode="bicubic", align_corners=False)
         x = ((x * 0.5 + 0.5) - self.clip_mean) / self.clip_std
-        out = self.image_encoder(pixel_values=x.to(self._dtype(self.image_encoder)), output_hidden_states=True)
+        with self._weights("image_encoder"):
+            out = self.image_encoder(pixel_values=x.to(self._dtype(self.image_encoder)), output_hidden_states=True)
         return out.hidden_states[-2]
 
     def load_tokenizer(self, folder: Path) -> None:
@@ -339,7 +369,7 @@ _T5 = [
     ("blocks.{i}.ffn.fc2.weight", "encoder.block.{i}.layer.1.DenseReluDense.wo.weight"),
     ("norm.weight", "encoder.final_layer_norm.weight"),
 ]
-_T5_TIED = ("text_encoder.encoder.embed_tokens.weight", "text_encoder.shared.weight")
+T5_TIED = ("text_encoder.encoder.embed_tokens.weight", "text_encoder.shared.weight")
 """transformers ties umT5's input embedding to `shared`; both names are in its state dict, one in DreamZero's."""
 _CLS, _POS = "embeddings.class_embedding", "embeddings.position_embedding.weight"
 _CLIP = [
@@ -407,7 +437,7 @@ def encoder_state_dict(checkpoint: dict[str, Tensor]) -> dict[str, Tensor]:
     if unknown:
         listed = ", ".join(unknown[:8]) + (f" ... ({len(unknown) - 8} more)" if len(unknown) > 8 else "")
         raise AdaptError(f"{len(unknown)} DreamZero encoder key(s) match no known Wan/umT5/CLIP name: {listed}")
-    tied, shared = (PREFIX + n for n in _T5_TIED)
+    tied, shared = (PREFIX + n for n in T5_TIED)
     if shared in ours:
         ours[tied] = ours[shared]
     return ours
@@ -421,7 +451,7 @@ def dreamzero_encoder_state_dict(ours: dict[str, Tensor]) -> dict[str, Tensor]:
     prefixes = {"vae": VAE, "text_encoder": TEXT, "image_encoder": IMAGE}
     theirs = {}
     for name, tensor in ours.items():
-        if not name.startswith(PREFIX) or name == PREFIX + _T5_TIED[0]:
+        if not name.startswith(PREFIX) or name == PREFIX + T5_TIED[0]:
             continue
         part, _, inner = name[len(PREFIX) :].partition(".")
         fused = re.sub(r"\.self_attn\.[qkv]_proj\.", f".self_attn.{QKV}_proj.", inner)

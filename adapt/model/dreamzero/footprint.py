@@ -103,3 +103,13 @@ def encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
     text = encoders.text_encoder  # umT5 (no meta-device forward): 2 x (weights - embedding table) x tokens
     weights = sum(p.numel() for p in text.parameters()) - text.get_input_embeddings().weight.numel()
     return float(counter.get_total_flops()) + 2 * weights * c.text_len
+
+
+def streamed_encoders(model: nn.Module) -> tuple[int, int]:
+    """A released checkpoint's encoders stay in its files (`adapt.model.dreamzero.streamed`): all their
+    parameters, and the largest of the VAE whole, CLIP whole and one umT5 piece (its token embedding)."""
+    from adapt.model.dreamzero.streamed import units
+
+    encoders = model.tokenizer
+    pieces = [encoders.vae, encoders.image_encoder, *units(encoders.text_encoder, "text_encoder").values()]
+    return sum(p.numel() for p in encoders.parameters()), max(sum(p.numel() for p in m.parameters()) for m in pieces)
