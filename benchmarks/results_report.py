@@ -76,6 +76,7 @@ def report() -> str:
         *peer_section(),
         *adaptation_section(RESULTS / "adaptation.json", "Adapting the bundled base to a new robot"),
         *adaptation_section(BIMANUAL, "Adapting the one-armed base to a bimanual robot", folder="bimanual"),
+        *real_size_section(),
     ]
     for folder, what in ARCHIVE.items():
         parts += adaptation_section(RESULTS / folder / "adaptation.json", f"Archive: {what}", archive=folder)
@@ -190,6 +191,36 @@ def adaptation_section(path: Path, title: str, archive: str | None = None, folde
     elif not archive:
         lines += ["Reproduce a row: `.venv/bin/python benchmarks/adaptation.py --only NAME`.", ""]
     return lines
+
+
+def real_size_section() -> list[str]:
+    """A real-size DreamZero base loaded, planned and adapted for 2 steps on the benchmark's machine."""
+    path = RESULTS / "dreamzero_real_size.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text())
+    m, plan, load = r["machine"], r["plan"], r["load"]
+    ram = f", {m['memory_gib']} GiB" if "memory_gib" in m else ""
+    lines = [
+        "## A real-size DreamZero base on a CPU",
+        "",
+        f"`benchmarks/dreamzero_real_size.py`: a `{r['preset']}`-shaped checkpoint with random weights, as DreamZero"
+        f" ships one ({r['checkpoint']['shards']} bf16 shards, {r['checkpoint']['gib']} GiB), on {m['cpu_count']}"
+        f" CPUs{ram}. Loaded in bf16 in {load['seconds']} s, peak RSS {load['peak_rss_gib']} GiB (the encoders stay"
+        f" in the files). `adapt plan` for play-30min at batch 1, bf16-true, activation checkpointing:"
+        f" {plan['total']:.1f} GiB ({plan['weights']:.1f} weights, {plan['encoders']:.1f} the encoder piece a cache"
+        f" miss reads, {plan['activations']:.1f} activations), {plan['step_seconds']:.0f} s per step.",
+        "",
+        "| run of 2 steps | peak RSS (GiB) | vs plan | step 2 (s) | wall (s) | encoder cache entries written |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, what in (("cold", "cold: encoders read as they run"), ("warm", "warm: every encoder output cached")):
+        x = r[name]
+        lines.append(
+            f"| {what} | {x['peak_rss_gib']} | {x['rss_vs_plan']:.2f} | {x['step_2_seconds']} | {x['wall_seconds']}"
+            f" | {x['encoder_cache_entries_added']} |"
+        )
+    return [*lines, "", "Reproduce: `.venv/bin/python benchmarks/dreamzero_real_size.py --work DIR` (~27 GB).", ""]
 
 
 def _rate(r: dict) -> str:

@@ -503,10 +503,14 @@ def test_a_released_checkpoint_loads_in_the_dtype_asked(dreamzero_base):
         assert b.dtype == (torch.bfloat16 if a.is_floating_point() else a.dtype), name
         if not a.is_meta:  # the encoders' weights are read when a call needs them (below)
             assert torch.equal(a.to(b.dtype), b), name
-    with wide.tokenizer.stream.resident("vae"), narrow.tokenizer.stream.resident("vae"):
+    with wide.tokenizer.stream.resident("vae"), narrow.tokenizer.stream.resident("vae"):  # float32 on a CPU
         pairs = zip(wide.tokenizer.vae.named_parameters(), narrow.tokenizer.vae.named_parameters(), strict=True)
         for (name, a), (_, b) in pairs:
-            assert b.dtype == torch.bfloat16 and torch.equal(a.to(b.dtype), b), name
+            assert b.dtype == torch.float32 and torch.equal(a, b), name
+    assert {p.dtype for p in narrow.tokenizer.vae.parameters()} == {torch.bfloat16}  # dropped in the model's dtype
+    prompt = ["push the red block"]
+    assert narrow.tokenizer.encode_text(prompt).dtype == torch.bfloat16
+    assert narrow.tokenizer.encode_image(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).dtype == torch.bfloat16
 
 
 def test_a_released_checkpoints_encoders_are_read_only_while_they_run(dreamzero_base):

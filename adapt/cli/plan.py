@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -48,7 +49,10 @@ def plan_command(
     ] = None,
     accelerator: Annotated[str, typer.Option(help="gpu or cpu: the FLOP rate and the cuBLAS workspace.")] = "gpu",
     batch_size: Annotated[int | None, typer.Option(min=1, help="Windows per device (default: the recipe's).")] = None,
-    gpu_memory: Annotated[float, typer.Option(min=0.1, help="Memory per device in GiB.")] = 80.0,
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Memory per device in GiB (default: 80 on gpu, this machine's RAM on cpu)."),
+    ] = None,
     tflops: Annotated[
         float | None,
         typer.Option(min=1e-6, help="Achievable TFLOP/s per device (default: 400 bf16 GPU, calibrated CPU)."),
@@ -63,6 +67,9 @@ def plan_command(
     precision = precision or ("bf16-mixed" if accelerator == "gpu" else "32-true")
     check_options(strategy=strategy, precision=precision, accelerator=accelerator, attention=attention)
     counts = _device_counts(devices)
+    if gpu_memory is None:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        gpu_memory = 80.0 if accelerator == "gpu" else round(ram, 1)
     p = plan(base, recipe, embodiment, batch_size=batch_size, accelerator=accelerator, attention=attention)
     r = report(p, devices=counts, strategy=strategy, precision=precision, gpu_memory_gib=gpu_memory, tflops=tflops)
     if as_json:

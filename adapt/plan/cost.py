@@ -2,7 +2,7 @@
 
 - weights: every parameter at the precision's storage dtype (32-true and bf16-mixed fp32, bf16-true bf16), but
   for encoders that stay in the base's files (DreamZero's); encoders: the most of those read at one time (on an
-  encoder-cache miss; 0 once the cache holds every input, but a plan cannot know that);
+  encoder-cache miss; 0 once the cache holds every input, but a plan cannot know that), float32 on a CPU;
 - gradients: the trainable parameters, same dtype; optimizer: AdamW's two moments per trainable parameter,
   allocated like the parameter (`zeros_like`: bf16 under bf16-true), nothing else;
 - activations: what autograd keeps for backward, counted tensor by tensor from each family's block code (its
@@ -108,7 +108,7 @@ def memory(p: Plan, run: Run | None = None) -> Memory:
     communication = 2 * p.block_parameters * prec.compute if sharded else trainable * (run.devices > 1)
     return Memory(
         weights=(p.parameters["total"] - p.streamed_parameters) * prec.storage / shard,
-        encoders=p.streamed_piece * prec.storage,
+        encoders=p.streamed_piece * (4 if p.accelerator == "cpu" else prec.storage),  # float32 on a CPU (streamed.py)
         gradients=trainable / shard,
         optimizer=2 * trainable / shard,
         activations=activation_parts(p, run)["total"],

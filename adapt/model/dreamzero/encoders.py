@@ -241,8 +241,8 @@ class DreamZeroEncoders(nn.Module):
             raise AdaptError(
                 f"video of shape {tuple(frames.shape)}: expected (B, 1 + {st}k, 3, H, W) with H and W multiples of {ss}"
             )
-        x = to_unit_range(frames).movedim(2, 1).to(self._dtype(self.vae))
         with self._weights("vae"):
+            x = to_unit_range(frames).movedim(2, 1).to(self._dtype(self.vae))
             mu = self.vae.encode(x).latent_dist.mode()
         return (mu.float() - self.latents_mean) / self.latents_std
 
@@ -270,7 +270,7 @@ class DreamZeroEncoders(nn.Module):
             states = self.text_encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask).last_hidden_state
         lengths = mask.sum(dim=1, keepdim=True)
         keep = torch.arange(mask.shape[1], device=device)[None] < lengths
-        return states * keep[..., None].to(states.dtype)
+        return (states * keep[..., None].to(states.dtype)).to(self.latents_mean.dtype)
 
     @torch.no_grad()
     def encode_image(self, frames: Tensor) -> Tensor:
@@ -281,7 +281,7 @@ class DreamZeroEncoders(nn.Module):
         x = ((x * 0.5 + 0.5) - self.clip_mean) / self.clip_std
         with self._weights("image_encoder"):
             out = self.image_encoder(pixel_values=x.to(self._dtype(self.image_encoder)), output_hidden_states=True)
-        return out.hidden_states[-2]
+        return out.hidden_states[-2].to(self.latents_mean.dtype)
 
     def load_tokenizer(self, folder: Path) -> None:
         """The umT5 tokenizer from `<folder>/tokenizer/` (google/umt5-xxl's files, copied there by the user)."""

@@ -6,8 +6,10 @@ from the encoder cache anyway (`adapt.model.dreamzero.encoder_cache`), so they h
 memory. `load` therefore leaves the encoders' parameters on the meta device and gives them a
 `CheckpointWeights`; each encoder call reads what it needs from the safetensors files just before it runs
 and returns it to the meta device afterwards. The VAE and CLIP are read whole for a call; umT5 one block
-at a time (its token embedding, 2 GiB, is the largest piece), so a text-cache miss costs the DiT's memory
-plus one piece, not plus 11 GiB.
+at a time (its token embedding, 1.05 B parameters, is the largest piece), so a text-cache miss costs the
+DiT's memory plus one piece, not plus 11 GiB. On a CPU the pieces are read in float32 whatever the model's
+dtype: a CPU without bf16 units runs Wan's 3D convolutions 155x slower in bf16, matmuls 5x
+(benchmarks/dreamzero_real_size.py); on a GPU they keep the model's dtype.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class StreamedEncoders:
         try:
             yield
         finally:
-            drop(module)
+            drop(module, self.dtype)
 
     @contextmanager
     def streamed(self, part: str) -> Iterator[None]:
@@ -92,13 +94,18 @@ class StreamedEncoders:
         handles = []
         for name, unit in units(getattr(self.encoders, part), part).items():
             handles.append(unit.register_forward_pre_hook(lambda m, _, name=name: self._read(m, name)))
-            handles.append(unit.register_forward_hook(lambda m, *_: drop(m)))
+            handles.append(unit.register_forward_hook(lambda m, *_: drop(m, self.dtype)))
         try:
             yield
         finally:
             for handle in handles:
                 handle.remove()
-            drop(getattr(self.encoders, part))
+            drop(getattr(self.encoders, part), self.dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's dtype (the buffers follow `.to()`), which dropped weights keep on the meta device."""
+        return self.encoders.latents_mean.dtype
 
     def _read(self, module: nn.Module, name: str) -> None:
         device = self.encoders.latents_mean.device
@@ -106,13 +113,15 @@ class StreamedEncoders:
         tensors = self.weights.read([f"{PREFIX}{name}.{n}" for n in params])
         for n, p in params.items():
             owner, _, leaf = n.rpartition(".")
-            value = tensors[f"{PREFIX}{name}.{n}"].to(device, p.dtype)
+            dtype = torch.float32 if device.type == "cpu" and p.is_floating_point() else self.dtype
+            value = tensors[f"{PREFIX}{name}.{n}"].to(device, dtype)
             module.get_submodule(owner)._parameters[leaf] = nn.Parameter(value, requires_grad=False)
 
 
-def drop(module: nn.Module) -> None:
-    """Every parameter of `module` back to the meta device (same shape and dtype, no memory)."""
+def drop(module: nn.Module, dtype: torch.dtype) -> None:
+    """Every parameter of `module` back to the meta device (same shape, no memory), floating ones in `dtype`."""
     for m in module.modules():
         for leaf, p in m._parameters.items():
             if p is not None and p.device.type != "meta":
-                m._parameters[leaf] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=False)
+                kind = dtype if p.is_floating_point() else p.dtype
+                m._parameters[leaf] = nn.Parameter(torch.empty_like(p, device="meta", dtype=kind), requires_grad=False)
