@@ -3,15 +3,18 @@
 The checkpoint is dreamzero-5b-shaped (Wan2.2-TI2V-5B DiT, umT5-XXL, Wan2.2 VAE, CLIP ViT-H; 12.4 B
 parameters in all) with random weights, written as DreamZero ships one: bf16, sharded with an index,
 `config.json`, `experiment_cfg/metadata.json` and a `tokenizer/` folder (a word-level stand-in: umT5's cannot be
-downloaded here). Then, each in a fresh process whose peak RSS (VmHWM) is read from /proc:
+downloaded here). Then, each in a fresh process whose peak RSS the kernel reports at its exit:
 
-1. `load_model(..., dtype=bfloat16)`: seconds and peak RSS (the encoders stay in the files);
+1. `load_model(..., dtype=bfloat16)`: seconds and peak RSS (the encoders stay in the files; safetensors maps
+   the DiT's shards, so their pages are read at first use, in step 1);
 2. `adapt plan --json` for the run below (cpu, bf16-true, batch 1, activation checkpointing): its memory lines;
 3. `adapt finetune` of play-30min at batch 1 (`--precision bf16-true --activation-checkpointing`) for 2 steps on
    half a minute of UR5e play, twice with the same seed: *cold*, the encoder cache empty (each window's VAE and
    CLIP, and umT5 a block at a time, read from the checkpoint as they run), then *warm*, every encoder output
    from the cache (no encoder weight read). Step times come from the moments each step's checkpoint appears
-   (`--checkpoint-every 1`; an adaptation's checkpoint holds only what trains).
+   (`--checkpoint-every 1`; an adaptation's checkpoint holds only what trains). `--limit S` kills a run past S
+   seconds and reports how far it got: on a CPU without bf16 units (`bf16_units` in the JSON), torch computes
+   bf16 matmuls' backward with its reference kernels, which made one step take longer than half an hour here.
 
 Run with nothing else on the machine: `.venv/bin/python benchmarks/dreamzero_real_size.py --work DIR` (DIR needs
 ~27 GB free for the checkpoint; it is reused by later runs). Results: `benchmarks/results/dreamzero_real_size.json`.
@@ -28,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from report import machine, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,28 +43,33 @@ GIB = 2**30
 ROBOT = "ur5e_osc"
 
 
-def measured(cmd: list[str], env: dict, checkpoints: Path | None = None) -> dict:
-    """Run `cmd`, polling its peak RSS (VmHWM) and, when given, the moment each `step=N` checkpoint appears."""
+def measured(cmd: list[str], env: dict, checkpoints: Path | None = None, limit: float | None = None) -> dict:
+    """Run `cmd`: its peak RSS as the kernel counts it at exit (`wait4`'s ru_maxrss; /proc's VmHWM lags while a
+    process runs), and, when given, the moment each `step=N` checkpoint appears. Past `limit` seconds it is
+    killed (`finished` false) and what it reached is reported."""
     start = time.monotonic()
-    peak, steps = 0, {}
+    steps = {}
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        while process.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if limit and time.monotonic() - start > limit:
+                process.kill()
+                continue
             time.sleep(0.5)
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-                hwm = next(x for x in status.splitlines() if x.startswith("VmHWM"))
-                peak = max(peak, int(hwm.split()[1]) * 1024)
-            except (OSError, StopIteration):
-                pass
             for file in checkpoints.glob("*step=*.ckpt") if checkpoints and checkpoints.is_dir() else []:
                 steps.setdefault(int(file.stem.split("step=")[1].split("-")[0]), time.monotonic() - start)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        finished = not (limit and process.returncode == -9)
+        peak = usage.ru_maxrss * 1024
         log.seek(0)
         output = log.read()
-    if process.returncode:
+    if process.returncode and finished:
         sys.exit(f"{' '.join(cmd)} failed ({process.returncode}):\n{output[-4000:]}")
     return {"seconds": round(time.monotonic() - start, 1), "peak_rss_gib": round(peak / GIB, 2), "steps": steps,
-            "output": output}  # fmt: skip
+            "output": output, "finished": finished}  # fmt: skip
 
 
 def main() -> None:
@@ -68,12 +77,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="checkpoint, data, cache and runs (~27 GB)")
     parser.add_argument("--preset", default="dreamzero-5b")
     parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--limit", type=float, default=None, help="seconds a finetune run may take before it is killed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dreamzero_real_size.json")
     args = parser.parse_args()
     work = args.work.resolve()
     checkpoint, data, cache = work / args.preset, work / "play", work / "cache"
     env = {**os.environ, "ADAPT_CACHE": str(cache)}
-    report = {"machine": machine(), "preset": args.preset}
+    report = {"machine": machine(), "preset": args.preset, "limit_seconds": args.limit}
+    report["machine"]["bf16_units"] = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
     if not (checkpoint / "config.json").is_file():
         partial = work / f".{args.preset}.partial"
@@ -116,9 +127,10 @@ def main() -> None:
         out = work / "runs" / name
         subprocess.run(["rm", "-rf", str(out)], check=True)
         entries = len(list(cache.rglob("*.safetensors")))
-        run = measured([*finetune, "--out", str(out)], env, out / "checkpoints")
+        run = measured([*finetune, "--out", str(out)], env, out / "checkpoints", args.limit)
         times = [run["steps"].get(s) for s in (1, 2)]
         report[name] = {
+            "finished": run["finished"],
             "wall_seconds": run["seconds"],
             "peak_rss_gib": run["peak_rss_gib"],
             "step_2_seconds": round(times[1] - times[0], 1) if None not in times else None,
@@ -127,6 +139,8 @@ def main() -> None:
             "rss_vs_plan": round(run["peak_rss_gib"] / report["plan"]["total"], 3),
         }
         print(f"{name}:", report[name])
+        if not run["finished"]:
+            break  # the warm run needs the cold one's cache entries
     write_report(args.out, report)
 
 

@@ -215,11 +215,17 @@ def real_size_section() -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for name, what in (("cold", "cold: encoders read as they run"), ("warm", "warm: every encoder output cached")):
-        x = r[name]
+        x = r.get(name)
+        if x is None:
+            lines.append(f"| {what} | not run: the cold run did not finish | | | | |")
+            continue
+        step = x["step_2_seconds"] if x["finished"] else f"step 1 not finished in {x['wall_seconds']:.0f} s (killed)"
         lines.append(
-            f"| {what} | {x['peak_rss_gib']} | {x['rss_vs_plan']:.2f} | {x['step_2_seconds']} | {x['wall_seconds']}"
+            f"| {what} | {x['peak_rss_gib']} | {x['rss_vs_plan']:.2f} | {step} | {x['wall_seconds']}"
             f" | {x['encoder_cache_entries_added']} |"
         )
+    if not r["machine"].get("bf16_units", True):
+        lines += ["", "This CPU has no bf16 units: torch runs bf16 matmuls' backward through its reference kernels."]
     return [*lines, "", "Reproduce: `.venv/bin/python benchmarks/dreamzero_real_size.py --work DIR` (~27 GB).", ""]
 
 

@@ -238,6 +238,18 @@ def test_dreamzero_14b_on_one_80_gb_gpu_prints_the_memory_lines_and_a_verdict(in
     assert plan_json["verdicts"][0]["would_fit"]
 
 
+def test_bf16_on_a_cpu_without_bf16_units_is_flagged(invoke):
+    """torch runs bf16 matmuls on a CPU without bf16 units through reference kernels (a dreamzero-5b step took
+    over half an hour where the plan's float32 rate says 110 s): the plan says so for bf16 compute on such a CPU,
+    and only then. Catches the warning lost, or given for float32 or a GPU."""
+    slow = not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    args = ["plan", "--base", "dreamzero-tiny", "--accelerator", "cpu", "--json"]
+    for precision, warned in (("bf16-true", slow), ("bf16-mixed", slow), ("32-true", False)):
+        assert bool(json.loads(invoke(*args, "--precision", precision).output)["warnings"]) == warned, precision
+    gpu = json.loads(invoke("plan", "--base", "dreamzero-tiny", "--precision", "bf16-true", "--json").output)
+    assert gpu["warnings"] == []
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [

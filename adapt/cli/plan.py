@@ -121,6 +121,8 @@ def _print(r: dict) -> None:
     out.print(table)
     for v in r["verdicts"]:
         out.print(("[green]" if v["fits"] else "[red]") + "verdict[/] " + v["text"], highlight=False)
+    for warning in r["warnings"]:
+        out.print(f"[yellow]warning[/] {warning}", highlight=False)
 
 
 def _amount(value: float, fits: bool | None) -> str:

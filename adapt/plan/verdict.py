@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import torch
+
 from adapt.plan.cost import Memory, memory, step_seconds
 from adapt.plan.model import GIB, PRECISIONS, RATES, USABLE, Plan, Run
 
@@ -122,4 +124,16 @@ def report(
         "usable_fraction": USABLE,
         "memory_gib": rows,
         "verdicts": [asdict(verdict(p, run, gpu_memory_gib)) for run in runs[::2]],
+        "warnings": warnings(p, precision),
     }
+
+
+def warnings(p: Plan, precision: str) -> list[str]:
+    """What the figures above cannot show: bf16 compute on a CPU without bf16 units."""
+    if p.accelerator != "cpu" or PRECISIONS[precision].compute != 2 or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return []
+    return [
+        f"this CPU has no bf16 units: {precision} runs torch's reference bf16 kernels, far slower than the float32"
+        " rate the step time assumes (a dreamzero-5b bf16-true step took over half an hour on a 2-core AVX2 CPU;"
+        " benchmarks/dreamzero_real_size.py); prefer 32-true where the weights fit"
+    ]

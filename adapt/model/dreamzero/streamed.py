@@ -111,10 +111,9 @@ class StreamedEncoders:
         device = self.encoders.latents_mean.device
         params = dict(module.named_parameters())
         tensors = self.weights.read([f"{PREFIX}{name}.{n}" for n in params])
-        for n, p in params.items():
+        for n in params:
             owner, _, leaf = n.rpartition(".")
-            dtype = torch.float32 if device.type == "cpu" and p.is_floating_point() else self.dtype
-            value = tensors[f"{PREFIX}{name}.{n}"].to(device, dtype)
+            value = tensors[f"{PREFIX}{name}.{n}"].to(device, torch.float32 if device.type == "cpu" else self.dtype)
             module.get_submodule(owner)._parameters[leaf] = nn.Parameter(value, requires_grad=False)
 
 
