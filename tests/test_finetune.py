@@ -520,3 +520,25 @@ def test_a_one_armed_base_seeds_each_arm_of_a_two_armed_robot(invoke, panda_only
     observation |= {"state": np.zeros(spec.state_dim, np.float32), "task": "lift the pot with both arms"}
     chunk = Policy(ChunkPredictor(adapter, "baxter_osc", InferenceConfig(steps=1))).act(observation)
     assert chunk.shape == (spec.action.chunk, 14) and np.all(np.abs(chunk) <= 1.0)
+
+
+def test_an_adaptation_checkpoint_holds_what_trains_and_the_buffers_not_the_frozen_base():
+    """`WAMModule(save_frozen=False)` (what finetune builds) leaves the frozen base out of its checkpoints: a
+    resumed run reads it from the base again, and a 5B base would otherwise write 10.5 GiB per checkpoint. Catches
+    frozen weights written, and a trainable weight or a buffer (the statistics a resumed run needs) left out."""
+    from adapt.lora import add_lora
+    from adapt.train.module import WAMModule
+
+    model = WorldActionModel(model_config("tiny"), [load_embodiment("ur5e")])
+    model.requires_grad_(False)
+    model.backbone = add_lora(model.backbone, load_recipe("play-30min").lora)
+    model.heads["ur5e"].requires_grad_(True)
+    module = WAMModule(model, save_frozen=False)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    buffers = {n for n, _ in module.named_buffers()}
+    assert trainable and any("lora_" in n for n in trainable)
+    assert set(checkpoint["state_dict"]) == trainable | (buffers & set(module.state_dict()))
+    kept = WAMModule(model)  # pretraining keeps everything
+    assert len(kept.state_dict()) > len(checkpoint["state_dict"])
