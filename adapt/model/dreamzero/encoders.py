@@ -226,9 +226,7 @@ class DreamZeroEncoders(nn.Module):
     def _weights(self, part: str) -> AbstractContextManager:
         """`part`'s weights in place for a call: a no-op for resident encoders; read from the checkpoint (umT5 a
         block at a time) and dropped after, for streamed ones."""
-        if self.stream is None:
-            return nullcontext()
-        return self.stream.streamed(part) if part == "text_encoder" else self.stream.resident(part)
+        return nullcontext() if self.stream is None else self.stream.around(part)
 
     @torch.no_grad()
     def encode_video(self, frames: Tensor) -> Tensor:

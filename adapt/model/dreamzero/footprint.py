@@ -108,8 +108,8 @@ def encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
 def streamed_encoders(model: nn.Module) -> tuple[int, int]:
     """A released checkpoint's encoders stay in its files (`adapt.model.dreamzero.streamed`): all their
     parameters, and the largest of the VAE whole, CLIP whole and one umT5 piece (its token embedding)."""
-    from adapt.model.dreamzero.streamed import units
+    from adapt.model.dreamzero.streamed import pieces
 
     encoders = model.tokenizer
-    pieces = [encoders.vae, encoders.image_encoder, *units(encoders.text_encoder, "text_encoder").values()]
-    return sum(p.numel() for p in encoders.parameters()), max(sum(p.numel() for p in m.parameters()) for m in pieces)
+    largest = max(sum(p.numel() for p in m.parameters()) for m in pieces(encoders))
+    return sum(p.numel() for p in encoders.parameters()), largest

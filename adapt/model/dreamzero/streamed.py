@@ -8,14 +8,14 @@ memory. `load` therefore leaves the encoders' parameters on the meta device and 
 and returns it to the meta device afterwards. The VAE and CLIP are read whole for a call; umT5 one block
 at a time (its token embedding, 1.05 B parameters, is the largest piece), so a text-cache miss costs the
 DiT's memory plus one piece, not plus 11 GiB. On a CPU the pieces are read in float32 whatever the model's
-dtype: a CPU without bf16 units runs Wan's 3D convolutions 155x slower in bf16, matmuls 5x
-(benchmarks/dreamzero_real_size.py); on a GPU they keep the model's dtype.
+dtype: on the project's 2-core CPU (AVX2, no bf16 units) one of Wan's 3D convolutions ran 155x slower in bf16
+than in float32 and a 3072-wide linear layer 5x; on a GPU they keep the model's dtype.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
@@ -49,6 +49,15 @@ class CheckpointWeights:
         return {name: ours[name] for name in names}
 
 
+BY_PIECE = "text_encoder"
+"""The encoder read a piece at a time (umT5); the VAE and CLIP are read whole for a call."""
+
+
+def pieces(encoders: nn.Module) -> list[nn.Module]:
+    """Everything read at one time: the VAE, CLIP, and each piece of umT5 (what `adapt plan` sizes)."""
+    return [encoders.vae, encoders.image_encoder, *units(getattr(encoders, BY_PIECE), BY_PIECE).values()]
+
+
 def units(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
     """The pieces `module` is read in: each entry of a block list, and otherwise the outermost submodules
     that hold parameters of their own (umT5's embedding, final norm; CLIP's embeddings, norms). A module
@@ -76,6 +85,10 @@ class StreamedEncoders:
     def __init__(self, encoders: nn.Module, weights: CheckpointWeights):
         self.encoders = encoders
         self.weights = weights
+
+    def around(self, part: str) -> AbstractContextManager:
+        """`part`'s weights in place for one call: umT5 a piece at a time, the others whole."""
+        return self.streamed(part) if part == BY_PIECE else self.resident(part)
 
     @contextmanager
     def resident(self, part: str) -> Iterator[None]:
