@@ -3,6 +3,7 @@ code, and loading checkpoints in DreamZero's folder layout."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -23,6 +24,7 @@ from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
 from adapt.inference_config import InferenceConfig
 from adapt.model import load_model
+from adapt.model.dreamzero import dit as dit_module
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.model.dreamzero.dit import DreamZeroDiT
 from adapt.model.dreamzero.encoder_cache import EncoderCache
@@ -390,6 +392,49 @@ def test_activation_checkpointing_changes_memory_not_results():
         runs.append(len(calls))
     assert runs == [1, 2]
     for plain, recomputed in zip(*results, strict=True):
+        torch.testing.assert_close(recomputed, plain)
+
+
+def test_bf16_blocks_compute_in_float32_on_a_cpu_without_bf16_units(monkeypatch):
+    """On a CPU without bf16 units (this project's machine) bf16 weights stay bf16 but every block computes in
+    float32: its linear layers see float32 inputs and weights (bf16 ones took torch's reference kernels, a
+    dreamzero-5b step over 40 minutes), the output is the float32 model's on the same rounded weights, and under
+    activation checkpointing the recomputed blocks give the same bf16 gradients as without, through the casts
+    (an upcast that detached the weights would leave them without gradients)."""
+    monkeypatch.setattr(dit_module, "blocks_compute_in_float32", lambda dtype, device: dtype == torch.bfloat16)
+    torch.manual_seed(0)
+    dit, registers = reference_model()
+    inputs = draws(
+        3, {"noisy": (1, 12, 5, 4, 6), "clean": (1, 12, 5, 4, 6), "actions": (1, 6, 8), "states": (1, 2, 16)}
+    )
+    t_video, t_action = torch.tensor([[900.0, 300, 300, 650, 650]]), torch.tensor([[300.0] * 3 + [650.0] * 3])
+    context = draws(4, {"text": (1, 8, 32), "image": (1, 257, 1280)})
+
+    def run(model: DreamZeroDiT, heads: DreamZeroHeads):
+        return model(
+            inputs["noisy"], inputs["clean"], t_video, heads.action_encoder(inputs["actions"], t_action), t_action,
+            heads.state_encoder(inputs["states"]), model.context(context["text"], context["image"]),
+        )  # fmt: skip
+
+    narrow, heads = dit.to(torch.bfloat16), registers.to(torch.bfloat16)
+    with torch.no_grad():  # float32 on the weights bf16 keeps
+        expected, _ = run(copy.deepcopy(narrow).float(), copy.deepcopy(heads).float())
+    seen = []
+    narrow.blocks[1].attn1.to_q.register_forward_hook(lambda m, args, out: seen.append((args[0].dtype, out.dtype)))
+    grads = []
+    for checkpointed in (False, True):
+        narrow.zero_grad()
+        narrow.gradient_checkpointing = checkpointed
+        velocity, hidden = run(narrow, heads)
+        (velocity.float().square().mean() + hidden.float().square().mean()).backward()
+        grads.append([p.grad for p in narrow.blocks.parameters()])
+    assert set(seen) == {(torch.float32, torch.float32)}
+    assert {p.dtype for p in narrow.parameters()} == {torch.bfloat16}
+    assert velocity.dtype == torch.bfloat16
+    torch.testing.assert_close(velocity.float(), expected, atol=0.05, rtol=0.05)
+    assert all(g is not None and g.dtype == torch.bfloat16 for g in grads[0])
+    assert sum(g.float().abs().sum() for g in grads[0]) > 0
+    for plain, recomputed in zip(*grads, strict=True):
         torch.testing.assert_close(recomputed, plain)
 
 

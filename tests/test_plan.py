@@ -19,6 +19,7 @@ from adapt.embodiment import load_embodiment
 from adapt.model import build_model, load_model, model_config
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
 from adapt.plan import Run, activation_parts, memory, plan, plan_model, saved_for_backward
+from adapt.plan.model import cpu_bf16_units
 from adapt.recipe import load_recipe
 from adapt.train.finetune import set_trainable
 
@@ -238,16 +239,30 @@ def test_dreamzero_14b_on_one_80_gb_gpu_prints_the_memory_lines_and_a_verdict(in
     assert plan_json["verdicts"][0]["would_fit"]
 
 
-def test_bf16_on_a_cpu_without_bf16_units_is_flagged(invoke):
+def test_bf16_on_a_cpu_without_bf16_units_is_flagged_or_computed_in_float32(invoke):
     """torch runs bf16 matmuls on a CPU without bf16 units through reference kernels (a dreamzero-5b step took
-    over half an hour where the plan's float32 rate says 110 s): the plan says so for bf16 compute on such a CPU,
-    and only then. Catches the warning lost, or given for float32 or a GPU."""
-    slow = not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    args = ["plan", "--base", "dreamzero-tiny", "--accelerator", "cpu", "--json"]
+    over 40 minutes where the plan's float32 rate says 110 s). A family that computes such blocks in float32
+    (dreamzero, bf16-true) plans the float32 copy of one block (of every block without checkpointing) and no
+    warning; otherwise bf16 compute on such a CPU is flagged, and only then. Catches the warning lost, given for
+    float32 or a GPU, or the float32 copy missing from the memory."""
+    slow = not cpu_bf16_units()
+    cpu = ["plan", "--accelerator", "cpu", "--json"]
+
+    def planned(base: str, precision: str) -> dict:
+        return json.loads(invoke(*cpu, "--base", base, "--precision", precision).output)
+
     for precision, warned in (("bf16-true", slow), ("bf16-mixed", slow), ("32-true", False)):
-        assert bool(json.loads(invoke(*args, "--precision", precision).output)["warnings"]) == warned, precision
+        assert bool(planned("tiny", precision)["warnings"]) == warned, precision
+        assert all(row["float32_block"] == 0 for row in planned("tiny", precision)["memory_gib"])
+    upcast = planned("dreamzero-tiny", "bf16-true")
+    assert upcast["warnings"] == []
+    block = plan("dreamzero-tiny", accelerator="cpu").block_parameters * 4 / 2**30
+    depth = DREAMZERO_PRESETS["dreamzero-tiny"].num_layers
+    expected = {False: depth * block * slow, True: block * slow}
+    assert {row["checkpointing"]: row["float32_block"] for row in upcast["memory_gib"]} == pytest.approx(expected)
+    assert bool(planned("dreamzero-tiny", "bf16-mixed")["warnings"]) == slow  # fp32 weights: autocast's bf16
     gpu = json.loads(invoke("plan", "--base", "dreamzero-tiny", "--precision", "bf16-true", "--json").output)
-    assert gpu["warnings"] == []
+    assert gpu["warnings"] == [] and all(row["float32_block"] == 0 for row in gpu["memory_gib"])
 
 
 @pytest.mark.parametrize(

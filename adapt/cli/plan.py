@@ -19,11 +19,13 @@ LINES = {
     "optimizer": "AdamW",
     "activations": "activations",
     "autocast_copies": "autocast copies",
+    "float32_block": "float32 block",
     "communication": "comm. buffers",
     "workspace": "workspace",
     "total": "total",
 }
-"""Memory lines as the table names them (see `adapt.plan`: bf16 weight copies under autocast; DDP's gradient
+"""Memory lines as the table names them (see `adapt.plan`: bf16 weight copies under autocast; the float32 copy of a
+bf16 block on a CPU without bf16 units; DDP's gradient
 buckets or FSDP's gathered blocks; cuBLAS workspace)."""
 
 

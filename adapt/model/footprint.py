@@ -12,7 +12,9 @@ Each family (`adapt.model.protocol.Family.footprint`) names a module that knows 
 - `encoder_flops(model, spec) -> float`: the frozen encoders' forward FLOPs for one sample;
 - `streamed_encoders(model) -> (int, int)`: encoder parameters left in the checkpoint's files while training and
   the most of them read at one time (a cache miss), or (0, 0) when the encoders are resident;
-- `MATMULS`: the module types whose weights autocast casts to bf16 (their weight is `weight`, or `W`).
+- `MATMULS`: the module types whose weights autocast casts to bf16 (their weight is `weight`, or `W`);
+- `FLOAT32_BLOCKS_ON_CPU`: whether bf16 blocks compute in float32 on a CPU without bf16 units (a float32 copy of
+  a block's weights while it runs, float32 activations inside it).
 
 `adapt.plan` adds these up; a new family brings its own module and `plan` needs no change.
 """

@@ -10,9 +10,11 @@
   checkpointing on the blocks: each block's input, the inputs all blocks share, and one block recomputed in
   backward;
 - autocast copies (bf16-mixed, not fsdp): autocast casts each weight a matmul uses to bf16 and autograd keeps the
-  copy until backward; communication: DDP's gradient buckets (a second copy of the trainable gradients, torch's
-  default) on several devices, or FSDP's gathered parameters of two blocks (computing and prefetched);
-  workspace: cuBLAS's on a GPU.
+  copy until backward; float32 block (bf16-true on a CPU without bf16 units, families that upcast): the float32
+  copy of a block's weights it computes with, one block's under checkpointing (every block's without), and the
+  activations inside blocks in float32; communication: DDP's gradient buckets (a second copy of the trainable
+  gradients, torch's default) on several devices, or FSDP's gathered parameters of two blocks (computing and
+  prefetched); workspace: cuBLAS's on a GPU.
 
 The total adds the lines: an upper bound, as gradients appear in backward while activations are freed. It is
 what `torch.cuda.max_memory_allocated` counts; a CPU process's RSS is larger by its allocator's slack (up to
@@ -53,6 +55,7 @@ class Memory:
     optimizer: float
     activations: float
     autocast_copies: float
+    float32_block: float
     communication: float
     workspace: float
 
@@ -66,7 +69,7 @@ def activation_parts(p: Plan, run: Run | None = None) -> dict[str, float]:
     under checkpointing their inputs, what they share and one recomputed block), `outside`, `total`."""
     run = run or Run()
     prec, s, b = PRECISIONS[run.precision], p.shape, run.batch_size or p.batch_size
-    size = {"c": prec.compute, "f": prec.norm, "x": 4, "ac": 2 * prec.autocast}
+    size = {"c": 4 if upcasts(p, run) else prec.compute, "f": prec.norm, "x": 4, "ac": 2 * prec.autocast}
 
     def nbytes(kept: Counter) -> float:
         return sum(size[tag] * count for tag, count in kept.items())
@@ -113,9 +116,15 @@ def memory(p: Plan, run: Run | None = None) -> Memory:
         optimizer=2 * trainable / shard,
         activations=activation_parts(p, run)["total"],
         autocast_copies=2 * p.matmul_weights * (prec.autocast and not sharded),
+        float32_block=4 * p.block_parameters * (1 if run.checkpointing else p.shape.depth) * upcasts(p, run),
         communication=communication,
         workspace=GPU_WORKSPACE * (p.accelerator == "gpu"),
     )
+
+
+def upcasts(p: Plan, run: Run) -> bool:
+    """Whether the blocks of this run compute in float32 from bf16 weights (`Plan.float32_blocks`, bf16-true)."""
+    return p.float32_blocks and PRECISIONS[run.precision].storage == 2
 
 
 def step_seconds(p: Plan, run: Run | None = None, tflops: float | None = None) -> float:

@@ -97,6 +97,8 @@ class Plan:
     """Frozen encoder parameters that stay in the base's files (not among the resident weights)."""
     streamed_piece: int = 0
     """The most of them resident at one time: while an encoder runs, on an encoder-cache miss."""
+    float32_blocks: bool = False
+    """bf16 blocks compute in float32 here: the family does so on a CPU without bf16 units, and this is one."""
 
 
 def plan(
@@ -194,7 +196,14 @@ def plan_model(
         block_parameters=sum(p.numel() for p in block.parameters()),
         streamed_parameters=streamed[0],
         streamed_piece=streamed[1],
+        float32_blocks=accelerator == "cpu" and footprint.FLOAT32_BLOCKS_ON_CPU and not cpu_bf16_units(),
     )
+
+
+def cpu_bf16_units() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without, torch's bf16 matmuls and their
+    backward run reference kernels, far slower than float32."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _parameter_parts(model: nn.Module) -> dict[str, int]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-import torch
-
 from adapt.plan.cost import Memory, memory, step_seconds
-from adapt.plan.model import GIB, PRECISIONS, RATES, USABLE, Plan, Run
+from adapt.plan.model import GIB, PRECISIONS, RATES, USABLE, Plan, Run, cpu_bf16_units
 
 
 def fits(m: Memory, gpu_memory_gib: float) -> bool:
@@ -129,8 +127,10 @@ def report(
 
 
 def warnings(p: Plan, precision: str) -> list[str]:
-    """What the figures above cannot show: bf16 compute on a CPU without bf16 units."""
-    if p.accelerator != "cpu" or PRECISIONS[precision].compute != 2 or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    """What the figures above cannot show: bf16 compute on a CPU without bf16 units (in a family whose blocks do
+    not compute in float32 there)."""
+    upcast = p.float32_blocks and PRECISIONS[precision].storage == 2
+    if p.accelerator != "cpu" or PRECISIONS[precision].compute != 2 or upcast or cpu_bf16_units():
         return []
     return [
         f"this CPU has no bf16 units: {precision} runs torch's reference bf16 kernels, far slower than the float32"

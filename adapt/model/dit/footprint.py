@@ -69,6 +69,10 @@ def encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
     return float(counter.get_total_flops())
 
 
+FLOAT32_BLOCKS_ON_CPU = False
+"""Blocks compute in their weights' dtype everywhere (a small model: bf16 is a GPU choice)."""
+
+
 def streamed_encoders(model: nn.Module) -> tuple[int, int]:
     """The frame tokenizer is small and always resident (counted with the weights)."""
     return 0, 0

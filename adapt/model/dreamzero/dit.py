@@ -18,11 +18,16 @@ because DreamZero's differ from a plain Wan forward in three ways diffusers' blo
 At inference the clean observed frames are encoded once into per-layer keys/values (`encode_clean`) and
 each denoising step runs only the current block's noisy video, action and state tokens against them,
 with no mask among the current block's tokens (`denoise`), as DreamZero's KV-cached inference does.
+
+On a CPU without bf16 units, bf16 weights are stored in bf16 but each block computes in float32
+(`blocks_compute_in_float32`): torch runs bf16 matmuls and their backward there through reference kernels,
+and a dreamzero-5b adaptation step did not finish in 40 minutes (benchmarks/dreamzero_real_size.py).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
@@ -54,6 +59,30 @@ def sinusoid(t: Tensor, dim: int) -> Tensor:
     freqs = torch.pow(10_000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
     angles = t.to(torch.float64)[..., None] * freqs
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def blocks_compute_in_float32(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether blocks stored in `dtype` on `device` compute in float32: bf16 on a CPU without bf16 units
+    (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`: AVX-512 BF16 or AMX), where float32 is the fast path."""
+    return device.type == "cpu" and dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _in_float32(block: nn.Module, *args):
+    """`block(*args)` with the block's weights and the floating inputs upcast to float32 for the call and the
+    results cast back to the input's dtype. The casts are differentiable (LoRA weights get their gradients),
+    and the float32 copies live only while the block runs, or, under activation checkpointing, while its
+    recomputation is differentiated: one block's worth at a time."""
+    dtype = args[0].dtype
+
+    def up(t):
+        if isinstance(t, tuple):
+            return tuple(up(u) for u in t)
+        return t.float() if isinstance(t, Tensor) and t.is_floating_point() else t
+
+    named = itertools.chain(block.named_parameters(), block.named_buffers())
+    state = {name: t.float() for name, t in named if t.is_floating_point()}
+    x, kv = torch.func.functional_call(block, state, up(args))
+    return x.to(dtype), tuple(t.to(dtype) for t in kv)
 
 
 @functools.cache
@@ -161,6 +190,12 @@ class DreamZeroDiT(nn.Module):
         self.norm_out = FP32LayerNorm(d, config.eps, elementwise_affine=False)
         self.proj_out = nn.Linear(d, config.out_dim * math.prod(config.patch))
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
+
+    def _block(self, block: nn.Module, *args):
+        """One block's call, in float32 where `blocks_compute_in_float32` says so for the weights' dtype."""
+        if blocks_compute_in_float32(self.dtype, args[0].device):
+            return _in_float32(block, *args)
+        return block(*args)
 
     # -- embeddings ---------------------------------------------------------------------------------
 
@@ -288,9 +323,9 @@ class DreamZeroDiT(nn.Module):
         mask = self.attention_mask(frames, fs, na, ns, x.device)
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                x, _ = checkpoint(block, x, context, e0, rope, mask, use_reentrant=False)
+                x, _ = checkpoint(self._block, block, x, context, e0, rope, mask, use_reentrant=False)
             else:
-                x, _ = block(x, context, e0, rope, mask)
+                x, _ = self._block(block, x, context, e0, rope, mask)
         video = frames * fs
         velocity = self._video_out(x[:, video : 2 * video], e[:, video : 2 * video], frames, h, w)
         return velocity, x[:, 2 * video : 2 * video + na]
@@ -309,7 +344,7 @@ class DreamZeroDiT(nn.Module):
         cache = []
         for i, block in enumerate(self.blocks):
             kv_past = None if past is None else _last(past[i], window - x.shape[1])
-            x, kv = block(x, context, e0, rope, None, kv_past)
+            x, kv = self._block(block, x, context, e0, rope, None, kv_past)
             if kv_past is not None:
                 kv = (torch.cat([kv_past[0], kv[0]], 2), torch.cat([kv_past[1], kv[1]], 2))
             cache.append(_last(kv, window))
@@ -350,7 +385,7 @@ class DreamZeroDiT(nn.Module):
         )
         keep = self._window(h * w) - frames * h * w  # cached and new video keys together fill the window
         for layer, past in zip(self.blocks, cache, strict=True):
-            x, _ = layer(x, context, e0, rope, None, _last(past, keep))
+            x, _ = self._block(layer, x, context, e0, rope, None, _last(past, keep))
         video = frames * h * w
         return self._video_out(x[:, :video], e[:, :video], frames, h, w), x[:, video : video + na]
 

@@ -105,6 +105,10 @@ def encoder_flops(model: nn.Module, spec: EmbodimentSpec) -> float:
     return float(counter.get_total_flops()) + 2 * weights * c.text_len
 
 
+FLOAT32_BLOCKS_ON_CPU = True
+"""bf16 blocks compute in float32 on a CPU without bf16 units (`dit.blocks_compute_in_float32`)."""
+
+
 def streamed_encoders(model: nn.Module) -> tuple[int, int]:
     """A released checkpoint's encoders stay in its files (`adapt.model.dreamzero.streamed`): all their
     parameters, and the largest of the VAE whole, CLIP whole and one umT5 piece (its token embedding)."""
