@@ -130,6 +130,7 @@ def conditions(minutes: list[float], steps: int) -> list[dict]:
     one = {"recipe": "play-30min", "demos": True, "demo_minutes": demo}
     rows += [
         {"name": f"play-30min/{demo:g}min-lift-demos", "minutes": None, **one},
+        {"name": f"play-30min-donor/{demo:g}min-lift-demos", "minutes": None, **one, "recipe": "play-30min-donor"},
         {
             "name": f"play-30min/{most:g}min-lift-hindsight+{demo:g}min-lift-demos",
             "minutes": most,

@@ -119,7 +119,7 @@ ROWS = [
     ),
     *(
         {**UR5E, "name": f"{peer}/1min-lift-demos/converged", "peer": peer, "budget": "converged"}
-        | {"data": LIFT_DEMOS | {"minutes": 1.0}, "versus": "play-30min/1min-lift-demos"}
+        | {"data": LIFT_DEMOS | {"minutes": 1.0}, "versus": "play-30min-donor/1min-lift-demos"}
         for peer in ("act", "diffusion")
     ),
     *(
