@@ -91,7 +91,11 @@ COMMON_SETTINGS = {
 SAVE_EVERY = {"act": 100, "diffusion": 30}
 """Checkpoint spacing in steps for `walltime` rows: about a tenth of a 21-minute budget at each peer's speed here."""
 VALIDATE_EVERY = {"act": 1000, "diffusion": 250}
-"""Checkpoint (and validation) spacing in steps for `converged` rows: about 25 minutes at each peer's speed here."""
+"""Checkpoint (and validation) spacing in steps for `converged` rows: about 25 minutes at each peer's speed here,
+or `VALIDATE_PASSES` passes over the data where that comes sooner (`validation_spacing`)."""
+VALIDATE_PASSES, BATCH = 1.32, 8
+"""Passes over the training frames between validations at LeRobot's batch of 8: the 5-minute demos' 1,000 ACT
+steps (6,069 frames), so that a minute of demos is validated as often per pass, not once per 7 passes."""
 FLAT_GAIN, FLAT_PATIENCE = 0.02, 3
 """A `converged` row stops once 3 validations in a row have not improved on the best before them by 2 %."""
 CONVERGED_MAX_HOURS = 12.0
@@ -161,7 +165,7 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
     progress_file, out = run / "progress.json", run / "train"
     progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {}
     converged = row["budget"] == "converged"
-    every = 2 if quick else (VALIDATE_EVERY if converged else SAVE_EVERY)[row["peer"]]
+    every = 2 if quick else validation_spacing(row["peer"], data) if converged else SAVE_EVERY[row["peer"]]
     while not progress.get("done"):
         argv = [f"--{k}={v}" for k, (v, _) in settings(row["peer"]).items()]
         last = out / "checkpoints" / "last"
@@ -193,6 +197,12 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
     if converged:  # the CPU time of the whole run (walltime rows stop mid-way between checkpoints: wall time only)
         result["train_cpu_s"] = progress["cpu_s"]
     return result | ({"validation": progress["validation"]} if converged else {})
+
+
+def validation_spacing(peer: str, data: Path) -> int:
+    """Steps between a `converged` row's checkpoints: `VALIDATE_EVERY`, or `VALIDATE_PASSES` over `data` if fewer."""
+    frames = json.loads((data / "meta" / "info.json").read_text())["total_frames"]
+    return min(VALIDATE_EVERY[peer], max(round(VALIDATE_PASSES * frames / BATCH), 50))
 
 
 def flattened(validation: dict[str, float]) -> bool:

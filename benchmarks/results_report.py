@@ -38,6 +38,8 @@ HEADLINE = [
     ("", "LeRobot ACT, same data and training time", "act/lift-demos/walltime"),
     ("", "LeRobot ACT, same data, trained to convergence (3.3 CPU h)", "act/lift-demos/converged"),
     ("", "LeRobot Diffusion Policy, same data and training time", "diffusion/lift-demos/walltime"),
+    ("UR5e Lift, 1 min of its Lift demos", "adapt `task-demos`", "play-30min-donor/1min-lift-demos"),
+    ("", "LeRobot ACT, same data, trained to convergence", "act/1min-lift-demos/converged"),
     (
         "UR5e Lift, 30 min of Lift-scene play",
         "adapt, seeded heads (`play-30min --init-heads donor`)",
