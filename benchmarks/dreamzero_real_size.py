@@ -13,8 +13,9 @@ downloaded here). Then, each in a fresh process whose peak RSS the kernel report
    CLIP, and umT5 a block at a time, read from the checkpoint as they run), then *warm*, every encoder output
    from the cache (no encoder weight read). Step times come from the moments each step's checkpoint appears
    (`--checkpoint-every 1`; an adaptation's checkpoint holds only what trains). `--limit S` kills a run past S
-   seconds and reports how far it got: on a CPU without bf16 units (`bf16_units` in the JSON), torch computes
-   bf16 matmuls' backward with its reference kernels, which made one step take longer than half an hour here.
+   seconds and reports how far it got. On a CPU without bf16 units (`bf16_units` in the JSON) the DiT's blocks
+   compute in float32 from the bf16 weights (`adapt.model.dreamzero.dit.blocks_compute_in_float32`); before
+   they did, torch's bf16 reference kernels made one step take longer than 40 minutes here.
 
 Run with nothing else on the machine: `.venv/bin/python benchmarks/dreamzero_real_size.py --work DIR` (DIR needs
 ~27 GB free for the checkpoint; it is reused by later runs). Results: `benchmarks/results/dreamzero_real_size.json`.

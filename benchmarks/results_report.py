@@ -227,7 +227,12 @@ def real_size_section() -> list[str]:
             f" | {x['encoder_cache_entries_added']} |"
         )
     if not r["machine"].get("bf16_units", True):
-        lines += ["", "This CPU has no bf16 units: torch runs bf16 matmuls' backward through its reference kernels."]
+        how = (
+            "each DiT block computed in float32 from the bf16 weights (the plan's float32 block line)"
+            if r["plan"].get("float32_block")
+            else "torch ran bf16 matmuls' backward through its reference kernels"
+        )
+        lines += ["", f"This CPU has no bf16 units: {how}."]
     return [*lines, "", "Reproduce: `.venv/bin/python benchmarks/dreamzero_real_size.py --work DIR` (~27 GB).", ""]
 
 
