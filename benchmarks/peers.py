@@ -196,7 +196,9 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
     result = {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
     if converged:  # the CPU time of the whole run (walltime rows stop mid-way between checkpoints: wall time only)
         result["train_cpu_s"] = progress["cpu_s"]
-    return result | ({"validation": progress["validation"]} if converged else {})
+    if not converged:
+        return result
+    return result | {"validation": progress["validation"], "flattened": flattened(progress["validation"])}
 
 
 def validation_spacing(peer: str, data: Path) -> int:
@@ -419,6 +421,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="0.2 min of data, a 60 s budget, 1 episode")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these rows only")
+    parser.add_argument(
+        "--max-hours",
+        type=float,
+        default=CONVERGED_MAX_HOURS,
+        help="wall-time cap of a converged row: it stops at its first checkpoint past the cap and is evaluated there"
+        " (its result's `flattened` says whether the validation loss had flattened)",
+    )
     args = parser.parse_args()
     if not PEERS_PYTHON.is_file():
         parser.error(f"no peers' environment at {PEERS_PYTHON}: run `bash benchmarks/peers/setup.sh` first")
@@ -445,7 +454,7 @@ def main() -> None:
         elif row["budget"] == "walltime":
             budget = adaptation[row["versus"]]["train_wall_s"]
         else:
-            budget = CONVERGED_MAX_HOURS * 3600
+            budget = args.max_hours * 3600
         run = args.work / row["name"].replace("/", "_")
         print(f"{row['name']}: training ({row['budget']}, at most {budget:.0f} s of wall time) on {data}")
         trained = train_peer(row, data, held_out, run, budget, args.quick)
@@ -537,6 +546,8 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
             versus_best = f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})" if i == 0 else ""
             low, high = lift["success_ci95"]
             cpu_h = r.get("train_cpu_s", r["train_wall_s"] * cores) / 3600
+            if r.get("flattened") is False:
+                steps = f"{steps} (validation loss still falling: stopped at the time cap)"
             lines.append(
                 f"| {f'{robot} {task}: {versus}' if i == 0 else ''} | {name}"
                 f" | {lift['success_rate']:.2f} ({low:.2f}-{high:.2f})"
