@@ -149,6 +149,13 @@ def finetune_command(
             " units, or another robot; see `adapt data inspect --embodiment`)."
         ),
     ] = False,
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            help="After training, sample a few windows into OUT/predictions.png (a real-size DreamZero on a CPU"
+            " takes longer over it than over its training steps)."
+        ),
+    ] = True,
 ) -> None:
     """Adapt a base model to a robot: new heads + LoRA (per the recipe), trained with Lightning."""
     from typing import get_args
@@ -174,9 +181,11 @@ def finetune_command(
         workers=workers,
         overwrite=overwrite,
         allow_outside_limits=allow_outside_limits,
+        predictions=predictions,
         report=report,
     )
-    out.print(f"adapter: {adapter}\nplots: {out_dir / 'loss_curves.png'}, {out_dir / 'predictions.png'}")
+    plots = [out_dir / "loss_curves.png", *([out_dir / "predictions.png"] if predictions else [])]
+    out.print(f"adapter: {adapter}\nplots: {', '.join(map(str, plots))}")
 
 
 @app.command("export")

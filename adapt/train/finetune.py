@@ -47,6 +47,7 @@ def finetune(
     workers: int = 2,
     overwrite: bool = False,
     allow_outside_limits: bool = False,
+    predictions: bool = True,
     report=log.info,
 ) -> Path:
     """Adapt `base` to `embodiment` on `data` with `recipe`; returns the adapter folder (RUN/adapter).
@@ -55,7 +56,8 @@ def finetune(
     of the target embodiment need actions unless the recipe is video-only; datasets of other
     embodiments (human video, say) train the video branch. `options` left unset (steps,
     checkpoint_every, accumulate) take the recipe's. Target data whose joint positions lie outside the spec's
-    limits (`adapt.data.inspect.limit_violations`) is refused unless `allow_outside_limits`.
+    limits (`adapt.data.inspect.limit_violations`) is refused unless `allow_outside_limits`. `predictions`: after
+    training, sample a few windows into RUN/predictions.png (RUN/loss_curves.png is always drawn).
     """
     out = Path(out)
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -116,8 +118,9 @@ def finetune(
             done = provenance.finish(record, out, adapter, steps_reached=trainer.global_step)
             atomic_write_text(adapter / "README.md", provenance.model_card(done))
             plot_losses(out / "logs", out / "loss_curves.png")
-            loader = loaders[spec.name if spec.name in loaders else next(iter(loaders))]
-            plot_predictions(model, sample_windows(loader), out / "predictions.png")
+            if predictions:
+                loader = loaders[spec.name if spec.name in loaders else next(iter(loaders))]
+                plot_predictions(model, sample_windows(loader), out / "predictions.png")
     return adapter
 
 
