@@ -196,9 +196,7 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
     result = {"checkpoint": str(checkpoint), "steps": step, "train_wall_s": within[step], "lerobot_read": read}
     if converged:  # the CPU time of the whole run (walltime rows stop mid-way between checkpoints: wall time only)
         result["train_cpu_s"] = progress["cpu_s"]
-    if not converged:
-        return result
-    return result | {"validation": progress["validation"], "flattened": flattened(progress["validation"])}
+    return result | ({"validation": progress["validation"]} if converged else {})
 
 
 def validation_spacing(peer: str, data: Path) -> int:
@@ -426,7 +424,7 @@ def main() -> None:
         type=float,
         default=CONVERGED_MAX_HOURS,
         help="wall-time cap of a converged row: it stops at its first checkpoint past the cap and is evaluated there"
-        " (its result's `flattened` says whether the validation loss had flattened)",
+        " (the report says where the validation loss had not flattened)",
     )
     args = parser.parse_args()
     if not PEERS_PYTHON.is_file():
@@ -546,7 +544,7 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
             versus_best = f"{margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f})" if i == 0 else ""
             low, high = lift["success_ci95"]
             cpu_h = r.get("train_cpu_s", r["train_wall_s"] * cores) / 3600
-            if r.get("flattened") is False:
+            if r.get("validation") and not flattened(r["validation"]):
                 steps = f"{steps} (validation loss still falling: stopped at the time cap)"
             lines.append(
                 f"| {f'{robot} {task}: {versus}' if i == 0 else ''} | {name}"

@@ -208,10 +208,13 @@ def real_size_section() -> list[str]:
         "",
         f"`benchmarks/dreamzero_real_size.py`: a `{r['preset']}`-shaped checkpoint with random weights, as DreamZero"
         f" ships one ({r['checkpoint']['shards']} bf16 shards, {r['checkpoint']['gib']} GiB), on {m['cpu_count']}"
-        f" CPUs{ram}. Loaded in bf16 in {load['seconds']} s, peak RSS {load['peak_rss_gib']} GiB (the encoders stay"
+        f" CPUs{ram}, {m['torch_threads']} torch thread(s). Loaded in bf16 in {load['seconds']} s, peak RSS"
+        f" {load['peak_rss_gib']} GiB (the encoders stay"
         f" in the files). `adapt plan` for play-30min at batch 1, bf16-true, activation checkpointing:"
         f" {plan['total']:.1f} GiB ({plan['weights']:.1f} weights, {plan['encoders']:.1f} the encoder piece a cache"
-        f" miss reads, {plan['activations']:.1f} activations), {plan['step_seconds']:.0f} s per step.",
+        f" miss reads, {plan['activations']:.1f} activations"
+        + (f", {plan['float32_block']:.1f} a block's float32 copy" if plan.get("float32_block") else "")
+        + f"), {plan['step_seconds']:.0f} s per step at the calibrated rate of both cores.",
         "",
         "| run of 2 steps | peak RSS (GiB) | vs plan | step 2 (s) | wall (s) | encoder cache entries written |",
         "|---|---|---|---|---|---|",
