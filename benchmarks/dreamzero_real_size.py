@@ -32,8 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from report import machine, write_report
+
+from adapt.model.footprint import cpu_bf16_units
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -85,7 +86,7 @@ def main() -> None:
     checkpoint, data, cache = work / args.preset, work / "play", work / "cache"
     env = {**os.environ, "ADAPT_CACHE": str(cache)}
     report = {"machine": machine(), "preset": args.preset, "limit_seconds": args.limit}
-    report["machine"]["bf16_units"] = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    report["machine"]["bf16_units"] = cpu_bf16_units()
 
     if not (checkpoint / "config.json").is_file():
         partial = work / f".{args.preset}.partial"

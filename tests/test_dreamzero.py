@@ -366,16 +366,25 @@ def test_donor_heads_take_the_rows_of_dimensions_named_alike(dreamzero_base):
     assert not torch.equal(heads.state_encoder.layer1.W[0, 0], shared.state_encoder.layer1.W[0, 0])
 
 
-def test_activation_checkpointing_changes_memory_not_results():
-    """Recomputing the blocks in the backward pass gives the same gradients (a checkpointed block that dropped
-    its mask, RoPE or cache arguments would not), and does recompute them (each block runs twice)."""
-    torch.manual_seed(0)
-    dit, registers = reference_model()
+def teacher_forced(dit: DreamZeroDiT, registers: DreamZeroHeads) -> tuple[torch.Tensor, torch.Tensor]:
+    """One teacher-forced forward of the tiny DiT on fixed draws: two blocks of noisy frames at their own times,
+    their action chunks and states, text and CLIP context."""
     inputs = draws(
         3, {"noisy": (1, 12, 5, 4, 6), "clean": (1, 12, 5, 4, 6), "actions": (1, 6, 8), "states": (1, 2, 16)}
     )
     t_video, t_action = torch.tensor([[900.0, 300, 300, 650, 650]]), torch.tensor([[300.0] * 3 + [650.0] * 3])
     context = draws(4, {"text": (1, 8, 32), "image": (1, 257, 1280)})
+    return dit(
+        inputs["noisy"], inputs["clean"], t_video, registers.action_encoder(inputs["actions"], t_action), t_action,
+        registers.state_encoder(inputs["states"]), dit.context(context["text"], context["image"]),
+    )  # fmt: skip
+
+
+def test_activation_checkpointing_changes_memory_not_results():
+    """Recomputing the blocks in the backward pass gives the same gradients (a checkpointed block that dropped
+    its mask, RoPE or cache arguments would not), and does recompute them (each block runs twice)."""
+    torch.manual_seed(0)
+    dit, registers = reference_model()
     calls = []
     dit.blocks[0].register_forward_pre_hook(lambda *_: calls.append(1))
     results, runs = [], []
@@ -383,10 +392,7 @@ def test_activation_checkpointing_changes_memory_not_results():
         calls.clear()
         dit.zero_grad()
         dit.gradient_checkpointing = checkpointed
-        velocity, hidden = dit(
-            inputs["noisy"], inputs["clean"], t_video, registers.action_encoder(inputs["actions"], t_action), t_action,
-            registers.state_encoder(inputs["states"]), dit.context(context["text"], context["image"]),
-        )  # fmt: skip
+        velocity, hidden = teacher_forced(dit, registers)
         (velocity.square().mean() + hidden.square().mean()).backward()
         results.append([p.grad.clone() for p in dit.blocks.parameters()])
         runs.append(len(calls))
@@ -404,28 +410,16 @@ def test_bf16_blocks_compute_in_float32_on_a_cpu_without_bf16_units(monkeypatch)
     monkeypatch.setattr(dit_module, "blocks_compute_in_float32", lambda dtype, device: dtype == torch.bfloat16)
     torch.manual_seed(0)
     dit, registers = reference_model()
-    inputs = draws(
-        3, {"noisy": (1, 12, 5, 4, 6), "clean": (1, 12, 5, 4, 6), "actions": (1, 6, 8), "states": (1, 2, 16)}
-    )
-    t_video, t_action = torch.tensor([[900.0, 300, 300, 650, 650]]), torch.tensor([[300.0] * 3 + [650.0] * 3])
-    context = draws(4, {"text": (1, 8, 32), "image": (1, 257, 1280)})
-
-    def run(model: DreamZeroDiT, heads: DreamZeroHeads):
-        return model(
-            inputs["noisy"], inputs["clean"], t_video, heads.action_encoder(inputs["actions"], t_action), t_action,
-            heads.state_encoder(inputs["states"]), model.context(context["text"], context["image"]),
-        )  # fmt: skip
-
     narrow, heads = dit.to(torch.bfloat16), registers.to(torch.bfloat16)
     with torch.no_grad():  # float32 on the weights bf16 keeps
-        expected, _ = run(copy.deepcopy(narrow).float(), copy.deepcopy(heads).float())
+        expected, _ = teacher_forced(copy.deepcopy(narrow).float(), copy.deepcopy(heads).float())
     seen = []
     narrow.blocks[1].attn1.to_q.register_forward_hook(lambda m, args, out: seen.append((args[0].dtype, out.dtype)))
     grads = []
     for checkpointed in (False, True):
         narrow.zero_grad()
         narrow.gradient_checkpointing = checkpointed
-        velocity, hidden = run(narrow, heads)
+        velocity, hidden = teacher_forced(narrow, heads)
         (velocity.float().square().mean() + hidden.float().square().mean()).backward()
         grads.append([p.grad for p in narrow.blocks.parameters()])
     assert set(seen) == {(torch.float32, torch.float32)}

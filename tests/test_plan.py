@@ -18,8 +18,8 @@ from adapt.data.batch import make_window
 from adapt.embodiment import load_embodiment
 from adapt.model import build_model, load_model, model_config
 from adapt.model.dreamzero.config import DREAMZERO_PRESETS
+from adapt.model.footprint import cpu_bf16_units
 from adapt.plan import Run, activation_parts, memory, plan, plan_model, saved_for_backward
-from adapt.plan.model import cpu_bf16_units
 from adapt.recipe import load_recipe
 from adapt.train.finetune import set_trainable
 

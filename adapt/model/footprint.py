@@ -23,6 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
+
+def cpu_bf16_units() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without, torch's bf16 matmuls and their
+    backward run reference kernels, far slower than float32."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
 
 @dataclass(frozen=True)
 class Shape:

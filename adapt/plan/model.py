@@ -17,7 +17,7 @@ from torch import nn
 from adapt.embodiment import EmbodimentSpec, load_embodiment
 from adapt.errors import AdaptError, did_you_mean
 from adapt.lora import unwrapped
-from adapt.model.footprint import Shape
+from adapt.model.footprint import Shape, cpu_bf16_units
 from adapt.model.protocol import family_footprint
 from adapt.recipe import Recipe, load_recipe
 
@@ -198,12 +198,6 @@ def plan_model(
         streamed_piece=streamed[1],
         float32_blocks=accelerator == "cpu" and footprint.FLOAT32_BLOCKS_ON_CPU and not cpu_bf16_units(),
     )
-
-
-def cpu_bf16_units() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without, torch's bf16 matmuls and their
-    backward run reference kernels, far slower than float32."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _parameter_parts(model: nn.Module) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from adapt.plan.cost import Memory, memory, step_seconds
+from adapt.plan.cost import Memory, memory, step_seconds, upcasts
 from adapt.plan.model import GIB, PRECISIONS, RATES, USABLE, Plan, Run, cpu_bf16_units
 
 
@@ -129,7 +129,7 @@ def report(
 def warnings(p: Plan, precision: str) -> list[str]:
     """What the figures above cannot show: bf16 compute on a CPU without bf16 units (in a family whose blocks do
     not compute in float32 there)."""
-    upcast = p.float32_blocks and PRECISIONS[precision].storage == 2
+    upcast = upcasts(p, Run(precision=precision))
     if p.accelerator != "cpu" or PRECISIONS[precision].compute != 2 or upcast or cpu_bf16_units():
         return []
     return [

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from adapt.model.dreamzero.config import DreamZeroConfig
+from adapt.model.footprint import cpu_bf16_units
 
 LORA_TARGETS = {
     "attention": [f"{a}.{p}" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out.0")],
@@ -63,8 +64,8 @@ def sinusoid(t: Tensor, dim: int) -> Tensor:
 
 def blocks_compute_in_float32(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether blocks stored in `dtype` on `device` compute in float32: bf16 on a CPU without bf16 units
-    (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`: AVX-512 BF16 or AMX), where float32 is the fast path."""
-    return device.type == "cpu" and dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    (`cpu_bf16_units`), where float32 is the fast path."""
+    return device.type == "cpu" and dtype == torch.bfloat16 and not cpu_bf16_units()
 
 
 def _in_float32(block: nn.Module, *args):
