@@ -131,6 +131,13 @@ def conditions(minutes: list[float], steps: int) -> list[dict]:
     rows += [
         {"name": f"play-30min/{demo:g}min-lift-demos", "minutes": None, **one},
         {"name": f"play-30min-donor/{demo:g}min-lift-demos", "minutes": None, **one, "recipe": "play-30min-donor"},
+        {  # redrawn: whether the minute of demos beats the peers should not rest on one training run
+            "name": f"play-30min-donor/{demo:g}min-lift-demos-seed1",
+            "minutes": None,
+            **one,
+            "recipe": "play-30min-donor",
+            "train_seed": 1,
+        },
         {
             "name": f"play-30min/{most:g}min-lift-hindsight+{demo:g}min-lift-demos",
             "minutes": most,

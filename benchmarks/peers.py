@@ -126,6 +126,8 @@ ROWS = [
         | {"data": LIFT_DEMOS | {"minutes": 1.0}, "versus": "play-30min-donor/1min-lift-demos"}
         for peer in ("act", "diffusion")
     ),
+    {**UR5E, "name": "act/1min-lift-demos-seed1/converged", "peer": "act", "budget": "converged", "train_seed": 1}
+    | {"data": LIFT_DEMOS | {"minutes": 1.0}, "versus": "play-30min-donor/1min-lift-demos-seed1"},
     *(
         {**UR5E, "name": f"{peer}/lift-frames-of-play/converged", "peer": peer, "budget": "converged"}
         | {"data": CALM_TIDY_PLAY | {"select": "lift"}}
@@ -178,6 +180,7 @@ def train_peer(row: dict, data: Path, held_out: Path | None, run: Path, budget_s
             argv += [f"--policy.type={row['peer']}", f"--dataset.repo_id=local/{data.name}"]
             argv += [f"--dataset.root={data.resolve()}", "--policy.push_to_hub=false", "--wandb.enable=false"]
             argv += [f"--save_freq={every}", "--log_freq=50", f"--output_dir={out}"]
+            argv += [f"--seed={row['train_seed']}"] if "train_seed" in row else []  # LeRobot's default: 1000
         run.mkdir(parents=True, exist_ok=True)
         _run_until(argv, out, run / "train.log", progress, progress_file, budget_s, stop_at_checkpoint=converged)
         if converged:
