@@ -491,6 +491,7 @@ def write_markdown(path: Path, report: dict, adaptation: dict) -> None:
         "",
         table(results, adaptation, measured, report["machine"]["cpu_count"]),
         "",
+        *pooled_table(results, adaptation),
         "How each policy failed:",
         "",
     ]
@@ -514,8 +515,8 @@ def adaptation_rows(path: Path) -> dict[str, dict]:
     """The adaptation benchmark's results by name, each with the steps it trained, and `base-small`: the bundled
     base measured on its own Panda (`results/base-small/panda_lift_eval.json`, with its lineage's training)."""
     benchmark = json.loads(path.read_text())
-    steps = benchmark["settings"]["steps"]
-    rows = {r["name"]: r | {"steps": r.get("steps", steps)} for r in benchmark["results"]}
+    steps, episodes = benchmark["settings"]["steps"], benchmark["settings"]["episodes"]
+    rows = {r["name"]: r | {"steps": r.get("steps", steps), "episodes": episodes} for r in benchmark["results"]}
     base = json.loads((RESULTS / "base-small" / "panda_lift_eval.json").read_text())
     rows["base-small"] = {"Lift": base, **base["training"]}
     return rows
@@ -557,6 +558,60 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
                 f" | {ms} | {versus_best} |"
             )
     return "\n".join(lines)
+
+
+SEED = re.compile(r"-seed\d+")
+"""A training seed's suffix in a row's name: rows that differ only by it are runs of one condition."""
+
+
+def pooled_table(results: list[dict], adaptation: dict) -> list[str]:
+    """Markdown lines: for each condition trained from more than one seed, adapt against each peer trained as
+    often, every run's episodes pooled (Wilson), and adapt minus the best pooled peer (Newcombe). The runs are
+    evaluated on the same scenes, so the pooled episodes are not independent draws of the scene; what pooling
+    averages out is the training run's luck."""
+    by_condition: dict[str, list[dict]] = {}
+    for r in results:
+        by_condition.setdefault(SEED.sub("", r["versus"]), []).append(r)
+    lines = []
+    for condition, rows in by_condition.items():
+        runs = list(dict.fromkeys(r["versus"] for r in rows))
+        by_peer: dict[str, list[dict]] = {}
+        for r in rows:
+            by_peer.setdefault(SEED.sub("", r["name"]), []).append(r)
+        by_peer = {name: peer for name, peer in by_peer.items() if len(peer) == len(runs)}
+        if len(runs) < 2 or not by_peer:
+            continue
+        task = task_of(rows[0])
+        ours = _pool([adaptation[v] for v in runs], task)
+        peers = {name: _pool(peer, task) for name, peer in by_peer.items()}
+        best = max(peers, key=lambda name: peers[name][0])
+        margin = newcombe_difference(ours[0], ours[2], peers[best][0], peers[best][2])
+        if not lines:
+            lines = [
+                "Pooled over training runs (each run evaluated on the same scenes):",
+                "",
+                "| data | runs each | adapt | best peer | adapt minus best peer |",
+                "|---|---|---|---|---|",
+            ]
+        lines.append(
+            f"| {condition} | {len(runs)} | {_pooled_text(ours)} | {best}: {_pooled_text(peers[best])}"
+            f" | {margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f}) |"
+        )
+    return [*lines, ""] if lines else []
+
+
+def _pool(runs: list[dict], task: str) -> tuple[float, str, tuple[float, float]]:
+    """The success rate of every run's episodes together, `k/n`, and its Wilson interval."""
+    from adapt.evaluate import wilson_interval
+
+    successes = sum(round(r[task]["success_rate"] * r["episodes"]) for r in runs)
+    episodes = sum(r["episodes"] for r in runs)
+    return successes / episodes, f"{successes}/{episodes}", wilson_interval(successes, episodes)
+
+
+def _pooled_text(pooled: tuple[float, str, tuple[float, float]]) -> str:
+    rate, count, (low, high) = pooled
+    return f"{count} = {rate:.2f} ({low:.2f}-{high:.2f})"
 
 
 if __name__ == "__main__":
