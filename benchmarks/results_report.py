@@ -39,7 +39,9 @@ HEADLINE = [
     ("", "LeRobot ACT, same data, trained to convergence (3.3 CPU h)", "act/lift-demos/converged"),
     ("", "LeRobot Diffusion Policy, same data and training time", "diffusion/lift-demos/walltime"),
     ("UR5e Lift, 1 min of its Lift demos", "adapt `task-demos`", "play-30min-donor/1min-lift-demos"),
+    ("", "the same, another training seed", "play-30min-donor/1min-lift-demos-seed1"),
     ("", "LeRobot ACT, same data, trained to convergence", "act/1min-lift-demos/converged"),
+    ("", "the same, another training seed", "act/1min-lift-demos-seed1/converged"),
     (
         "UR5e Lift, 30 min of Lift-scene play",
         "adapt, seeded heads (`play-30min --init-heads donor`)",
@@ -158,6 +160,7 @@ def peer_section() -> list[str]:
         "",
         peers.table(report["results"], rows, report.get("adapt", {}), report["machine"]["cpu_count"]),
         "",
+        *peers.pooled_table(report["results"], rows),
         "Reproduce: `bash benchmarks/peers/setup.sh && .venv/bin/python benchmarks/peers.py --only NAME` (NAME: "
         + ", ".join(f"`{r['name']}`" for r in report["results"])
         + ").",
