@@ -12,6 +12,7 @@ from pathlib import Path
 
 import adaptation
 import peers
+from report import newcombe_difference
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,15 +112,20 @@ def headline() -> str:
 
 
 def bimanual_table() -> str:
-    """The README's bimanual table: each two-armed condition's success and progress with their intervals."""
+    """The README's bimanual table: each two-armed condition's success and progress with their intervals, LeRobot's
+    ACT on the same demos where it was measured (`results/bimanual/peers.json`), and the adapter's margins over
+    scratch and over ACT (Newcombe)."""
     if not BIMANUAL.is_file():
         return "Not measured yet: `benchmarks/adaptation.py --conditions bimanual --target bimanual_panda`."
     report = json.loads(BIMANUAL.read_text())
     target = report["settings"]["target"]
+    peer_file = BIMANUAL.with_name("peers.json")
+    peer_rows = json.loads(peer_file.read_text())["results"] if peer_file.is_file() else []
     lines = [
         f"| {target}: data | policy | success (95% CI) | progress (95% CI) | training min |",
         "|---|---|---|---|---|",
     ]
+    margins = []
     for r in report["results"]:
         method, data = r["name"].split("/", 1)
         task = r["tasks"][0]
@@ -127,7 +133,28 @@ def bimanual_table() -> str:
         lines.append(
             f"| {task}: {data} | {policy} | {_rate(r[task])} | {_progress(r[task])} | {r['train_wall_s'] / 60:.0f} |"
         )
+        if method == "scratch":
+            continue
+        for other in report["results"]:
+            if other["recipe"] == "scratch" and other["name"].split("/", 1)[1] == data:
+                margins.append((data, "scratch", _margin(r[task], other[task])))
+        for peer in (p for p in peer_rows if p["versus"] == r["name"]):
+            name = f"LeRobot {peer['peer'].upper()}, same data and training time"
+            lines.append(
+                f"| {task}: {data} | {name} | {_rate(peer[task])} | {_progress(peer[task])}"
+                f" | {peer['train_wall_s'] / 60:.0f} |"
+            )
+            margins.append((data, f"LeRobot {peer['peer'].upper()}", _margin(r[task], peer[task])))
+    lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]
     return "\n".join(lines)
+
+
+def _margin(ours: dict, theirs: dict) -> str:
+    """`ours` minus `theirs` in success rate, with Newcombe's 95 % interval."""
+    d, low, high = newcombe_difference(
+        ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
+    )
+    return f"{d:+.2f} ({low:+.2f} to {high:+.2f})"
 
 
 def bundled_base() -> list[str]:
