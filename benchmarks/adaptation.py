@@ -44,9 +44,10 @@ Metrics per condition: closed-loop success and progress (`--episodes` per task, 
 bootstrap intervals), open-loop action MSE on held-out UR5e play, training wall time.
 
 Resumable: data and runs live under `--work`; each condition's result is appended to the JSON as it
-finishes, a rerun with the same settings (and the same base weights) skips finished conditions and resumes
-an interrupted run from its checkpoint; other settings start afresh, except that scratch's results survive
-a change of base of the same size (scratch never loads the base's weights).
+finishes (runs of other `--only` conditions side by side keep each other's rows), a rerun with the same
+settings (and the same base weights) skips finished conditions and resumes an interrupted run from its
+checkpoint; other settings start afresh, except that scratch's results survive a change of base of the same
+size (scratch never loads the base's weights).
 Outputs: `benchmarks/results/adaptation.json`, `adaptation.png` (success and progress per condition)
 and `adaptation_minutes.png` (success versus minutes of target data).
 
@@ -437,9 +438,19 @@ def main() -> None:
         task = row["tasks"][0]
         done = result[task]
         print(f"{row['name']}: {task} success {done['success_rate']:.2f}, progress {done['mean_progress']:.2f}")
+        results = with_others(path, settings, size, results, order)
         write_report(path, {"machine": machine(), "settings": settings, "results": results})
         plot(results, args.out)  # after each condition, so a stopped run has its pictures too
     print(table(results))
+
+
+def with_others(path: Path, settings: dict, size: str, results: list[dict], order: list[str]) -> list[dict]:
+    """`results` and the rows another run with the same settings (other `--only` conditions, side by side) wrote
+    to `path` since this one started, so that neither run's write drops the other's rows."""
+    written = reusable(json.loads(path.read_text()), settings, size) if path.is_file() else []
+    mine = {r["name"] for r in results}
+    others = [r for r in written if r["name"] not in mine and r["name"] in order]
+    return sorted([*results, *others], key=lambda r: order.index(r["name"]))
 
 
 def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, float] | None:
