@@ -427,3 +427,27 @@ def test_robomimic_hdf5_round_trip_keeps_frames_state_and_actions(invoke, tmp_pa
     (tmp_path / "junk.hdf5").write_bytes(b"not hdf5" * 10)
     result = invoke("data", "import", tmp_path / "junk.hdf5", "--embodiment", spec_file, "--out", tmp_path / "j")
     assert result.exit_code == 2 and "not a readable HDF5 file" in result.output
+
+
+def test_a_pot_tipped_up_by_one_handle_is_not_a_two_armed_lift(tmp_path):
+    """TwoArmLift succeeds only with the pot 10 cm up *and* within 30 degrees of level (robosuite's reward
+    condition). Catches scoring by robosuite's height check alone, which counted as lifted a pot one hand had
+    tipped up by its handle (3 of 7 such "successes" in 30 episodes of an adapted policy that never held the pot
+    with both hands)."""
+    from adapt.sim.env import SimEnv
+    from adapt.sim.scenes import succeeded
+
+    spec = load_embodiment(tiny_spec(tmp_path, "bimanual_panda", cameras=1))
+    with SimEnv(spec, "TwoArmLift", 0) as sim:
+        sim.reset(np.random.default_rng(0), randomize=True)
+        env = sim.env
+        assert not env._check_success() and not succeeded(env)  # on the table
+        table = env.sim.data.site_xpos[env.table_top_id][2]
+        joint = env.pot.joints[0]
+        at = env.sim.data.get_joint_qpos(joint)[:3] * [1, 1, 0] + [0, 0, table + 0.3]
+        for degrees, lifted in ((0, True), (25, True), (60, False), (180, False)):
+            half = np.radians(degrees) / 2
+            env.sim.data.set_joint_qpos(joint, np.r_[at, np.cos(half), np.sin(half), 0.0, 0.0])
+            env.sim.forward()
+            assert env._check_success(), degrees  # robosuite's own check passes at every tilt
+            assert succeeded(env) is lifted, degrees

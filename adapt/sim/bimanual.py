@@ -16,7 +16,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from adapt.sim.scenes import hammer_handle, handles
+from adapt.sim.scenes import hammer_handle, handles, succeeded
 from adapt.sim.scripted import HOVER, REACH, Arm, Script
 
 LIFT = (0.15, 0.22)
@@ -60,7 +60,7 @@ def bar_yaw(arm: Arm, bar: np.ndarray) -> float:
 
 
 def lift_together(arms: list[Arm]) -> Script:
-    """Both hands grasp their handle of TwoArmLift's pot and raise it level; whether robosuite calls it lifted."""
+    """Both hands grasp their handle of TwoArmLift's pot and raise it level; whether it is lifted (`succeeded`)."""
     grips = handles(arms[0].sim.env)
     above = [
         arm.move(at + [0, 0, HOVER], yaw=bar_yaw(arm, bar), grip=-1.0, steps=150)
@@ -73,7 +73,7 @@ def lift_together(arms: list[Arm]) -> Script:
     height = arms[0].rng.uniform(*LIFT)
     yield from together(arms, [arm.move(arm.sim.eef(arm.hand)[0] + [0, 0, height], steps=80) for arm in arms])
     yield from together(arms, [arm.hold(int(arms[0].rng.integers(5, 15))) for arm in arms])
-    return bool(arms[0].sim.env._check_success())
+    return succeeded(arms[0].sim.env)
 
 
 def put_down(arms: list[Arm], heights: list[float]) -> Script:
@@ -178,4 +178,4 @@ def hand_over(arms: list[Arm]) -> Script:
     yield from together(arms, [giver.hold(10, grip=-1.0), taker.hold(1)])
     away = giver.sim.eef(giver.hand)[0] + [0, 0.1 * own_side[1], 0.1]
     yield from together(arms, [giver.move(away, steps=40), taker.hold(int(giver.rng.integers(5, 15)))])
-    return bool(env._check_success())
+    return succeeded(env)

@@ -1,7 +1,8 @@
 """Closed-loop evaluation in robosuite: a policy drives a simulated robot through a task's episodes;
-each is scored by robosuite's success check and by staged task progress, and recorded as a video with
-the model's predicted future beside every camera of the spec. The scenes, task wording and controller are the ones
-the simulated demonstrations use (`adapt.sim.episodes`, `adapt.sim.env.controller_for`)."""
+each is scored by robosuite's success check (TwoArmLift's pot also level: `scenes.succeeded`) and by staged
+task progress, and recorded as a video with the model's predicted future beside every camera of the spec. The
+scenes, task wording and controller are the ones the simulated demonstrations use (`adapt.sim.episodes`,
+`adapt.sim.env.controller_for`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from adapt.evaluate import EpisodeResult, EvalReport
 from adapt.progress import progress_bar
 from adapt.sim.env import SimEnv, controller_for
 from adapt.sim.episodes import task_text
-from adapt.sim.scenes import hammer_handle, handles
+from adapt.sim.scenes import hammer_handle, handles, succeeded
 
 if TYPE_CHECKING:
     from adapt.policy import Controller
@@ -146,7 +147,7 @@ class _StageTracker:
         return self.reached / len(STAGES[self.task])
 
     def update(self) -> bool:
-        """Advance the stages; returns robosuite's own success flag."""
+        """Advance the stages; returns whether the task succeeded (`scenes.succeeded`)."""
         sim, thing = self.sim, self.sim.things[0]
         if self.task == "TwoArmLift":
             targets = [at for at, _ in handles(sim.env)]
@@ -169,12 +170,12 @@ class _StageTracker:
             held = bool(first_holds)
         else:
             held = sim.holds(thing, self.floor)
-        success = bool(sim.env._check_success())
+        success = succeeded(sim.env)
         stages = [distance < REACH_DISTANCE, held]
         if self.task == "TwoArmHandover":
             stages += [height - table > sim.env.height_threshold, success]
         elif self.task in ("Lift", "TwoArmLift"):
-            # Lift's cube 4 cm up; TwoArmLift's pot as robosuite wants it: 10 cm up and level
+            # Lift's cube 4 cm up; TwoArmLift's pot 10 cm up and within 30 degrees of level (`succeeded`)
             lifted = success if self.task == "TwoArmLift" else sim.position(thing)[2] > self.rest + LIFT_HEIGHT
             self.held = self.held + 1 if lifted else 0
             stages += [lifted, self.held >= HOLD_STEPS]

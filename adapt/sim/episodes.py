@@ -15,7 +15,7 @@
   labels show a policy told to lift how to recover from closing on nothing, and the off-aim try stays play.
 - `multitask`: a random scene (Lift, Stack or PickPlaceCan, randomized) and a chain of 3 to 6
   sub-tasks done one after the other; the task text lists the sub-tasks that succeeded, in order.
-- `demo`: one robosuite task, kept only if robosuite's success check passes (a two-armed robot: TwoArmLift,
+- `demo`: one robosuite task, kept only if it succeeds (`scenes.succeeded`; a two-armed robot: TwoArmLift,
   both hands together, `adapt.sim.bimanual`). Its scene is dressed the
   way `adapt eval` dresses it (recoloured, scattered objects), so a policy learned from demos is
   evaluated on the distribution it was trained on.
@@ -41,7 +41,7 @@ from adapt.data.episode import Episode
 from adapt.embodiment import EmbodimentSpec
 from adapt.sim import bimanual, scripted
 from adapt.sim.env import SimEnv, spec_action
-from adapt.sim.scenes import SCENES
+from adapt.sim.scenes import SCENES, succeeded
 from adapt.sim.scripted import Arm, Script, Style
 
 PLAY_SCENES = ("Stack", "Lift")
@@ -161,13 +161,13 @@ def lead(policy, sim: SimEnv, task: str, steps: int, seed: int) -> None:
 
 def replay(sim: SimEnv, seed: np.random.SeedSequence, actions: np.ndarray) -> bool:
     """Re-execute a play or demo episode's recorded spec actions from the scene `simulate` made with `seed`; whether
-    robosuite's success check passed at any step. `sim` must run the controller `adapt eval` gives the
+    the task succeeded at any step (`scenes.succeeded`). `sim` must run the controller `adapt eval` gives the
     spec's action kind, so this proves the actions mean what evaluation will take them to mean."""
     sim.reset(np.random.default_rng(seed), randomize=True)
     success = False
     for action in actions:
         sim.step_spec_action(action)
-        success = success or bool(sim.env._check_success())
+        success = success or succeeded(sim.env)
     return success
 
 
@@ -282,7 +282,7 @@ def _to_goal(arm: Arm, thing) -> Script:
     goal = np.array(thing.goal)
     towards_robot = (arm.sim.base - goal[:2]) / np.linalg.norm(arm.sim.base - goal[:2])
     yield from scripted.place(arm, thing, goal[:2] + 0.08 * towards_robot, goal[2])
-    return bool(arm.sim.env._check_success())
+    return succeeded(arm.sim.env)
 
 
 TASK_TEXT = {
@@ -321,7 +321,7 @@ def _demo(arms: list[Arm], log: list[list]) -> Script:
     for _ in range(2):
         description, behaviour = DEMOS[sim.scene](arms)
         yield from behaviour
-        log.append([description, bool(sim.env._check_success())])
+        log.append([description, succeeded(sim.env)])
         if log[-1][1]:
             break
     yield from bimanual.together(arms, [arm.hold(SETTLE) for arm in arms])

@@ -99,6 +99,24 @@ def handles(env) -> list[tuple[np.ndarray, np.ndarray]]:
     return sorted(out, key=lambda handle: handle[0][1])
 
 
+LEVEL = np.cos(np.radians(30))
+"""The least cosine between TwoArmLift's pot axis and the vertical for a lift: robosuite rewards a lift only within
+30 degrees of level, while its success check (the pot's bottom 10 cm above the table) also passes for a pot that
+one hand has tipped up by its handle."""
+
+
+def succeeded(env) -> bool:
+    """Whether the robosuite task is done as it is meant: robosuite's success check, and for TwoArmLift the pot
+    within 30 degrees of level as well (its reward's condition: a pot tipped up by one hand is not lifted)."""
+    if not env._check_success():
+        return False
+    if type(env).__name__ == "TwoArmLift":
+        from robosuite.utils.transform_utils import quat2mat
+
+        return bool(quat2mat(env._pot_quat)[2, 2] >= LEVEL)
+    return True
+
+
 def hammer_handle(env) -> tuple[np.ndarray, np.ndarray, float]:
     """TwoArmHandover's hammer handle: the world position of its centre, its horizontal direction from the butt
     towards the head, and its length (m)."""
