@@ -303,7 +303,17 @@ def run_condition(row: dict, args: argparse.Namespace, held_out: Path, runs: Pat
             adapt_recipe = adapt_recipe.model_copy(update={"lr": row["lr"]})
         policy_path = finetune(args.base, args.target, data, adapt_recipe, run, options=options, overwrite=True)
     train_s = time.perf_counter() - start
-    result = dict(row, train_wall_s=train_s)
+    return dict(row, train_wall_s=train_s) | evaluate_condition(row, args, held_out, policy_path, run)
+
+
+def trained_policy(row: dict, run: Path) -> Path:
+    """Where `run_condition` left a condition's policy: scratch's model, an adaptation's adapter."""
+    return run / ("model" if row["recipe"] == "scratch" else "adapter")
+
+
+def evaluate_condition(row: dict, args: argparse.Namespace, held_out: Path, policy_path: Path, run: Path) -> dict:
+    """A trained condition's closed-loop results on each of its tasks and its open-loop error on held-out play."""
+    result = {}
     predictor = ChunkPredictor.load(policy_path, args.target)
     for task in row["tasks"]:
         report = evaluate_closed_loop(Policy(predictor), task, args.episodes, run / f"eval_{task}", seed=args.eval_seed)
@@ -399,6 +409,14 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", metavar="NAME", help="run these conditions only, in this order (the others are kept)"
     )
+    parser.add_argument(
+        "--reevaluate",
+        nargs="+",
+        metavar="NAME",
+        default=[],
+        help="evaluate these finished conditions again from their trained runs, keeping their training figures"
+        " (after a change to the closed loop or its success check)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.video_minutes, args.steps, args.episodes = [0.2], 0.2, 4, 2
@@ -426,6 +444,22 @@ def main() -> None:
         parser.error(f"unknown conditions {sorted(unknown)}; the conditions are {order}")
     if args.only:
         rows = sorted((row for row in rows if row["name"] in args.only), key=lambda row: args.only.index(row["name"]))
+    unknown = set(args.reevaluate) - {r["name"] for r in results}
+    if unknown:
+        parser.error(f"--reevaluate: no finished results named {sorted(unknown)}")
+    for name in args.reevaluate:
+        row = next(r for r in results if r["name"] == name)
+        run = runs / name.replace("/", "_")
+        policy = trained_policy(row, run)
+        if not policy.is_dir():
+            parser.error(f"--reevaluate {name}: no trained policy at {policy} (another checkout's runs?)")
+        print(f"{name}: evaluating again from {policy}")
+        fresh = evaluate_condition(row, args, held_out, policy, run)
+        results = [r | fresh if r["name"] == name else r for r in with_others(path, settings, size, results, order)]
+        write_report(path, {"machine": machine(), "settings": settings, "results": results})
+        plot(results, args.out)
+    if args.reevaluate and not args.only:  # nothing is trained unless asked for too
+        rows = []
     for row in rows:
         if row["recipe"] == "scratch":
             row["size"] = size  # scratch takes the base's architecture, never its weights
