@@ -423,7 +423,7 @@ def main() -> None:
         args.work, args.out = args.work.with_name(args.work.name + "-quick"), args.out / "quick"
     args.work.mkdir(parents=True, exist_ok=True)
     path = args.out / "adaptation.json"
-    ignored = ("out", "work", "only")
+    ignored = ("out", "work", "only", "reevaluate")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ignored}
     # A base rebuilt at the same path must not reuse the results of the old one.
     settings["base_fingerprint"] = fingerprint(args.base)
