@@ -145,7 +145,19 @@ def bimanual_table() -> str:
                 f" | {peer['train_wall_s'] / 60:.0f} |"
             )
             margins.append((data, f"LeRobot {peer['peer'].upper()}", _margin(r[task], peer[task])))
-    lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]
+    if margins:
+        lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]
+    settings = report["settings"]
+    names = [r["name"] for r in adaptation.bimanual_conditions(settings["minutes"], settings["steps"])]
+    missing = [f"`{name}`" for name in names if name not in {r["name"] for r in report["results"]}]
+    if not any(p["peer"] == "act" for p in peer_rows):
+        missing.append(
+            "LeRobot ACT on the same demos (`benchmarks/peers.py --only act/twoarmlift-demos/walltime"
+            " --data-work runs/bimanual --adaptation benchmarks/results/bimanual/adaptation.json"
+            " --out benchmarks/results/bimanual`)"
+        )
+    if missing:
+        lines += ["", f"Not measured yet: {', '.join(missing)}."]
     return "\n".join(lines)
 
 
