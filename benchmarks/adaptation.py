@@ -444,6 +444,14 @@ def main() -> None:
         parser.error(f"unknown conditions {sorted(unknown)}; the conditions are {order}")
     if args.only:
         rows = sorted((row for row in rows if row["name"] in args.only), key=lambda row: args.only.index(row["name"]))
+
+    def save(results: list[dict]) -> list[dict]:
+        """The results with those another run wrote meanwhile, written and plotted (so a stopped run keeps them)."""
+        results = with_others(path, settings, size, results, order)
+        write_report(path, {"machine": machine(), "settings": settings, "results": results})
+        plot(results, args.out)
+        return results
+
     unknown = set(args.reevaluate) - {r["name"] for r in results}
     if unknown:
         parser.error(f"--reevaluate: no finished results named {sorted(unknown)}")
@@ -455,9 +463,7 @@ def main() -> None:
             parser.error(f"--reevaluate {name}: no trained policy at {policy} (another checkout's runs?)")
         print(f"{name}: evaluating again from {policy}")
         fresh = evaluate_condition(row, args, held_out, policy, run)
-        results = [r | fresh if r["name"] == name else r for r in with_others(path, settings, size, results, order)]
-        write_report(path, {"machine": machine(), "settings": settings, "results": results})
-        plot(results, args.out)
+        results = save([r | fresh if r["name"] == name else r for r in results])
     if args.reevaluate and not args.only:  # nothing is trained unless asked for too
         rows = []
     for row in rows:
@@ -472,9 +478,7 @@ def main() -> None:
         task = row["tasks"][0]
         done = result[task]
         print(f"{row['name']}: {task} success {done['success_rate']:.2f}, progress {done['mean_progress']:.2f}")
-        results = with_others(path, settings, size, results, order)
-        write_report(path, {"machine": machine(), "settings": settings, "results": results})
-        plot(results, args.out)  # after each condition, so a stopped run has its pictures too
+        results = save(results)
     print(table(results))
 
 

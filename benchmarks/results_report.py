@@ -135,16 +135,20 @@ def bimanual_table() -> str:
         )
         if method == "scratch":
             continue
-        for other in report["results"]:
-            if other["recipe"] == "scratch" and other["name"].split("/", 1)[1] == data:
-                margins.append((data, "scratch", _margin(r[task], other[task])))
+        over_scratch = adaptation.margin_over_scratch(r, report["results"])
+        if over_scratch is not None:
+            margins.append((data, "scratch", _difference(over_scratch)))
         for peer in (p for p in peer_rows if p["versus"] == r["name"]):
             name = f"LeRobot {peer['peer'].upper()}, same data and training time"
             lines.append(
                 f"| {task}: {data} | {name} | {_rate(peer[task])} | {_progress(peer[task])}"
                 f" | {peer['train_wall_s'] / 60:.0f} |"
             )
-            margins.append((data, f"LeRobot {peer['peer'].upper()}", _margin(r[task], peer[task])))
+            ours, theirs = r[task], peer[task]
+            over_peer = newcombe_difference(
+                ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
+            )
+            margins.append((data, f"LeRobot {peer['peer'].upper()}", _difference(over_peer)))
     if margins:
         lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]
     settings = report["settings"]
@@ -161,11 +165,9 @@ def bimanual_table() -> str:
     return "\n".join(lines)
 
 
-def _margin(ours: dict, theirs: dict) -> str:
-    """`ours` minus `theirs` in success rate, with Newcombe's 95 % interval."""
-    d, low, high = newcombe_difference(
-        ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
-    )
+def _difference(margin: tuple[float, float, float]) -> str:
+    """A difference in success rate with its 95 % interval."""
+    d, low, high = margin
     return f"{d:+.2f} ({low:+.2f} to {high:+.2f})"
 
 
