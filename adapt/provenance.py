@@ -55,6 +55,15 @@ def finish(record: dict[str, Any], *folders: Path, **outcome: Any) -> dict[str, 
     return done
 
 
+def _training_minutes(record: dict[str, Any]) -> str:
+    """The last command's wall time, and the training time of every attempt when the run was resumed."""
+    wall = f"{record.get('wall_s', 0) / 60:.1f} min"
+    training = record.get("training_s")
+    if training is None or training <= record.get("wall_s", 0):  # not resumed: training is within this command
+        return wall
+    return f"{wall}; {training / 60:.1f} min of training over every attempt, the run having been resumed"
+
+
 def data_fingerprint(root: Path) -> str:
     """sha256 of a dataset's metadata files (info, episodes, tasks, stats) and of its data and video files' names
     and sizes: changes when episodes are added, removed or re-recorded, without reading the videos."""
@@ -104,7 +113,7 @@ def model_card(record: dict[str, Any], evaluation: dict[str, Any] | None = None)
         f"| steps | {settings.get('steps', '?')} at batch {recipe.get('batch_size', '?')} |",
         f"| seed | {settings.get('seed')} |",
         f"| data | {', '.join(names)} |",
-        f"| trained | {record['started']} to {record.get('ended', '?')} ({record.get('wall_s', 0) / 60:.1f} min) |",
+        f"| trained | {record['started']} to {record.get('ended', '?')} ({_training_minutes(record)}) |",
         f"| machine | {record['machine']['platform']}, {record['machine']['cpus']} CPUs, "
         f"GPUs: {', '.join(record['machine']['gpus']) or 'none'} |",
         f"| versions | {', '.join(f'{k} {v}' for k, v in record['versions'].items())} |",

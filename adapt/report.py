@@ -75,6 +75,10 @@ def _provenance(record: dict) -> str:
         ("started", record.get("started")),
         ("ended", record.get("ended")),
         ("wall time", f"{record['wall_s'] / 60:.1f} min" if "wall_s" in record else None),
+        (
+            "training time",
+            f"{record['training_s'] / 60:.1f} min, resumed attempts included" if "training_s" in record else None,
+        ),
         ("steps reached", record.get("steps_reached")),
         ("robot", settings.get("embodiment") or settings.get("robot")),
         ("recipe", recipe.get("name") if isinstance(recipe, dict) else recipe),

@@ -29,6 +29,7 @@ from adapt.errors import AdaptError
 from adapt.model import WorldActionModel, load_model, model_config, save_model
 from adapt.recipe import load_recipe
 from adapt.train.finetune import finetune
+from adapt.train.fit import checkpoint_training_time
 from adapt.train.options import TrainOptions
 from adapt.train.plots import read_metrics
 
@@ -208,7 +209,8 @@ class Crash(L.Callback):
 def test_an_interrupted_run_leaves_no_adapter_and_resumes_to_the_final_step(
     panda_only_base, synthetic_dataset, tmp_path, caplog
 ):
-    """Also: a damaged last.ckpt (a kill while it was copied) falls back to the intact checkpoint beside it."""
+    """Also: a damaged last.ckpt (a kill while it was copied) falls back to the intact checkpoint beside it, and the
+    training time reported counts the attempt before the resume (as if it had taken 1000 s), once."""
     data, run = [str(synthetic_dataset("ur5e"))], tmp_path / "run"
     options = dict(steps=5, checkpoint_every=2, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -226,12 +228,21 @@ def test_an_interrupted_run_leaves_no_adapter_and_resumes_to_the_final_step(
         load_adapter(run / "adapter")
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:3000])
+    (step2,) = (run / "checkpoints").glob("*step=2.ckpt")
+    saved = torch.load(step2, weights_only=True, map_location="cpu")
+    assert 0 < saved["callbacks"]["TrainingClock"]["training_s"] < 1000
+    saved["callbacks"]["TrainingClock"]["training_s"] = 1000.0
+    torch.save(saved, step2)
+    assert checkpoint_training_time(run / "checkpoints") == 1000.0
     with caplog.at_level("WARNING", logger="adapt.train.fit"):
         finetune(panda_only_base, "ur5e", data, "play-30min", run, options=TrainOptions(**options), workers=0)
     assert "damaged checkpoint(s) last.ckpt" in caplog.text and "step=2.ckpt" in caplog.text
     checkpoint = torch.load(last, weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 5
     load_adapter(run / "adapter")
+    record = json.loads((run / "adapter" / "provenance.json").read_text())
+    assert 1000 < record["training_s"] <= 1000 + record["wall_s"] + 0.1
+    assert "min of training over every attempt" in (run / "adapter" / "README.md").read_text()
 
 
 def test_a_run_whose_checkpoints_are_all_damaged_is_named_with_the_way_out(tmp_path):
@@ -402,6 +413,7 @@ import os, signal, sys
 import lightning as L
 import adapt.train.fit as fit
 from adapt.train.finetune import finetune
+from adapt.train.fit import checkpoint_training_time
 from adapt.train.options import TrainOptions
 
 base, data, run, where, step = sys.argv[1:6]

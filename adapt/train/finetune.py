@@ -25,7 +25,7 @@ from adapt.model import WorldModel, load_model
 from adapt.model.checkpoint import base_path
 from adapt.recipe import Recipe, load_recipe
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import check_options, fit, seed_run
+from adapt.train.fit import check_options, fit, seed_run, training_time
 from adapt.train.module import WAMModule
 from adapt.train.options import TrainOptions, run_settings
 from adapt.train.plots import plot_losses, plot_predictions, sample_windows
@@ -115,7 +115,9 @@ def finetune(
             save_adapter(
                 model, adapter, base=base, target=spec.name, new_embodiments=new, recipe=recipe, overwrite=overwrite
             )
-            done = provenance.finish(record, out, adapter, steps_reached=trainer.global_step)
+            done = provenance.finish(
+                record, out, adapter, steps_reached=trainer.global_step, training_s=round(training_time(trainer), 1)
+            )
             atomic_write_text(adapter / "README.md", provenance.model_card(done))
             plot_losses(out / "logs", out / "loss_curves.png")
             if predictions:

@@ -87,6 +87,42 @@ class ProgressLines(L.Callback):
             )
 
 
+class TrainingClock(L.Callback):
+    """Training time summed over a run's attempts, kept in its checkpoints: a run stopped and resumed reports what
+    training from its first step to its last took (each attempt up to the checkpoint the next one resumed from),
+    not only its last attempt's time. Read it with `training_time` (a trainer) or `checkpoint_training_time`."""
+
+    def __init__(self):
+        self.before_s, self._since = 0.0, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._since = time.monotonic()
+
+    def elapsed_s(self) -> float:
+        return self.before_s + (time.monotonic() - self._since if self._since is not None else 0.0)
+
+    def state_dict(self) -> dict:
+        return {"training_s": self.elapsed_s()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.before_s = float(state["training_s"])
+
+
+def training_time(trainer: L.Trainer) -> float:
+    """Seconds of training a `fit` run took, resumed attempts included."""
+    return next(c for c in trainer.callbacks if isinstance(c, TrainingClock)).elapsed_s()
+
+
+def checkpoint_training_time(checkpoints: Path) -> float:
+    """Seconds of training the checkpoint a rerun would resume from holds (0 with none, or one older than the
+    clock): what a resumed run adds its own time to."""
+    resume = resume_point(Path(checkpoints)) if Path(checkpoints).is_dir() else None
+    if resume is None:
+        return 0.0
+    state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True).get("callbacks", {})
+    return float(state.get(TrainingClock.__qualname__, {}).get("training_s", 0.0))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written beside their target, synced, then renamed over it: a kill or a full disk leaves
     the previous checkpoint whole. (Lightning's own save writes a temp file in the system temp folder and
@@ -245,6 +281,7 @@ def fit(module: WAMModule, loaders: dict, run_dir: Path, options: TrainOptions) 
         logger=loggers(run_dir, options),
         callbacks=[
             ModelCheckpoint(checkpoints, every_n_train_steps=options.checkpoint_every, save_last=True, save_top_k=1),
+            TrainingClock(),
             *([_progress()] if options.progress else []),
             *options.callbacks,
         ],

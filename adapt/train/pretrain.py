@@ -14,7 +14,7 @@ from adapt.errors import AdaptError
 from adapt.files import check_apart, check_output_path
 from adapt.model import ModelConfig, WorldModel, build_model, load_model, model_config, save_model
 from adapt.train.data import DataSource, make_loaders, open_sources, statistics
-from adapt.train.fit import check_options, fit, seed_run
+from adapt.train.fit import check_options, fit, seed_run, training_time
 from adapt.train.module import WAMModule
 from adapt.train.options import PRETRAINING, PretrainConfig, TrainOptions, run_settings
 from adapt.train.plots import plot_losses, plot_predictions, sample_windows
@@ -91,7 +91,13 @@ def pretrain(
         trainer = fit(module, loaders, out, options)
         if trainer.is_global_zero:
             save_model(model.cpu(), out / "model", overwrite=overwrite, half=c.half)
-            provenance.finish(record, out, out / "model", steps_reached=trainer.global_step)
+            provenance.finish(
+                record,
+                out,
+                out / "model",
+                steps_reached=trainer.global_step,
+                training_s=round(training_time(trainer), 1),
+            )
             write_plots(model, loaders, out)
     return out / "model"
 
