@@ -582,8 +582,8 @@ def pooled_table(results: list[dict], adaptation: dict) -> list[str]:
         if len(runs) < 2 or not by_peer:
             continue
         task = task_of(rows[0])
-        ours = _pool([adaptation[v] for v in runs], task)
-        peers = {name: _pool(peer, task) for name, peer in by_peer.items()}
+        ours = pooled_success([adaptation[v] for v in runs], task)
+        peers = {name: pooled_success(peer, task) for name, peer in by_peer.items()}
         best = max(peers, key=lambda name: peers[name][0])
         margin = newcombe_difference(ours[0], ours[2], peers[best][0], peers[best][2])
         if not lines:
@@ -594,13 +594,13 @@ def pooled_table(results: list[dict], adaptation: dict) -> list[str]:
                 "|---|---|---|---|---|",
             ]
         lines.append(
-            f"| {condition} | {len(runs)} | {_pooled_text(ours)} | {best}: {_pooled_text(peers[best])}"
+            f"| {condition} | {len(runs)} | {pooled_text(ours)} | {best}: {pooled_text(peers[best])}"
             f" | {margin[0]:+.2f} ({margin[1]:+.2f} to {margin[2]:+.2f}) |"
         )
     return [*lines, ""] if lines else []
 
 
-def _pool(runs: list[dict], task: str) -> tuple[float, str, tuple[float, float]]:
+def pooled_success(runs: list[dict], task: str) -> tuple[float, str, tuple[float, float]]:
     """The success rate of every run's episodes together, `k/n`, and its Wilson interval."""
     from adapt.evaluate import wilson_interval
 
@@ -609,7 +609,7 @@ def _pool(runs: list[dict], task: str) -> tuple[float, str, tuple[float, float]]
     return successes / episodes, f"{successes}/{episodes}", wilson_interval(successes, episodes)
 
 
-def _pooled_text(pooled: tuple[float, str, tuple[float, float]]) -> str:
+def pooled_text(pooled: tuple[float, str, tuple[float, float]]) -> str:
     rate, count, (low, high) = pooled
     return f"{count} = {rate:.2f} ({low:.2f}-{high:.2f})"
 

@@ -8,6 +8,7 @@ reproduces it. Run it after a benchmark has written its JSON:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import adaptation
@@ -128,6 +129,7 @@ def bimanual_table() -> str:
     margins = []
     for r in report["results"]:
         method, data = r["name"].split("/", 1)
+        data = re.sub(r"-seed(\d+)$", r", training seed \1", data)
         task = r["tasks"][0]
         policy = "the same architecture from scratch" if method == "scratch" else "adapt, heads seeded per arm"
         lines.append(
@@ -151,6 +153,7 @@ def bimanual_table() -> str:
             margins.append((data, f"LeRobot {peer['peer'].upper()}", _difference(over_peer)))
     if margins:
         lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]
+    lines += _pooled_adapters(report)
     settings = report["settings"]
     names = [r["name"] for r in adaptation.bimanual_conditions(settings["minutes"], settings["steps"])]
     missing = [f"`{name}`" for name in names if name not in {r["name"] for r in report["results"]}]
@@ -163,6 +166,28 @@ def bimanual_table() -> str:
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)}."]
     return "\n".join(lines)
+
+
+def _pooled_adapters(report: dict) -> list[str]:
+    """Lines for each adapter condition trained from more than one seed: every run's episodes together (Wilson;
+    the runs see the same scenes, so pooling averages out the training run's luck) and minus scratch (Newcombe)."""
+    episodes = report["settings"]["episodes"]
+    by_condition: dict[str, list[dict]] = {}
+    for r in report["results"]:
+        if r["recipe"] != "scratch":
+            by_condition.setdefault(peers.SEED.sub("", r["name"]), []).append(r | {"episodes": episodes})
+    lines = []
+    for condition, runs in by_condition.items():
+        if len(runs) < 2:
+            continue
+        task = runs[0]["tasks"][0]
+        pooled = peers.pooled_success(runs, task)
+        data = condition.split("/", 1)[1]
+        line = f"Adapter pooled over its {len(runs)} training runs on {data}: {peers.pooled_text(pooled)}"
+        pooled_row = runs[0] | {task: {"success_rate": pooled[0], "success_ci95": list(pooled[2])}}
+        over_scratch = adaptation.margin_over_scratch(pooled_row, report["results"])
+        lines.append(line + (f"; minus scratch {_difference(over_scratch)}." if over_scratch else "."))
+    return ["", *lines] if lines else []
 
 
 def _difference(margin: tuple[float, float, float]) -> str:
