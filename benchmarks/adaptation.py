@@ -67,7 +67,7 @@ import json
 import time
 from pathlib import Path
 
-from report import machine, newcombe_difference, write_report
+from report import machine, success_difference, write_report
 
 from adapt.data import LeRobotDataset
 from adapt.evaluate import evaluate_open_loop
@@ -517,10 +517,7 @@ def margin_over_scratch(row: dict, results: list[dict]) -> tuple[float, float, f
     if scratch is None or row["recipe"] == "scratch":
         return None
     task = row["tasks"][0]
-    ours, theirs = row[task], scratch[task]
-    return newcombe_difference(
-        ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
-    )
+    return success_difference(row[task], scratch[task])
 
 
 def table(results: list[dict]) -> str:

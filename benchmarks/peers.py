@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from adaptation import RESULTS, dataset
-from report import machine, newcombe_difference, write_report
+from report import machine, newcombe_difference, success_difference, write_report
 
 from adapt.embodiment import load_embodiment
 from adapt.errors import AdaptError
@@ -540,8 +540,7 @@ def table(results: list[dict], adaptation: dict, measured: dict, cores: int = 2)
         ours, peers = adaptation[versus], [r for r in results if r["versus"] == versus]
         task = task_of(peers[0])
         best = max(peers, key=lambda r: r[task]["success_rate"])
-        a, b = ours[task], best[task]
-        margin = newcombe_difference(a["success_rate"], a["success_ci95"], b["success_rate"], b["success_ci95"])
+        margin = success_difference(ours[task], best[task])
         ours = ours | measured.get(versus, {})
         robot = peers[0].get("robot", TARGET)  # rows measured before rows named their robot were UR5e rows
         adapt = (f"adapt `{versus}`", ours, ours["steps"], ours.get("parameters", 0))

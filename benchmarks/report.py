@@ -54,6 +54,14 @@ def newcombe_difference(
     return difference, low, high
 
 
+def success_difference(ours: dict, theirs: dict) -> tuple[float, float, float]:
+    """One task's success rate minus another policy's on it (results with `success_rate` and `success_ci95`), with
+    Newcombe's 95 % interval."""
+    return newcombe_difference(
+        ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
+    )
+
+
 def write_report(path: Path, report: dict) -> None:
     """Write `report` as JSON atomically (temp file + rename), with the load average at the end."""
     report["machine"]["load_average_after"] = os.getloadavg()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import adaptation
 import peers
-from report import newcombe_difference
+from report import success_difference
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,10 +146,7 @@ def bimanual_table() -> str:
                 f"| {task}: {data} | {name} | {_rate(peer[task])} | {_progress(peer[task])}"
                 f" | {peer['train_wall_s'] / 60:.0f} |"
             )
-            ours, theirs = r[task], peer[task]
-            over_peer = newcombe_difference(
-                ours["success_rate"], ours["success_ci95"], theirs["success_rate"], theirs["success_ci95"]
-            )
+            over_peer = success_difference(r[task], peer[task])
             margins.append((data, f"LeRobot {peer['peer'].upper()}", _difference(over_peer)))
     if margins:
         lines += ["", *(f"Adapter minus {who} on {data}: {margin}." for data, who, margin in margins)]

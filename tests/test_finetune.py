@@ -413,7 +413,6 @@ import os, signal, sys
 import lightning as L
 import adapt.train.fit as fit
 from adapt.train.finetune import finetune
-from adapt.train.fit import checkpoint_training_time
 from adapt.train.options import TrainOptions
 
 base, data, run, where, step = sys.argv[1:6]
